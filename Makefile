@@ -1,0 +1,58 @@
+# Two commands for a newcomer: `make demo` and `make test`. Both set themselves up.
+SHELL := /bin/bash
+VENV ?= .venv
+PY := $(VENV)/bin/python
+UV_VERSION := 0.13.9
+export JSII_SILENCE_WARNING_DEPRECATED_NODE_VERSION := 1
+export PYTHONDONTWRITEBYTECODE := 1
+
+.PHONY: setup demo test lint typecheck unit integration infra e2e layer synth schemas bench clean local-up
+
+setup: $(VENV)/.installed node_modules/.installed
+
+$(VENV)/.installed: pyproject.toml constraints.txt
+	test -x $(PY) || python3 -m venv $(VENV)
+	$(PY) -m pip install -q uv==$(UV_VERSION)
+	$(VENV)/bin/uv pip install -q -p $(PY) -c constraints.txt -e '.[local,cdk,dev]'
+	touch $@
+
+node_modules/.installed: package.json package-lock.json
+	npm ci --no-audit --no-fund --loglevel=error
+	touch $@
+
+# The Lambda layer: arm64 wheels for the Lambda runtime, no Docker.
+layer: build/layer/.built
+build/layer/.built: $(VENV)/.installed constraints.txt $(shell find layers/modelops/modelops -name '*.py' 2>/dev/null)
+	$(PY) scripts/build_layer.py
+	touch $@
+
+demo: setup
+	$(PY) -m modelops_cli.demo
+
+lint: setup
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
+
+typecheck: setup
+	$(VENV)/bin/mypy
+
+schemas: setup
+	$(PY) scripts/generate_schemas.py
+
+synth: setup layer
+	npx cdk synth --quiet
+
+test: setup layer lint typecheck
+	$(VENV)/bin/pytest
+
+unit: setup
+	$(VENV)/bin/pytest tests/unit
+
+bench: setup
+	$(PY) -m bench.run
+
+local-up: setup
+	$(VENV)/bin/modelops local up
+
+clean:
+	rm -rf build cdk.out .pytest_cache .mypy_cache .ruff_cache

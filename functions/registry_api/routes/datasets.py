@@ -1,0 +1,62 @@
+"""POST /dataset/register, GET /dataset, GET /dataset/{id}, GET /dataset/{id}/lineage."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from aws_lambda_powertools import Metrics
+from aws_lambda_powertools.event_handler import Response
+from aws_lambda_powertools.event_handler.api_gateway import Router
+from aws_lambda_powertools.event_handler.openapi.params import Query
+from aws_lambda_powertools.metrics import MetricUnit
+
+from modelops import wiring
+from modelops.api import ERROR_RESPONSES, JSON, principal
+from modelops.contracts.registry import (
+    DatasetList,
+    DatasetResponse,
+    LineageGraph,
+    RegisterDatasetRequest,
+)
+from modelops.domain.entities import Dataset
+
+router = Router()
+metrics = Metrics()
+
+
+@router.post(
+    "/dataset/register",
+    summary="Register a dataset version with lineage, licence and PII flags (idempotent).",
+    responses={201: {"description": "Registered."}, **ERROR_RESPONSES},
+    tags=["datasets"],
+)
+def register_dataset(request: RegisterDatasetRequest) -> Response[DatasetResponse]:
+    result = wiring.registry_service().register_dataset(request, principal(router))
+    if result.created:
+        metrics.add_metric(name="DatasetsRegistered", unit=MetricUnit.Count, value=1)
+    return Response(status_code=201 if result.created else 200, content_type=JSON, body=result)
+
+
+@router.get("/dataset", summary="List dataset versions.", responses=ERROR_RESPONSES, tags=["datasets"])
+def list_datasets(
+    name: Annotated[str | None, Query(max_length=128)] = None,
+    limit: Annotated[int, Query(ge=1, le=100)] = 20,
+    nextToken: Annotated[str | None, Query(max_length=2048)] = None,  # noqa: N803
+) -> DatasetList:
+    return wiring.registry_service().list_datasets(name, limit, nextToken)
+
+
+@router.get("/dataset/<dataset_id>", summary="One dataset version.", responses=ERROR_RESPONSES, tags=["datasets"])
+def get_dataset(dataset_id: str) -> Dataset:
+    return wiring.registry_service().get_dataset(dataset_id)
+
+
+@router.get(
+    "/dataset/<dataset_id>/lineage",
+    summary="All ancestors of a dataset (sources and upstream datasets).",
+    responses=ERROR_RESPONSES,
+    tags=["lineage"],
+)
+def dataset_lineage(dataset_id: str) -> LineageGraph:
+    wiring.registry_service().get_dataset(dataset_id)
+    return wiring.lineage_service().ancestors(dataset_id)

@@ -1,0 +1,82 @@
+"""POST /models/register, GET /models, GET /models/{id}, lineage and OpenLineage export."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from aws_lambda_powertools import Metrics
+from aws_lambda_powertools.event_handler import Response
+from aws_lambda_powertools.event_handler.api_gateway import Router
+from aws_lambda_powertools.event_handler.openapi.params import Query
+from aws_lambda_powertools.metrics import MetricUnit
+
+from modelops import wiring
+from modelops.api import ERROR_RESPONSES, JSON, principal
+from modelops.contracts.registry import (
+    LineageGraph,
+    ModelDetail,
+    ModelList,
+    ModelResponse,
+    OpenLineageExport,
+    RegisterModelRequest,
+)
+from modelops.domain.entities import ModelStatus
+
+router = Router()
+metrics = Metrics()
+
+
+@router.post(
+    "/models/register",
+    summary="Register a model version with lineage and metrics (idempotent; versions immutable).",
+    responses={201: {"description": "Registered."}, **ERROR_RESPONSES},
+    tags=["models"],
+)
+def register_model(request: RegisterModelRequest) -> Response[ModelResponse]:
+    result = wiring.registry_service().register_model(request, principal(router))
+    if result.created:
+        metrics.add_metric(name="ModelsRegistered", unit=MetricUnit.Count, value=1)
+    return Response(status_code=201 if result.created else 200, content_type=JSON, body=result)
+
+
+@router.get("/models", summary="List and filter model versions.", responses=ERROR_RESPONSES, tags=["models"])
+def list_models(
+    family: Annotated[str | None, Query(max_length=128)] = None,
+    status: Annotated[ModelStatus | None, Query()] = None,
+    limit: Annotated[int, Query(ge=1, le=100)] = 20,
+    nextToken: Annotated[str | None, Query(max_length=2048)] = None,  # noqa: N803
+) -> ModelList:
+    return wiring.registry_service().list_models(family, status, limit, nextToken)
+
+
+@router.get(
+    "/models/<model_id>",
+    summary="A model version with its full lineage graph.",
+    responses=ERROR_RESPONSES,
+    tags=["models"],
+)
+def get_model(model_id: str) -> ModelDetail:
+    model = wiring.registry_service().get_model(model_id)
+    return ModelDetail(model=model, lineage=wiring.lineage_service().ancestors(model_id))
+
+
+@router.get(
+    "/models/<model_id>/lineage",
+    summary="All ancestors of a model: datasets, parent models and their sources.",
+    responses=ERROR_RESPONSES,
+    tags=["lineage"],
+)
+def model_lineage(model_id: str) -> LineageGraph:
+    wiring.registry_service().get_model(model_id)
+    return wiring.lineage_service().ancestors(model_id)
+
+
+@router.get(
+    "/models/<model_id>/lineage/openlineage",
+    summary="The model's lineage as OpenLineage RunEvents with digest, licence and PII facets.",
+    responses=ERROR_RESPONSES,
+    tags=["lineage"],
+)
+def model_openlineage(model_id: str) -> OpenLineageExport:
+    wiring.registry_service().get_model(model_id)
+    return wiring.lineage_service().openlineage(model_id)

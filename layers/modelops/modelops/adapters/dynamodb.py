@@ -1,0 +1,298 @@
+"""The registry in DynamoDB (PynamoDB), single-table with an overloaded GSI.
+
+Items (pk / sk):
+  UPLOAD#<id> / UPLOAD               upload session
+  ARTIFACT#<id> / ARTIFACT           artifact manifest
+  DATASET#<id> / DATASET             dataset record      gsi1: DATASETS / <name>#<version>
+  DSNAME#<name> / V#<version>        version slot (allocation by conditional put)
+  MODEL#<id> / MODEL                 model version       gsi1: MODELS / <family>#<semver key>
+  NODE#<id> / NODE                   lineage vertex with its adjacency list (parents)
+  EDGE#<child> / <parent>            lineage edge        gsi1: USEDBY#<parent> / <child>
+
+Every multi-item write is one TransactWriteItems call with conditions, so a failure leaves
+nothing half-written and concurrent writers of the same key cannot both win.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import json
+from collections.abc import Sequence
+from typing import Any, TypeVar
+
+from pydantic import BaseModel
+from pynamodb.attributes import UnicodeAttribute
+from pynamodb.connection import Connection
+from pynamodb.exceptions import TransactWriteError
+from pynamodb.indexes import AllProjection, GlobalSecondaryIndex
+from pynamodb.models import Model
+from pynamodb.transactions import TransactWrite
+
+from modelops import platform
+from modelops.domain.entities import (
+    Artifact,
+    Dataset,
+    LineageNode,
+    ModelStatus,
+    ModelVersion,
+    UploadSession,
+    UploadStatus,
+    semver_sort_key,
+)
+from modelops.errors import ValidationFailed
+from modelops.ports import AlreadyExists, MissingReferences, Page, VersionTaken
+
+E = TypeVar("E", bound=BaseModel)
+_KEY = platform.REGISTRY_TABLE
+
+
+class Gsi1(GlobalSecondaryIndex["RegistryItem"]):
+    class Meta:
+        index_name = _KEY.indexes[0].name
+        projection = AllProjection()
+
+    gsi1pk = UnicodeAttribute(hash_key=True)
+    gsi1sk = UnicodeAttribute(range_key=True)
+
+
+class RegistryItem(Model):
+    """One item of the registry table; ``doc`` holds the entity as JSON."""
+
+    class Meta:
+        table_name = "unset"  # bound by RegistryTable.__init__ from configuration
+        region = "us-east-1"
+        max_retry_attempts = 4
+
+    pk = UnicodeAttribute(hash_key=True)
+    sk = UnicodeAttribute(range_key=True)
+    gsi1pk = UnicodeAttribute(null=True)
+    gsi1sk = UnicodeAttribute(null=True)
+    kind = UnicodeAttribute()
+    status = UnicodeAttribute(null=True)
+    doc = UnicodeAttribute(null=True)
+    gsi1 = Gsi1()
+
+
+def _item(pk: str, sk: str, kind: str, entity: BaseModel | None = None, **extra: Any) -> RegistryItem:
+    doc = entity.model_dump_json() if entity is not None else None
+    return RegistryItem(pk=pk, sk=sk, kind=kind, doc=doc, **extra)
+
+
+def _entity(item: RegistryItem | None, cls: type[E]) -> E | None:
+    if item is None or item.doc is None:
+        return None
+    return cls.model_validate_json(item.doc)
+
+
+def _node_key(node_id: str) -> tuple[str, str]:
+    return f"NODE#{node_id}", "NODE"
+
+
+def _encode_token(key: dict[str, Any] | None) -> str | None:
+    if not key:
+        return None
+    return base64.urlsafe_b64encode(json.dumps(key, sort_keys=True).encode()).decode()
+
+
+def _decode_token(token: str | None, expected_index_value: str) -> dict[str, Any] | None:
+    if token is None:
+        return None
+    try:
+        key = json.loads(base64.urlsafe_b64decode(token.encode()))
+        if key["gsi1pk"]["S"] != expected_index_value or set(key) != {"pk", "sk", "gsi1pk", "gsi1sk"}:
+            raise ValueError("token belongs to another listing")
+        return dict(key)
+    except (ValueError, KeyError, TypeError, binascii.Error) as exc:
+        raise ValidationFailed(
+            "nextToken is not a token this listing returned",
+            details=[{"field": "nextToken", "message": str(exc)}],
+        ) from exc
+
+
+class RegistryTable:
+    """``RegistryRepository`` over DynamoDB."""
+
+    def __init__(self, table_name: str, region: str) -> None:
+        RegistryItem.Meta.table_name = table_name
+        RegistryItem.Meta.region = region
+        self._connection = Connection(region=region)
+
+    # --- uploads and artifacts ---------------------------------------------------------
+
+    def create_upload(self, session: UploadSession) -> None:
+        item = _item(f"UPLOAD#{session.uploadId}", "UPLOAD", "upload", session, status=session.status.value)
+        self._put_new(item)
+
+    def get_upload(self, upload_id: str) -> UploadSession | None:
+        return _entity(self._get(f"UPLOAD#{upload_id}", "UPLOAD"), UploadSession)
+
+    def finish_upload(self, session: UploadSession) -> None:
+        item = _item(f"UPLOAD#{session.uploadId}", "UPLOAD", "upload", session, status=session.status.value)
+        try:
+            item.save(condition=RegistryItem.status == UploadStatus.OPEN.value)
+        except Exception as exc:
+            if _conditional_failure(exc):
+                raise AlreadyExists(session.uploadId) from exc
+            raise
+
+    def create_artifact(self, artifact: Artifact) -> None:
+        self._put_new(_item(f"ARTIFACT#{artifact.artifactId}", "ARTIFACT", "artifact", artifact))
+
+    def get_artifact(self, artifact_id: str) -> Artifact | None:
+        return _entity(self._get(f"ARTIFACT#{artifact_id}", "ARTIFACT"), Artifact)
+
+    # --- datasets ----------------------------------------------------------------------
+
+    def latest_dataset_version(self, name: str) -> int:
+        for item in RegistryItem.query(
+            f"DSNAME#{name}", scan_index_forward=False, limit=1, consistent_read=True
+        ):
+            return int(item.sk.removeprefix("V#"))
+        return 0
+
+    def create_dataset(
+        self, dataset: Dataset, node: LineageNode, sources: Sequence[LineageNode]
+    ) -> None:
+        record = _item(
+            f"DATASET#{dataset.datasetId}",
+            "DATASET",
+            "dataset",
+            dataset,
+            gsi1pk="DATASETS",
+            gsi1sk=f"{dataset.name}#{dataset.version:08d}",
+        )
+        slot = _item(f"DSNAME#{dataset.name}", f"V#{dataset.version:08d}", "dataset-version")
+        slot.doc = json.dumps({"datasetId": dataset.datasetId})
+        source_items = [_item(*_node_key(s.nodeId), "node", s) for s in sources]
+        self._create_with_lineage([record, slot], node, source_items, dataset.datasetId)
+
+    def get_dataset(self, dataset_id: str) -> Dataset | None:
+        return _entity(self._get(f"DATASET#{dataset_id}", "DATASET"), Dataset)
+
+    def list_datasets(self, name: str | None, limit: int, token: str | None) -> Page[Dataset]:
+        prefix = f"{name}#" if name else None
+        return self._list("DATASETS", prefix, None, limit, token, Dataset)
+
+    # --- models ------------------------------------------------------------------------
+
+    def create_model(self, model: ModelVersion, node: LineageNode) -> None:
+        record = _item(
+            f"MODEL#{model.modelId}",
+            "MODEL",
+            "model",
+            model,
+            status=model.status.value,
+            gsi1pk="MODELS",
+            gsi1sk=f"{model.family}#{semver_sort_key(model.version)}#{model.version}",
+        )
+        self._create_with_lineage([record], node, [], model.modelId)
+
+    def get_model(self, model_id: str) -> ModelVersion | None:
+        return _entity(self._get(f"MODEL#{model_id}", "MODEL"), ModelVersion)
+
+    def list_models(
+        self, family: str | None, status: ModelStatus | None, limit: int, token: str | None
+    ) -> Page[ModelVersion]:
+        prefix = f"{family}#" if family else None
+        status_value = status.value if status else None
+        return self._list("MODELS", prefix, status_value, limit, token, ModelVersion)
+
+    # --- lineage -----------------------------------------------------------------------
+
+    def get_nodes(self, node_ids: Sequence[str]) -> dict[str, LineageNode]:
+        found: dict[str, LineageNode] = {}
+        for item in RegistryItem.batch_get([_node_key(n) for n in node_ids], consistent_read=True):
+            node = _entity(item, LineageNode)
+            if node is not None:
+                found[node.nodeId] = node
+        return found
+
+    def children_of(self, node_id: str, limit: int) -> list[str]:
+        return [
+            item.gsi1sk or ""
+            for item in RegistryItem.gsi1.query(f"USEDBY#{node_id}", limit=limit)
+        ]
+
+    # --- internals ---------------------------------------------------------------------
+
+    def _get(self, pk: str, sk: str) -> RegistryItem | None:
+        try:
+            return RegistryItem.get(pk, sk, consistent_read=True)
+        except RegistryItem.DoesNotExist:
+            return None
+
+    def _put_new(self, item: RegistryItem) -> None:
+        try:
+            item.save(condition=RegistryItem.pk.does_not_exist())
+        except Exception as exc:
+            if _conditional_failure(exc):
+                raise AlreadyExists(item.pk) from exc
+            raise
+
+    def _create_with_lineage(
+        self,
+        records: list[RegistryItem],
+        node: LineageNode,
+        extra_nodes: list[RegistryItem],
+        entity_id: str,
+    ) -> None:
+        """Put records, the lineage node and edges; check that every parent exists."""
+        new_nodes = {item.pk for item in extra_nodes}
+        edges = [
+            _item(f"EDGE#{node.nodeId}", parent, "edge", gsi1pk=f"USEDBY#{parent}", gsi1sk=node.nodeId)
+            for parent in node.parents
+        ]
+        checked_parents = [p for p in node.parents if _node_key(p)[0] not in new_nodes]
+        node_item = _item(*_node_key(node.nodeId), "node", node)
+        try:
+            with TransactWrite(connection=self._connection) as tx:
+                for record in records:
+                    tx.save(record, condition=RegistryItem.pk.does_not_exist())
+                tx.save(node_item, condition=RegistryItem.pk.does_not_exist())
+                for edge in edges:
+                    tx.save(edge)
+                for source in extra_nodes:
+                    tx.save(source)  # external source nodes are immutable labels: put is safe
+                for parent in checked_parents:
+                    tx.condition_check(
+                        RegistryItem, *_node_key(parent), condition=RegistryItem.pk.exists()
+                    )
+        except TransactWriteError as exc:
+            reasons = [r.code if r else None for r in exc.cancellation_reasons]
+            failed = {i for i, code in enumerate(reasons) if code == "ConditionalCheckFailed"}
+            first_check = len(records) + 1 + len(edges) + len(extra_nodes)
+            missing = [p for i, p in enumerate(checked_parents) if first_check + i in failed]
+            if missing:
+                raise MissingReferences(missing) from exc
+            if 0 in failed or len(records) in failed:
+                raise AlreadyExists(entity_id) from exc
+            if failed:
+                raise VersionTaken(entity_id) from exc
+            raise
+
+    def _list(
+        self,
+        index_value: str,
+        prefix: str | None,
+        status: str | None,
+        limit: int,
+        token: str | None,
+        cls: type[E],
+    ) -> Page[E]:
+        condition = RegistryItem.gsi1sk.startswith(prefix) if prefix else None
+        filter_condition = RegistryItem.status == status if status else None
+        results = RegistryItem.gsi1.query(
+            index_value,
+            range_key_condition=condition,
+            filter_condition=filter_condition,
+            limit=limit,
+            last_evaluated_key=_decode_token(token, index_value),
+        )
+        items = [e for e in (_entity(i, cls) for i in results) if e is not None]
+        return Page(items, _encode_token(results.last_evaluated_key))
+
+
+def _conditional_failure(exc: Exception) -> bool:
+    cause = getattr(exc, "cause_response_code", None)
+    return cause == "ConditionalCheckFailedException"

@@ -1,0 +1,94 @@
+"""``BlobStore`` over S3 (boto3)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from botocore.exceptions import ClientError
+
+from modelops.domain.digests import sha256_stream
+
+_MISSING = {"404", "NoSuchKey", "NotFound"}
+
+
+class S3BlobStore:
+    def __init__(self, client: Any, bucket: str) -> None:
+        self._s3 = client
+        self._bucket = bucket
+
+    def presign_put(self, key: str, expires_s: int) -> str:
+        return str(
+            self._s3.generate_presigned_url(
+                "put_object", Params={"Bucket": self._bucket, "Key": key}, ExpiresIn=expires_s
+            )
+        )
+
+    def start_multipart(self, key: str) -> str:
+        return str(self._s3.create_multipart_upload(Bucket=self._bucket, Key=key)["UploadId"])
+
+    def presign_part(self, key: str, upload_id: str, part_number: int, expires_s: int) -> str:
+        return str(
+            self._s3.generate_presigned_url(
+                "upload_part",
+                Params={
+                    "Bucket": self._bucket,
+                    "Key": key,
+                    "UploadId": upload_id,
+                    "PartNumber": part_number,
+                },
+                ExpiresIn=expires_s,
+            )
+        )
+
+    def complete_multipart(self, key: str, upload_id: str, parts: list[tuple[int, str]]) -> None:
+        try:
+            self._s3.complete_multipart_upload(
+                Bucket=self._bucket,
+                Key=key,
+                UploadId=upload_id,
+                MultipartUpload={"Parts": [{"PartNumber": n, "ETag": etag} for n, etag in parts]},
+            )
+        except ClientError as exc:
+            code = exc.response.get("Error", {}).get("Code", "")
+            if code in {"InvalidPart", "InvalidPartOrder", "EntityTooSmall", "NoSuchUpload"}:
+                raise ValueError(f"{code}: {exc.response['Error'].get('Message', '')}") from exc
+            raise
+
+    def sha256_of(self, key: str) -> tuple[str, int] | None:
+        try:
+            response = self._s3.get_object(Bucket=self._bucket, Key=key)
+        except ClientError as exc:
+            if exc.response.get("Error", {}).get("Code") in _MISSING:
+                return None
+            raise
+        with response["Body"] as body:
+            return sha256_stream(body)
+
+    def exists(self, key: str) -> bool:
+        try:
+            self._s3.head_object(Bucket=self._bucket, Key=key)
+        except ClientError as exc:
+            if exc.response.get("Error", {}).get("Code") in _MISSING:
+                return False
+            raise
+        return True
+
+    def copy(self, source_key: str, target_key: str) -> None:
+        # Managed copy: server-side, multipart for objects above 5 GB.
+        self._s3.copy({"Bucket": self._bucket, "Key": source_key}, self._bucket, target_key)
+
+    def delete(self, key: str) -> None:
+        self._s3.delete_object(Bucket=self._bucket, Key=key)
+
+    def presign_get(self, key: str, expires_s: int, filename: str) -> str:
+        return str(
+            self._s3.generate_presigned_url(
+                "get_object",
+                Params={
+                    "Bucket": self._bucket,
+                    "Key": key,
+                    "ResponseContentDisposition": f'attachment; filename="{filename}"',
+                },
+                ExpiresIn=expires_s,
+            )
+        )

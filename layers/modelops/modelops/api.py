@@ -1,0 +1,173 @@
+"""What every REST function shares: the resolver, error mapping, the caller's principal,
+correlation ids and Idempotency-Key handling. Routes stay thin: parse, call one service
+method, return a contract."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable
+from functools import cache
+from typing import Any
+
+from aws_lambda_powertools import Logger
+from aws_lambda_powertools.event_handler import APIGatewayRestResolver, Response
+from aws_lambda_powertools.event_handler.api_gateway import BaseRouter
+from aws_lambda_powertools.event_handler.openapi.exceptions import RequestValidationError
+from aws_lambda_powertools.utilities.typing import LambdaContext
+
+from modelops import wiring
+from modelops.config import settings
+from modelops.contracts.registry import ErrorResponse
+from modelops.errors import (
+    Forbidden,
+    IdempotencyKeyReused,
+    ModelOpsError,
+    NotFound,
+    RequestInProgress,
+    ValidationFailed,
+)
+
+JSON = "application/json"
+IDEMPOTENCY_KEY = re.compile(r"^[\x21-\x7e]{1,255}$")
+ERROR_RESPONSES: dict[int | str, Any] = {
+    status: {"description": description, "content": {JSON: {"schema": {"$ref": "#/components/schemas/ErrorResponse"}}}}
+    for status, description in (
+        (400, "The request is invalid; the error names the field."),
+        (403, "The caller may not do this."),
+        (404, "No such resource."),
+        (409, "Conflicts with what is stored."),
+        (422, "A reference or digest does not check out."),
+    )
+}
+
+
+def error_response(error: ModelOpsError) -> Response[ErrorResponse]:
+    return Response(status_code=error.status, content_type=JSON, body=error.to_body())
+
+
+def build_resolver(logger: Logger) -> APIGatewayRestResolver:
+    app = APIGatewayRestResolver(enable_validation=True)
+
+    @app.exception_handler(ModelOpsError)
+    def _typed(error: ModelOpsError) -> Response[ErrorResponse]:
+        logger.info("request rejected", extra={"code": error.code, "status": error.status})
+        return error_response(error)
+
+    @app.exception_handler(RequestValidationError)
+    def _invalid(error: RequestValidationError) -> Response[ErrorResponse]:
+        details = [
+            {
+                "field": ".".join(str(part) for part in e.get("loc", ()) if part != "body"),
+                "message": e.get("msg", "invalid"),
+            }
+            for e in error.errors()
+        ]
+        fields = ", ".join(d["field"] or "body" for d in details[:5])
+        return error_response(ValidationFailed(f"invalid request: check {fields}", details=details))
+
+    @app.not_found
+    def _no_route(_: Exception) -> Response[ErrorResponse]:
+        event = app.current_event
+        return error_response(NotFound(f"no route for {event.http_method} {event.path}"))
+
+    @app.exception_handler(Exception)
+    def _unexpected(error: Exception) -> Response[ErrorResponse]:
+        logger.exception("unhandled error")
+        body = {"error": {"code": "INTERNAL", "message": "internal error; retry, or report the correlation id"}}
+        return Response(status_code=500, content_type=JSON, body=body)
+
+    return app
+
+
+def principal(router: BaseRouter) -> str:
+    """The caller's IAM principal ARN, as API Gateway's IAM authorizer established it."""
+    arn = router.current_event.request_context.identity.user_arn
+    if not arn:
+        raise Forbidden("the request carries no IAM principal")
+    return str(arn)
+
+
+class _ServerError(Exception):
+    """Raised inside the idempotent call so that a 5xx response is never cached."""
+
+    def __init__(self, response: dict[str, Any]) -> None:
+        super().__init__("server error")
+        self.response = response
+
+
+@cache
+def _idempotent(app: APIGatewayRestResolver) -> Callable[..., dict[str, Any]]:
+    from aws_lambda_powertools.utilities.idempotency import IdempotencyConfig, idempotent_function
+
+    config = IdempotencyConfig(
+        event_key_jmespath="key",
+        payload_validation_jmespath="body",
+        expires_after_seconds=settings().idempotency_ttl_seconds,
+    )
+
+    @idempotent_function(
+        data_keyword_argument="request",
+        persistence_store=wiring.idempotency_store(),
+        config=config,
+    )
+    def resolve(request: dict[str, Any], event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
+        response = app.resolve(event, context)
+        if int(response["statusCode"]) >= 500:
+            raise _ServerError(response)
+        return response
+
+    return resolve
+
+
+def _replayed(app: APIGatewayRestResolver, event: dict[str, Any], context: LambdaContext, key: str) -> dict[str, Any]:
+    from aws_lambda_powertools.utilities.idempotency.exceptions import (
+        IdempotencyAlreadyInProgressError,
+        IdempotencyValidationError,
+    )
+
+    if not IDEMPOTENCY_KEY.match(key):
+        return _as_proxy(ValidationFailed("Idempotency-Key must be 1-255 printable ASCII characters"))
+    identity = (event.get("requestContext") or {}).get("identity") or {}
+    request = {
+        "key": [identity.get("userArn"), event.get("httpMethod"), event.get("path"), key],
+        "body": event.get("body"),
+    }
+    try:
+        return _idempotent(app)(request=request, event=event, context=context)
+    except _ServerError as error:
+        return error.response
+    except IdempotencyValidationError:
+        return _as_proxy(
+            IdempotencyKeyReused("this Idempotency-Key was used with a different request body")
+        )
+    except IdempotencyAlreadyInProgressError:
+        return _as_proxy(RequestInProgress("a request with this Idempotency-Key is in progress; retry later"))
+
+
+def _as_proxy(error: ModelOpsError) -> dict[str, Any]:
+    import json
+
+    return {
+        "statusCode": error.status,
+        "headers": {"Content-Type": JSON},
+        "body": json.dumps(error.to_body()),
+        "isBase64Encoded": False,
+    }
+
+
+def run_api(
+    app: APIGatewayRestResolver, logger: Logger, event: dict[str, Any], context: LambdaContext
+) -> dict[str, Any]:
+    """Resolve one API Gateway event: correlation id in, POST retries deduplicated."""
+    headers = {k.lower(): v for k, v in (event.get("headers") or {}).items()}
+    correlation_id = headers.get("x-correlation-id") or (event.get("requestContext") or {}).get(
+        "requestId", ""
+    )
+    logger.set_correlation_id(correlation_id)
+    key = headers.get("idempotency-key")
+    if event.get("httpMethod") == "POST" and key is not None:
+        response = _replayed(app, event, context, key)
+    else:
+        response = app.resolve(event, context)
+    response.setdefault("headers", {})["X-Correlation-Id"] = correlation_id
+    return response

@@ -1,0 +1,44 @@
+"""The only reader of ``os.environ``: the settings a function was deployed with."""
+
+from __future__ import annotations
+
+import os
+from functools import cache
+
+from pydantic import BaseModel, ConfigDict
+
+from modelops import platform
+
+
+class Settings(BaseModel):
+    model_config = ConfigDict(frozen=True)
+
+    region: str
+    registry_table: str | None = None
+    idempotency_table: str | None = None
+    artifact_bucket: str | None = None
+    # Files larger than this are uploaded in parts (S3 multipart).
+    multipart_threshold_bytes: int = 100 * 1024 * 1024
+    multipart_part_bytes: int = 64 * 1024 * 1024
+    presign_expiry_seconds: int = 3600
+    idempotency_ttl_seconds: int = 24 * 3600
+    # "virtual" in AWS; endpoints addressed by IP (the local cloud) need "path".
+    s3_addressing_style: str = "virtual"
+
+    def require(self, name: str) -> str:
+        value = getattr(self, name)
+        if not value:
+            raise RuntimeError(f"setting {name} is not configured for this function")
+        return str(value)
+
+
+@cache
+def settings() -> Settings:
+    env = os.environ
+    return Settings(
+        region=env.get("AWS_REGION") or env.get("AWS_DEFAULT_REGION") or "us-east-1",
+        registry_table=env.get(platform.REGISTRY_TABLE.env_var),
+        idempotency_table=env.get(platform.IDEMPOTENCY_TABLE.env_var),
+        artifact_bucket=env.get(platform.ARTIFACT_BUCKET.env_var),
+        s3_addressing_style=env.get("S3_ADDRESSING_STYLE", "virtual"),
+    )

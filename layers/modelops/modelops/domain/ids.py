@@ -1,0 +1,41 @@
+"""Identifiers. Registry ids are derived from natural keys or content, so a retried
+registration lands on the same id; their prefix names the entity kind."""
+
+from __future__ import annotations
+
+import hashlib
+import re
+
+ARTIFACT, DATASET, MODEL, SOURCE, UPLOAD = "art", "ds", "mdl", "src", "upl"
+ID_PATTERN = re.compile(r"^(art|ds|mdl|src|upl)-[0-9a-f]{24,32}$")
+
+
+def _derive(prefix: str, *parts: str, length: int = 24) -> str:
+    digest = hashlib.sha256("\x00".join(parts).encode()).hexdigest()
+    return f"{prefix}-{digest[:length]}"
+
+
+def artifact_id(manifest_digest: str) -> str:
+    return _derive(ARTIFACT, manifest_digest, length=32)
+
+
+def dataset_id(name: str, root_digest: str) -> str:
+    return _derive(DATASET, name, root_digest)
+
+
+def model_id(family: str, version: str) -> str:
+    return _derive(MODEL, family, version)
+
+
+def source_id(ref: str) -> str:
+    return _derive(SOURCE, ref)
+
+
+def upload_id(principal: str, client_token: str) -> str:
+    return _derive(UPLOAD, principal, client_token)
+
+
+def kind_of(entity_id: str) -> str:
+    if not ID_PATTERN.match(entity_id):
+        raise ValueError(f"not a registry id: {entity_id!r}")
+    return entity_id.split("-", 1)[0]

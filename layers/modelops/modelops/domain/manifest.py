@@ -1,0 +1,98 @@
+"""Artifact manifests: per-file SHA-256 digests, a root digest, and path rules."""
+
+from __future__ import annotations
+
+from pathlib import Path, PurePosixPath
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+
+from modelops.domain.digests import SHA256_HEX, canonical_digest, root_digest, sha256_file
+
+MAX_FILES = 1000
+MAX_FILE_BYTES = 5 * 1024**4  # S3's object size limit (5 TiB).
+
+
+def validate_relative_path(path: str) -> str:
+    """A manifest path: relative, POSIX, normalised, no parent references."""
+    if not path or len(path) > 1024:
+        raise ValueError("path must be 1-1024 characters")
+    if "\\" in path or "\x00" in path:
+        raise ValueError("path must use '/' separators and no NUL bytes")
+    pure = PurePosixPath(path)
+    if pure.is_absolute() or any(part in ("", ".", "..") for part in path.split("/")):
+        raise ValueError("path must be relative with no '.', '..' or empty segments")
+    if pure.parts[0].startswith(".git"):
+        raise ValueError("'.git*' paths are not part of an artifact")
+    return path
+
+
+class FileEntry(BaseModel):
+    model_config = ConfigDict(frozen=True)
+
+    path: str = Field(description="Relative POSIX path inside the artifact.")
+    size: int = Field(ge=0, le=MAX_FILE_BYTES, description="Size in bytes.")
+    sha256: str = Field(description="Lower-case hex SHA-256 of the file's bytes.")
+
+    @field_validator("path")
+    @classmethod
+    def _path(cls, value: str) -> str:
+        return validate_relative_path(value)
+
+    @field_validator("sha256")
+    @classmethod
+    def _digest(cls, value: str) -> str:
+        if not SHA256_HEX.match(value):
+            raise ValueError("sha256 must be 64 lower-case hex characters")
+        return value
+
+
+class Manifest(BaseModel):
+    """Files sorted by path; ``root_digest`` is the OpenSSF digest of digests."""
+
+    model_config = ConfigDict(frozen=True)
+
+    files: tuple[FileEntry, ...] = Field(min_length=1, max_length=MAX_FILES)
+
+    @model_validator(mode="after")
+    def _unique_sorted(self) -> Manifest:
+        paths = [f.path for f in self.files]
+        if len(set(paths)) != len(paths):
+            raise ValueError("file paths must be unique")
+        if paths != sorted(paths):
+            object.__setattr__(self, "files", tuple(sorted(self.files, key=lambda f: f.path)))
+        return self
+
+    @property
+    def root_digest(self) -> str:
+        return root_digest((f.path, f.sha256) for f in self.files)
+
+    @property
+    def total_size(self) -> int:
+        return sum(f.size for f in self.files)
+
+    @property
+    def manifest_digest(self) -> str:
+        """Digest of paths, sizes and digests together (the root digest ignores names)."""
+        return canonical_digest([f.model_dump() for f in self.files])
+
+    @classmethod
+    def of_directory(cls, directory: Path) -> Manifest:
+        """Hash every regular file below ``directory`` (symlinks refused, ``.git*`` skipped)."""
+        names = []
+        for path in sorted(directory.rglob("*")):
+            rel = path.relative_to(directory).as_posix()
+            if rel.split("/")[0].startswith(".git"):
+                continue
+            if path.is_symlink():
+                raise ValueError(f"symlinks are not allowed in an artifact: {rel}")
+            if path.is_file():
+                names.append(rel)
+        return cls.of_directory_files(directory, names)
+
+    @classmethod
+    def of_directory_files(cls, directory: Path, names: list[str]) -> Manifest:
+        entries = []
+        for rel in names:
+            digest, size = sha256_file(directory / rel)
+            entries.append(FileEntry(path=rel, size=size, sha256=digest))
+        return cls(files=tuple(entries))

@@ -1,0 +1,93 @@
+"""Typed errors. Each class carries one machine-readable code and one HTTP status.
+
+``ERROR_STATUS`` is the single code -> HTTP status table; handlers map errors with it and
+Step Functions match on the class names (``ErrorEquals``).
+"""
+
+from __future__ import annotations
+
+from typing import Any, ClassVar
+
+
+class ModelOpsError(Exception):
+    """Base of every error the platform reports to a caller."""
+
+    code: ClassVar[str] = "INTERNAL"
+    status: ClassVar[int] = 500
+
+    def __init__(self, message: str, *, details: list[dict[str, Any]] | None = None) -> None:
+        super().__init__(message)
+        self.message = message
+        self.details = details or []
+
+    def to_body(self) -> dict[str, Any]:
+        body: dict[str, Any] = {"code": self.code, "message": self.message}
+        if self.details:
+            body["details"] = self.details
+        return {"error": body}
+
+
+class ValidationFailed(ModelOpsError):
+    """The request is malformed or breaks a rule; the message says what to fix."""
+
+    code = "VALIDATION_FAILED"
+    status = 400
+
+
+class Forbidden(ModelOpsError):
+    code = "FORBIDDEN"
+    status = 403
+
+
+class NotFound(ModelOpsError):
+    code = "NOT_FOUND"
+    status = 404
+
+
+class Conflict(ModelOpsError):
+    """The write conflicts with what is stored (immutable record, concurrent writer)."""
+
+    code = "CONFLICT"
+    status = 409
+
+
+class UploadNotComplete(ModelOpsError):
+    code = "UPLOAD_NOT_COMPLETE"
+    status = 409
+
+
+class ReferenceNotFound(ModelOpsError):
+    """A referenced dataset, model or artifact does not exist."""
+
+    code = "REFERENCE_NOT_FOUND"
+    status = 422
+
+
+class DigestMismatch(ModelOpsError):
+    """Uploaded bytes do not hash to the SHA-256 the client declared."""
+
+    code = "DIGEST_MISMATCH"
+    status = 422
+
+
+class IdempotencyKeyReused(ModelOpsError):
+    code = "IDEMPOTENCY_KEY_REUSED"
+    status = 422
+
+
+class RequestInProgress(ModelOpsError):
+    code = "REQUEST_IN_PROGRESS"
+    status = 409
+
+
+def _all_error_classes() -> list[type[ModelOpsError]]:
+    seen: list[type[ModelOpsError]] = [ModelOpsError]
+    stack: list[type[ModelOpsError]] = [ModelOpsError]
+    while stack:
+        for sub in stack.pop().__subclasses__():
+            seen.append(sub)
+            stack.append(sub)
+    return seen
+
+
+ERROR_STATUS: dict[str, int] = {cls.code: cls.status for cls in _all_error_classes()}

@@ -1,0 +1,135 @@
+"""The one shared definition of the platform's resources.
+
+The CDK stacks (``stacks/``) and the local cloud (``localcloud/``) both build what is
+declared here: tables with their keys and indexes, buckets, and functions with the
+resources they may touch and the API routes they serve. Neither keeps a second list that
+could drift. Physical names are never written here: CloudFormation generates them in AWS,
+the local cloud derives them from the logical id, and both hand them to functions through
+the environment variables named here.
+
+Stdlib only: this module is imported by CDK code, by the local cloud and (cheaply) by
+handlers' configuration.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from enum import Enum
+
+
+class Access(str, Enum):
+    """What a function may do with a resource; CDK turns it into IAM grants."""
+
+    READ = "read"
+    READ_WRITE = "read_write"
+
+
+@dataclass(frozen=True)
+class IndexSpec:
+    name: str
+    partition_key: str
+    sort_key: str
+
+
+@dataclass(frozen=True)
+class TableSpec:
+    logical_id: str
+    env_var: str
+    partition_key: str
+    sort_key: str | None = None
+    indexes: tuple[IndexSpec, ...] = ()
+    ttl_attribute: str | None = None
+
+
+@dataclass(frozen=True)
+class BucketSpec:
+    logical_id: str
+    env_var: str
+    versioned: bool = True
+    # (key prefix, days): objects under the prefix expire; incomplete multipart uploads
+    # anywhere in the bucket are aborted after the shortest of these periods.
+    expirations: tuple[tuple[str, int], ...] = ()
+
+
+@dataclass(frozen=True)
+class FunctionSpec:
+    """A Lambda function. ``handler`` is relative to ``functions/`` (the code asset root)."""
+
+    name: str
+    handler: str
+    description: str
+    tables: dict[str, Access] = field(default_factory=dict)
+    buckets: dict[str, Access] = field(default_factory=dict)
+    # Top-level API path segments routed to this function ("models" -> /models, /models/...).
+    api_routes: tuple[str, ...] = ()
+    memory_mb: int = 512
+    timeout_s: int = 29
+
+
+REGISTRY_TABLE = TableSpec(
+    logical_id="RegistryTable",
+    env_var="REGISTRY_TABLE",
+    partition_key="pk",
+    sort_key="sk",
+    indexes=(IndexSpec(name="gsi1", partition_key="gsi1pk", sort_key="gsi1sk"),),
+)
+
+IDEMPOTENCY_TABLE = TableSpec(
+    logical_id="IdempotencyTable",
+    env_var="IDEMPOTENCY_TABLE",
+    partition_key="id",
+    ttl_attribute="expiration",
+)
+
+ARTIFACT_BUCKET = BucketSpec(
+    logical_id="ArtifactBucket",
+    env_var="ARTIFACT_BUCKET",
+    expirations=(("staging/", 1),),  # uploads are verified then copied to blobs/sha256/
+)
+
+TABLES: tuple[TableSpec, ...] = (REGISTRY_TABLE, IDEMPOTENCY_TABLE)
+BUCKETS: tuple[BucketSpec, ...] = (ARTIFACT_BUCKET,)
+
+REGISTRY_API = FunctionSpec(
+    name="registry-api",
+    handler="registry_api.handler.handler",
+    description="Artifacts, datasets, models and lineage: the registry's REST API.",
+    tables={
+        REGISTRY_TABLE.logical_id: Access.READ_WRITE,
+        IDEMPOTENCY_TABLE.logical_id: Access.READ_WRITE,
+    },
+    buckets={ARTIFACT_BUCKET.logical_id: Access.READ_WRITE},
+    api_routes=("artifact", "dataset", "models"),
+    memory_mb=1024,
+)
+
+FUNCTIONS: tuple[FunctionSpec, ...] = (REGISTRY_API,)
+
+# Shared by every function: Powertools settings. Resource variables are added per function.
+METRICS_NAMESPACE = "ILLUVRSE/ModelOps"
+
+
+def table(logical_id: str) -> TableSpec:
+    return next(t for t in TABLES if t.logical_id == logical_id)
+
+
+def bucket(logical_id: str) -> BucketSpec:
+    return next(b for b in BUCKETS if b.logical_id == logical_id)
+
+
+def function_environment(
+    fn: FunctionSpec, physical_names: dict[str, str]
+) -> dict[str, str]:
+    """Environment variables a function gets, given logical id -> physical name.
+
+    CDK passes CloudFormation tokens as physical names; the local cloud passes its own.
+    """
+    env = {
+        "POWERTOOLS_SERVICE_NAME": fn.name,
+        "POWERTOOLS_METRICS_NAMESPACE": METRICS_NAMESPACE,
+    }
+    for logical_id in fn.tables:
+        env[table(logical_id).env_var] = physical_names[logical_id]
+    for logical_id in fn.buckets:
+        env[bucket(logical_id).env_var] = physical_names[logical_id]
+    return env

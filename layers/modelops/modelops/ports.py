@@ -1,0 +1,105 @@
+"""Interfaces the services depend on. Adapters implement them; tests use fakes."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import datetime
+from typing import Generic, Protocol, TypeVar
+
+from modelops.domain.entities import (
+    Artifact,
+    Dataset,
+    LineageNode,
+    ModelStatus,
+    ModelVersion,
+    UploadSession,
+)
+
+
+class AlreadyExists(Exception):
+    """The item's key is taken (a conditional put failed)."""
+
+
+class VersionTaken(Exception):
+    """Another writer took the dataset version number first."""
+
+
+class MissingReferences(Exception):
+    def __init__(self, ids: Sequence[str]) -> None:
+        super().__init__(", ".join(ids))
+        self.ids = list(ids)
+
+
+T = TypeVar("T")
+
+
+class Page(Generic[T]):
+    def __init__(self, items: list[T], next_token: str | None) -> None:
+        self.items = items
+        self.next_token = next_token
+
+
+class Clock(Protocol):
+    def now(self) -> datetime: ...
+
+
+class BlobStore(Protocol):
+    """Object storage for artifact bytes (S3)."""
+
+    def presign_put(self, key: str, expires_s: int) -> str: ...
+    def start_multipart(self, key: str) -> str: ...
+    def presign_part(self, key: str, upload_id: str, part_number: int, expires_s: int) -> str: ...
+    def complete_multipart(self, key: str, upload_id: str, parts: list[tuple[int, str]]) -> None:
+        """Raises ValueError when the parts are not a valid, complete upload."""
+        ...
+
+    def sha256_of(self, key: str) -> tuple[str, int] | None:
+        """SHA-256 hex and size of the object's bytes, read once; None if absent."""
+        ...
+
+    def exists(self, key: str) -> bool: ...
+    def copy(self, source_key: str, target_key: str) -> None: ...
+    def delete(self, key: str) -> None: ...
+    def presign_get(self, key: str, expires_s: int, filename: str) -> str: ...
+
+
+class RegistryRepository(Protocol):
+    def create_upload(self, session: UploadSession) -> None: ...
+    def get_upload(self, upload_id: str) -> UploadSession | None: ...
+    def finish_upload(self, session: UploadSession) -> None:
+        """Store the terminal state; only an OPEN session may change (else AlreadyExists)."""
+        ...
+
+    def create_artifact(self, artifact: Artifact) -> None:
+        """Raises AlreadyExists if the id is taken (same content by construction)."""
+        ...
+
+    def get_artifact(self, artifact_id: str) -> Artifact | None: ...
+
+    def latest_dataset_version(self, name: str) -> int: ...
+    def create_dataset(
+        self, dataset: Dataset, node: LineageNode, sources: Sequence[LineageNode]
+    ) -> None:
+        """Atomically: dataset, its version slot, lineage node, edges, source nodes.
+
+        Raises AlreadyExists, VersionTaken or MissingReferences (parents that do not exist).
+        """
+        ...
+
+    def get_dataset(self, dataset_id: str) -> Dataset | None: ...
+    def list_datasets(self, name: str | None, limit: int, token: str | None) -> Page[Dataset]: ...
+
+    def create_model(self, model: ModelVersion, node: LineageNode) -> None:
+        """Atomically: model, lineage node, edges. Raises AlreadyExists or MissingReferences."""
+        ...
+
+    def get_model(self, model_id: str) -> ModelVersion | None: ...
+    def list_models(
+        self, family: str | None, status: ModelStatus | None, limit: int, token: str | None
+    ) -> Page[ModelVersion]: ...
+
+    def get_nodes(self, node_ids: Sequence[str]) -> dict[str, LineageNode]:
+        """Batch read of lineage nodes: one round trip per 100 ids."""
+        ...
+
+    def children_of(self, node_id: str, limit: int) -> list[str]: ...

@@ -1,0 +1,239 @@
+"""Artifact ingest: presigned uploads, server-side SHA-256 verification, immutable records."""
+
+from __future__ import annotations
+
+import math
+import uuid
+from datetime import timedelta
+
+from modelops.config import Settings
+from modelops.contracts.registry import (
+    ArtifactResponse,
+    CompleteUploadRequest,
+    MultipartTarget,
+    PresignedPart,
+    StartUploadRequest,
+    StartUploadResponse,
+    UploadTarget,
+)
+from modelops.domain import ids
+from modelops.domain.digests import canonical_digest
+from modelops.domain.entities import Artifact, UploadPart, UploadSession, UploadStatus
+from modelops.domain.manifest import Manifest
+from modelops.errors import (
+    Conflict,
+    DigestMismatch,
+    Forbidden,
+    NotFound,
+    UploadNotComplete,
+    ValidationFailed,
+)
+from modelops.ports import AlreadyExists, BlobStore, Clock, RegistryRepository
+
+MAX_PARTS = 10_000
+
+
+def blob_key(sha256: str) -> str:
+    """Content-addressed location of verified bytes: identical content is stored once."""
+    return f"blobs/sha256/{sha256}"
+
+
+class ArtifactService:
+    def __init__(
+        self, repo: RegistryRepository, blobs: BlobStore, clock: Clock, settings: Settings
+    ) -> None:
+        self._repo = repo
+        self._blobs = blobs
+        self._clock = clock
+        self._settings = settings
+
+    def start_upload(self, request: StartUploadRequest, principal: str) -> StartUploadResponse:
+        manifest = Manifest(files=tuple(request.files))  # validates unique paths
+        upload_id = f"{ids.UPLOAD}-{uuid.uuid4().hex}"
+        part_bytes = request.partBytes or self._settings.multipart_part_bytes
+        now = self._clock.now()
+        expiry = self._settings.presign_expiry_seconds
+        parts: list[UploadPart] = []
+        targets: list[UploadTarget] = []
+        for index, entry in enumerate(manifest.files):
+            key = f"staging/{upload_id}/{index:04d}"
+            if entry.size <= self._settings.multipart_threshold_bytes:
+                parts.append(UploadPart(file=entry.path, s3Key=key))
+                targets.append(
+                    UploadTarget(path=entry.path, url=self._blobs.presign_put(key, expiry))
+                )
+                continue
+            count = math.ceil(entry.size / part_bytes)
+            if count > MAX_PARTS:
+                raise ValidationFailed(
+                    f"{entry.path}: {count} parts of {part_bytes} bytes exceed S3's "
+                    f"{MAX_PARTS}; choose a larger partBytes",
+                    details=[{"field": "partBytes", "message": "too small for this file"}],
+                )
+            mpu = self._blobs.start_multipart(key)
+            parts.append(
+                UploadPart(
+                    file=entry.path,
+                    s3Key=key,
+                    multipartUploadId=mpu,
+                    partCount=count,
+                    partBytes=part_bytes,
+                )
+            )
+            urls = [
+                PresignedPart(partNumber=n, url=self._blobs.presign_part(key, mpu, n, expiry))
+                for n in range(1, count + 1)
+            ]
+            targets.append(
+                UploadTarget(path=entry.path, multipart=MultipartTarget(partBytes=part_bytes, parts=urls))
+            )
+        session = UploadSession(
+            uploadId=upload_id,
+            name=request.name,
+            files=manifest.files,
+            parts=tuple(parts),
+            status=UploadStatus.OPEN,
+            createdBy=principal,
+            createdAt=now,
+            expiresAt=now + timedelta(seconds=expiry),
+            requestDigest=canonical_digest(request.model_dump(mode="json")),
+        )
+        self._repo.create_upload(session)
+        return StartUploadResponse(
+            uploadId=upload_id,
+            status=session.status.value,
+            expiresAt=session.expiresAt.isoformat(),
+            targets=targets,
+        )
+
+    def complete_upload(
+        self, upload_id: str, request: CompleteUploadRequest, principal: str
+    ) -> Artifact:
+        session = self._repo.get_upload(upload_id)
+        if session is None:
+            raise NotFound(f"upload {upload_id} does not exist")
+        if session.createdBy != principal:
+            raise Forbidden("only the principal that started an upload can complete it")
+        if session.status is UploadStatus.COMPLETED and session.artifactId:
+            return self._existing_artifact(session.artifactId)
+        if session.status is UploadStatus.FAILED:
+            raise Conflict(f"upload {upload_id} failed verification ({session.failure}); start a new upload")
+        self._complete_multipart(session, request)
+
+        mismatches: list[dict[str, object]] = []
+        missing: list[str] = []
+        for entry, part in zip(session.files, session.parts, strict=True):
+            observed = self._blobs.sha256_of(part.s3Key)
+            if observed is None:
+                missing.append(entry.path)
+            elif observed != (entry.sha256, entry.size):
+                mismatches.append(
+                    {
+                        "field": entry.path,
+                        "message": "content does not match the declared sha256/size",
+                        "declaredSha256": entry.sha256,
+                        "actualSha256": observed[0],
+                        "declaredSize": entry.size,
+                        "actualSize": observed[1],
+                    }
+                )
+        if missing:
+            raise UploadNotComplete(
+                f"{len(missing)} file(s) not uploaded yet: {', '.join(missing[:5])}",
+                details=[{"field": path, "message": "not uploaded"} for path in missing],
+            )
+        if mismatches:
+            failure = f"{len(mismatches)} file(s) failed SHA-256 verification"
+            self._discard(session)
+            self._finish(session.model_copy(update={"status": UploadStatus.FAILED, "failure": failure}))
+            raise DigestMismatch(failure, details=mismatches)
+
+        for entry, part in zip(session.files, session.parts, strict=True):
+            target = blob_key(entry.sha256)
+            if not self._blobs.exists(target):
+                self._blobs.copy(part.s3Key, target)
+        manifest = Manifest(files=session.files)
+        artifact = Artifact(
+            artifactId=ids.artifact_id(manifest.manifest_digest),
+            name=session.name,
+            rootDigest=manifest.root_digest,
+            manifestDigest=manifest.manifest_digest,
+            totalSize=manifest.total_size,
+            files=manifest.files,
+            createdBy=principal,
+            createdAt=self._clock.now(),
+            uploadId=upload_id,
+        )
+        try:
+            self._repo.create_artifact(artifact)
+        except AlreadyExists:
+            artifact = self._existing_artifact(artifact.artifactId)
+        self._finish(
+            session.model_copy(
+                update={"status": UploadStatus.COMPLETED, "artifactId": artifact.artifactId}
+            )
+        )
+        # Staged copies stay until the bucket's lifecycle rule expires them: deleting them
+        # here could pull them from under a concurrent completion of the same upload.
+        return artifact
+
+    def get(self, artifact_id: str, download: bool) -> ArtifactResponse:
+        artifact = self._existing_artifact(artifact_id)
+        downloads = None
+        if download:
+            expiry = self._settings.presign_expiry_seconds
+            downloads = {
+                f.path: self._blobs.presign_get(blob_key(f.sha256), expiry, f.path.rsplit("/", 1)[-1])
+                for f in artifact.files
+            }
+        return ArtifactResponse(artifact=artifact, downloads=downloads)
+
+    def _existing_artifact(self, artifact_id: str) -> Artifact:
+        artifact = self._repo.get_artifact(artifact_id)
+        if artifact is None:
+            raise NotFound(f"artifact {artifact_id} does not exist")
+        return artifact
+
+    def _complete_multipart(self, session: UploadSession, request: CompleteUploadRequest) -> None:
+        unknown = set(request.parts) - {p.file for p in session.parts if p.multipartUploadId}
+        if unknown:
+            raise ValidationFailed(
+                f"parts given for files that are not multipart uploads: {sorted(unknown)}",
+                details=[{"field": f"parts.{path}", "message": "not a multipart file"} for path in sorted(unknown)],
+            )
+        for part in session.parts:
+            if part.multipartUploadId is None or self._blobs.exists(part.s3Key):
+                continue
+            given = request.parts.get(part.file)
+            if not given:
+                raise ValidationFailed(
+                    f"{part.file} is a multipart upload: send its parts' ETags",
+                    details=[{"field": f"parts.{part.file}", "message": "missing"}],
+                )
+            numbers = sorted(p.partNumber for p in given)
+            if numbers != list(range(1, part.partCount + 1)):
+                raise ValidationFailed(
+                    f"{part.file} needs parts 1..{part.partCount} exactly once",
+                    details=[{"field": f"parts.{part.file}", "message": "incomplete part list"}],
+                )
+            try:
+                self._blobs.complete_multipart(
+                    part.s3Key,
+                    part.multipartUploadId,
+                    sorted((p.partNumber, p.etag) for p in given),
+                )
+            except ValueError as exc:
+                raise ValidationFailed(
+                    f"{part.file}: S3 refused the parts: {exc}",
+                    details=[{"field": f"parts.{part.file}", "message": str(exc)}],
+                ) from exc
+
+    def _finish(self, session: UploadSession) -> None:
+        try:
+            self._repo.finish_upload(session)
+        except AlreadyExists:
+            pass  # a concurrent completion of the same upload already recorded its outcome
+
+    def _discard(self, session: UploadSession) -> None:
+        for part in session.parts:
+            self._blobs.delete(part.s3Key)

@@ -1,0 +1,215 @@
+"""Datasets and model versions: natural-key idempotent registration with lineage."""
+
+from __future__ import annotations
+
+from modelops.contracts.registry import (
+    DatasetList,
+    DatasetResponse,
+    ModelList,
+    ModelResponse,
+    RegisterDatasetRequest,
+    RegisterModelRequest,
+)
+from modelops.domain import ids
+from modelops.domain.digests import canonical_digest
+from modelops.domain.entities import (
+    Artifact,
+    Dataset,
+    LineageNode,
+    ModelStatus,
+    ModelVersion,
+)
+from modelops.errors import Conflict, DigestMismatch, NotFound, ReferenceNotFound, ValidationFailed
+from modelops.ports import (
+    AlreadyExists,
+    Clock,
+    MissingReferences,
+    RegistryRepository,
+    VersionTaken,
+)
+
+VERSION_ATTEMPTS = 8
+MAX_PAGE = 100
+
+
+def _page_limit(limit: int) -> int:
+    if not 1 <= limit <= MAX_PAGE:
+        raise ValidationFailed(
+            f"limit must be between 1 and {MAX_PAGE}",
+            details=[{"field": "limit", "message": f"1..{MAX_PAGE}"}],
+        )
+    return limit
+
+
+class RegistryService:
+    def __init__(self, repo: RegistryRepository, clock: Clock) -> None:
+        self._repo = repo
+        self._clock = clock
+
+    # --- datasets ----------------------------------------------------------------------
+
+    def register_dataset(self, request: RegisterDatasetRequest, principal: str) -> DatasetResponse:
+        artifact = self._artifact(request.artifactId)
+        if request.checksum is not None and request.checksum != artifact.rootDigest:
+            raise DigestMismatch(
+                "checksum does not match the artifact's root digest",
+                details=[
+                    {
+                        "field": "checksum",
+                        "message": "differs from the uploaded content",
+                        "declared": request.checksum,
+                        "actual": artifact.rootDigest,
+                    }
+                ],
+            )
+        digest = canonical_digest(request.model_dump(mode="json", exclude={"checksum"}))
+        dataset_id = ids.dataset_id(request.name, artifact.rootDigest)
+        existing = self._repo.get_dataset(dataset_id)
+        if existing is not None:
+            return DatasetResponse(dataset=self._same(existing, digest, dataset_id), created=False)
+
+        sources = [
+            LineageNode(nodeId=ids.source_id(ref), kind="source", label=ref)
+            for ref in request.sourceRefs
+            if "://" in ref
+        ]
+        parents = tuple(
+            ref if "://" not in ref else ids.source_id(ref) for ref in request.sourceRefs
+        )
+        now = self._clock.now()
+        for _ in range(VERSION_ATTEMPTS):
+            dataset = Dataset(
+                datasetId=dataset_id,
+                name=request.name,
+                version=self._repo.latest_dataset_version(request.name) + 1,
+                artifactId=artifact.artifactId,
+                checksum=artifact.rootDigest,
+                sourceRefs=tuple(request.sourceRefs),
+                transformations=tuple(request.transformations),
+                license=request.license,
+                piiFlags=tuple(request.piiFlags),
+                usageRestrictions=request.usageRestrictions,
+                description=request.description,
+                createdAt=now,
+                createdBy=principal,
+                requestDigest=digest,
+            )
+            node = LineageNode(
+                nodeId=dataset_id,
+                kind="dataset",
+                label=f"{request.name}@v{dataset.version}",
+                digest=artifact.rootDigest,
+                license=request.license,
+                piiFlags=tuple(request.piiFlags),
+                parents=parents,
+                createdAt=now,
+            )
+            try:
+                self._repo.create_dataset(dataset, node, sources)
+            except VersionTaken:
+                continue
+            except AlreadyExists:
+                stored = self._repo.get_dataset(dataset_id)
+                if stored is None:  # the winner's transaction is visible on the next read
+                    continue
+                return DatasetResponse(dataset=self._same(stored, digest, dataset_id), created=False)
+            except MissingReferences as exc:
+                raise _missing(exc, "sourceRefs") from exc
+            return DatasetResponse(dataset=dataset, created=True)
+        raise Conflict(f"too many concurrent registrations under the name {request.name!r}; retry")
+
+    def get_dataset(self, dataset_id: str) -> Dataset:
+        dataset = self._repo.get_dataset(dataset_id)
+        if dataset is None:
+            raise NotFound(f"dataset {dataset_id} does not exist")
+        return dataset
+
+    def list_datasets(self, name: str | None, limit: int, token: str | None) -> DatasetList:
+        page = self._repo.list_datasets(name, _page_limit(limit), token)
+        return DatasetList(items=page.items, nextToken=page.next_token)
+
+    # --- models ------------------------------------------------------------------------
+
+    def register_model(self, request: RegisterModelRequest, principal: str) -> ModelResponse:
+        artifact = self._artifact(request.artifactId)
+        digest = canonical_digest(request.model_dump(mode="json"))
+        model_id = ids.model_id(request.family, request.version)
+        now = self._clock.now()
+        model = ModelVersion(
+            modelId=model_id,
+            family=request.family,
+            version=request.version,
+            codeRef=request.codeRef,
+            artifactId=artifact.artifactId,
+            rootDigest=artifact.rootDigest,
+            metrics=request.metrics,
+            createdAt=now,
+            createdBy=principal,
+            status=ModelStatus.DRAFT,
+            lineage=request.lineage,
+            provenance=request.provenance,
+            description=request.description,
+            requestDigest=digest,
+        )
+        node = LineageNode(
+            nodeId=model_id,
+            kind="model",
+            label=f"{request.family}@{request.version}",
+            digest=artifact.rootDigest,
+            parents=(*request.lineage.datasets, *request.lineage.parentModels),
+            createdAt=now,
+        )
+        try:
+            self._repo.create_model(model, node)
+        except AlreadyExists:
+            stored = self._repo.get_model(model_id)
+            if stored is None or stored.requestDigest != digest:
+                raise Conflict(
+                    f"{request.family} {request.version} is already registered with different "
+                    "content; model versions are immutable, register a new version",
+                    details=[{"field": "version", "message": "already registered"}],
+                ) from None
+            return ModelResponse(model=stored, created=False)
+        except MissingReferences as exc:
+            raise _missing(exc, "lineage") from exc
+        return ModelResponse(model=model, created=True)
+
+    def get_model(self, model_id: str) -> ModelVersion:
+        model = self._repo.get_model(model_id)
+        if model is None:
+            raise NotFound(f"model {model_id} does not exist")
+        return model
+
+    def list_models(
+        self, family: str | None, status: ModelStatus | None, limit: int, token: str | None
+    ) -> ModelList:
+        page = self._repo.list_models(family, status, _page_limit(limit), token)
+        return ModelList(items=page.items, nextToken=page.next_token)
+
+    # --- helpers -----------------------------------------------------------------------
+
+    def _artifact(self, artifact_id: str) -> Artifact:
+        artifact = self._repo.get_artifact(artifact_id)
+        if artifact is None:
+            raise ReferenceNotFound(
+                f"artifact {artifact_id} does not exist; upload it first",
+                details=[{"field": "artifactId", "message": "unknown artifact"}],
+            )
+        return artifact
+
+    @staticmethod
+    def _same(existing: Dataset, digest: str, dataset_id: str) -> Dataset:
+        if existing.requestDigest != digest:
+            raise Conflict(
+                f"dataset {dataset_id} (same name and content) is already registered with "
+                "different metadata; registrations are immutable",
+                details=[{"field": "name", "message": "already registered with this content"}],
+            )
+        return existing
+
+
+def _missing(exc: MissingReferences, field: str) -> ReferenceNotFound:
+    return ReferenceNotFound(
+        f"unknown lineage references: {', '.join(exc.ids)}",
+        details=[{"field": field, "message": f"{ref} does not exist"} for ref in exc.ids],
+    )

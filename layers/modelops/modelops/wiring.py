@@ -1,0 +1,69 @@
+"""Cached factories: nothing is built at import time, everything at most once per process."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from functools import cache
+from typing import Any
+
+from modelops.config import settings
+from modelops.services.artifacts import ArtifactService
+from modelops.services.lineage import LineageService
+from modelops.services.registry import RegistryService
+
+
+class SystemClock:
+    def now(self) -> datetime:
+        return datetime.now(UTC)
+
+
+@cache
+def boto_client(service: str) -> Any:
+    import boto3
+    from botocore.config import Config
+
+    s3_style = {"addressing_style": settings().s3_addressing_style}
+    config = Config(
+        retries={"mode": "standard", "max_attempts": 4},
+        signature_version="s3v4" if service == "s3" else None,
+        s3=s3_style if service == "s3" else None,
+    )
+    return boto3.session.Session().client(service, region_name=settings().region, config=config)
+
+
+@cache
+def registry_repository() -> Any:
+    from modelops.adapters.dynamodb import RegistryTable
+
+    return RegistryTable(settings().require("registry_table"), settings().region)
+
+
+@cache
+def blob_store() -> Any:
+    from modelops.adapters.s3 import S3BlobStore
+
+    return S3BlobStore(boto_client("s3"), settings().require("artifact_bucket"))
+
+
+@cache
+def artifact_service() -> ArtifactService:
+    return ArtifactService(registry_repository(), blob_store(), SystemClock(), settings())
+
+
+@cache
+def registry_service() -> RegistryService:
+    return RegistryService(registry_repository(), SystemClock())
+
+
+@cache
+def lineage_service() -> LineageService:
+    return LineageService(registry_repository())
+
+
+@cache
+def idempotency_store() -> Any:
+    from aws_lambda_powertools.utilities.idempotency import DynamoDBPersistenceLayer
+
+    return DynamoDBPersistenceLayer(
+        table_name=settings().require("idempotency_table"), boto3_client=boto_client("dynamodb")
+    )

@@ -1,0 +1,318 @@
+"""The local cloud: moto in server mode plus the extensions, provisioned from the same
+definition the CDK stacks deploy (``modelops.platform``).
+
+``LocalCloud().start()`` brings up, in this process:
+1. moto's threaded server on 127.0.0.1 with Step Functions execution on;
+2. the KMS Ed25519 extension;
+3. the Lambda runtime (warm worker processes running ``functions/`` handlers);
+4. every table, bucket, IAM role and function of ``modelops.platform``, with the
+   environment variables CDK would give each function;
+5. IAM users for the platform's principals, with access keys;
+6. the local API Gateway, verifying SigV4 and mapping access keys to those principals.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import os
+import zipfile
+from dataclasses import dataclass
+from functools import cached_property
+from pathlib import Path
+from typing import Any
+
+import boto3
+from moto.core.config import default_user_config
+from moto.iam.models import iam_backends
+from moto.server import ThreadedMotoServer
+
+from localcloud import kms_ed25519
+from localcloud.apigateway import LocalApiGateway
+from localcloud.lambda_runtime import DEFAULT_ACCOUNT_ID, LambdaRuntime
+from localcloud.sigv4 import Credential
+from modelops import platform
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+FUNCTIONS_ROOT = REPO_ROOT / "functions"
+# The callers of the platform, one IAM user each (roles are mapped in configuration).
+PRINCIPALS = ("kernel", "ml-engineer", "approver", "platform-admin")
+LAMBDA_RUNTIME = "python3.12"
+
+
+def physical_name(logical_id: str) -> str:
+    """Local physical names: stable and readable (CloudFormation generates them in AWS)."""
+    return f"modelops-local-{logical_id.lower()}"
+
+
+@dataclass(frozen=True)
+class Principal:
+    name: str
+    arn: str
+    access_key_id: str
+    secret_access_key: str
+
+    def session(self, region: str) -> boto3.session.Session:
+        return boto3.session.Session(
+            aws_access_key_id=self.access_key_id,
+            aws_secret_access_key=self.secret_access_key,
+            region_name=region,
+        )
+
+
+class LocalCloud:
+    def __init__(
+        self,
+        region: str = "us-east-1",
+        host: str = "127.0.0.1",
+        moto_port: int = 0,
+        api_port: int = 0,
+        functions_root: Path = FUNCTIONS_ROOT,
+    ) -> None:
+        self.region = region
+        self.account_id = DEFAULT_ACCOUNT_ID
+        self._host = host
+        self._moto_port = moto_port
+        self._api_port = api_port
+        self._functions_root = functions_root
+        self._moto: ThreadedMotoServer | None = None
+        self._runtime: LambdaRuntime | None = None
+        self._gateway: LocalApiGateway | None = None
+        self.principals: dict[str, Principal] = {}
+        self.names = {
+            spec.logical_id: physical_name(spec.logical_id)
+            for spec in (*platform.TABLES, *platform.BUCKETS)
+        }
+
+    # --- lifecycle ---------------------------------------------------------------------
+
+    def start(self) -> LocalCloud:
+        default_user_config["stepfunctions"] = {"execute_state_machine": True}
+        kms_ed25519.install()
+        self._moto = ThreadedMotoServer(ip_address=self._host, port=self._moto_port, verbose=False)
+        self._moto.start()
+        host, port = self._moto.get_host_and_port()
+        self.endpoint_url = f"http://{host}:{port}"
+        # Step Functions' aws-sdk integrations call moto at localhost:$MOTO_PORT.
+        os.environ["MOTO_PORT"] = str(port)
+        self._runtime = LambdaRuntime(
+            self._functions_root,
+            endpoint_url=self.endpoint_url,
+            region=self.region,
+            extra_env={"S3_ADDRESSING_STYLE": "path"},
+        )
+        self._runtime.install()
+        self._provision()
+        self._gateway = LocalApiGateway(
+            routes={route: fn.name for fn in platform.FUNCTIONS for route in fn.api_routes},
+            invoke=self._invoke_for_gateway,
+            lookup=self._lookup_credential,
+            region=self.region,
+            account_id=self.account_id,
+            port=self._api_port,
+        )
+        self._gateway.start()
+        return self
+
+    def stop(self) -> None:
+        if self._gateway is not None:
+            self._gateway.stop()
+        if self._runtime is not None:
+            self._runtime.shutdown()
+        if self._moto is not None:
+            self._moto.stop()
+
+    def __enter__(self) -> LocalCloud:
+        return self.start()
+
+    def __exit__(self, *_: object) -> None:
+        self.stop()
+
+    @property
+    def api_url(self) -> str:
+        if self._gateway is None:
+            raise RuntimeError("the local cloud is not started")
+        return self._gateway.url
+
+    def client(self, service: str) -> Any:
+        """A boto3 client for the emulated AWS, as the platform administrator."""
+        admin = self.principals["platform-admin"]
+        return admin.session(self.region).client(service, endpoint_url=self.endpoint_url)
+
+    def connection_info(self) -> dict[str, Any]:
+        return {
+            "apiUrl": self.api_url,
+            "awsEndpointUrl": self.endpoint_url,
+            "region": self.region,
+            "resources": self.names,
+            "principals": {
+                p.name: {
+                    "arn": p.arn,
+                    "accessKeyId": p.access_key_id,
+                    "secretAccessKey": p.secret_access_key,
+                }
+                for p in self.principals.values()
+            },
+        }
+
+    # --- provisioning from modelops.platform -------------------------------------------
+
+    @cached_property
+    def _admin_bootstrap(self) -> boto3.session.Session:
+        # Before IAM users exist, moto accepts any credentials (its default account).
+        return boto3.session.Session(
+            aws_access_key_id="AKIALOCALBOOTSTRAP00", aws_secret_access_key="bootstrap", region_name=self.region
+        )
+
+    def _provision(self) -> None:
+        session = self._admin_bootstrap
+        ddb = session.client("dynamodb", endpoint_url=self.endpoint_url)
+        for table in platform.TABLES:
+            self._create_table(ddb, table)
+        s3 = session.client("s3", endpoint_url=self.endpoint_url)
+        for bucket in platform.BUCKETS:
+            self._create_bucket(s3, bucket)
+        iam = session.client("iam", endpoint_url=self.endpoint_url)
+        lam = session.client("lambda", endpoint_url=self.endpoint_url)
+        for fn in platform.FUNCTIONS:
+            self._create_function(iam, lam, fn)
+        for name in PRINCIPALS:
+            user = iam.create_user(UserName=name)["User"]
+            key = iam.create_access_key(UserName=name)["AccessKey"]
+            self.principals[name] = Principal(
+                name=name,
+                arn=user["Arn"],
+                access_key_id=key["AccessKeyId"],
+                secret_access_key=key["SecretAccessKey"],
+            )
+
+    def _create_table(self, ddb: Any, table: platform.TableSpec) -> None:
+        keys = [(table.partition_key, "HASH")]
+        if table.sort_key:
+            keys.append((table.sort_key, "RANGE"))
+        attributes = {name for name, _ in keys}
+        indexes = []
+        for index in table.indexes:
+            attributes |= {index.partition_key, index.sort_key}
+            indexes.append(
+                {
+                    "IndexName": index.name,
+                    "KeySchema": [
+                        {"AttributeName": index.partition_key, "KeyType": "HASH"},
+                        {"AttributeName": index.sort_key, "KeyType": "RANGE"},
+                    ],
+                    "Projection": {"ProjectionType": "ALL"},
+                }
+            )
+        name = self.names[table.logical_id]
+        args: dict[str, Any] = {
+            "TableName": name,
+            "KeySchema": [{"AttributeName": n, "KeyType": t} for n, t in keys],
+            "AttributeDefinitions": [{"AttributeName": a, "AttributeType": "S"} for a in sorted(attributes)],
+            "BillingMode": "PAY_PER_REQUEST",
+        }
+        if indexes:
+            args["GlobalSecondaryIndexes"] = indexes
+        ddb.create_table(**args)
+        if table.ttl_attribute:
+            ddb.update_time_to_live(
+                TableName=name,
+                TimeToLiveSpecification={"Enabled": True, "AttributeName": table.ttl_attribute},
+            )
+
+    def _create_bucket(self, s3: Any, bucket: platform.BucketSpec) -> None:
+        name = self.names[bucket.logical_id]
+        s3.create_bucket(Bucket=name)
+        if bucket.versioned:
+            s3.put_bucket_versioning(Bucket=name, VersioningConfiguration={"Status": "Enabled"})
+        if bucket.expirations:
+            s3.put_bucket_lifecycle_configuration(
+                Bucket=name,
+                LifecycleConfiguration={"Rules": lifecycle_rules(bucket)},
+            )
+
+    def _create_function(self, iam: Any, lam: Any, fn: platform.FunctionSpec) -> None:
+        role = iam.create_role(
+            RoleName=f"{fn.name}-role",
+            AssumeRolePolicyDocument=json.dumps(
+                {
+                    "Version": "2012-10-17",
+                    "Statement": [
+                        {
+                            "Effect": "Allow",
+                            "Principal": {"Service": "lambda.amazonaws.com"},
+                            "Action": "sts:AssumeRole",
+                        }
+                    ],
+                }
+            ),
+        )["Role"]
+        lam.create_function(
+            FunctionName=fn.name,
+            Runtime=LAMBDA_RUNTIME,
+            Role=role["Arn"],
+            Handler=fn.handler,
+            Code={"ZipFile": _placeholder_zip()},
+            Description=fn.description,
+            Timeout=fn.timeout_s,
+            MemorySize=fn.memory_mb,
+            Architectures=["arm64"],
+            Environment={"Variables": platform.function_environment(fn, self.names)},
+        )
+
+    # --- gateway plumbing --------------------------------------------------------------
+
+    def _invoke_for_gateway(self, function_name: str, event: dict[str, Any]) -> dict[str, Any]:
+        assert self._runtime is not None
+        result = self._runtime.invoke(function_name, event, account_id=self.account_id, region=self.region)
+        if result.function_error:
+            raise RuntimeError(f"{function_name} failed: {result.payload[:500]!r}")
+        response = json.loads(result.payload)
+        if not isinstance(response, dict):
+            raise RuntimeError(f"{function_name} returned a non-object proxy response")
+        return response
+
+    def _lookup_credential(self, access_key_id: str) -> Credential | None:
+        backend = iam_backends[self.account_id]["global"]
+        for user in list(backend.users.values()):
+            for key in user.access_keys:
+                if key.access_key_id == access_key_id and key.status == "Active":
+                    return Credential(
+                        access_key_id=access_key_id,
+                        secret_access_key=key.secret_access_key,
+                        principal_arn=user.arn,
+                        account_id=self.account_id,
+                    )
+        return None
+
+
+def lifecycle_rules(bucket: platform.BucketSpec) -> list[dict[str, Any]]:
+    """S3 lifecycle rules for a bucket spec (the CDK stack declares the same)."""
+    rules: list[dict[str, Any]] = [
+        {
+            "ID": f"expire-{prefix.strip('/')}",
+            "Filter": {"Prefix": prefix},
+            "Status": "Enabled",
+            "Expiration": {"Days": days},
+        }
+        for prefix, days in bucket.expirations
+    ]
+    rules.append(
+        {
+            "ID": "abort-incomplete-multipart",
+            "Filter": {"Prefix": ""},
+            "Status": "Enabled",
+            "AbortIncompleteMultipartUpload": {
+                "DaysAfterInitiation": min(days for _, days in bucket.expirations)
+            },
+        }
+    )
+    return rules
+
+
+def _placeholder_zip() -> bytes:
+    """The Lambda API needs a code zip; the runtime reads code from ``functions/``."""
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w") as archive:
+        archive.writestr("README.txt", "code is served from the repository's functions/ directory")
+    return buffer.getvalue()

@@ -1,0 +1,168 @@
+"""A client of the ModelOps API that signs every request with SigV4, like the AWS CLI.
+
+Credentials come from a boto3 session (the standard chain, profiles, or explicit keys).
+"""
+
+from __future__ import annotations
+
+import json
+import uuid
+from collections.abc import Callable, Iterator, Mapping
+from pathlib import Path
+from typing import Any, BinaryIO
+from urllib.parse import urlencode
+
+import boto3
+import requests
+from botocore.auth import SigV4Auth
+from botocore.awsrequest import AWSRequest
+
+from modelops.domain.manifest import Manifest
+
+
+class ApiError(Exception):
+    """A 4xx/5xx answer: ``code`` is the machine-readable error code."""
+
+    def __init__(self, status: int, body: Any) -> None:
+        error = body.get("error", {}) if isinstance(body, dict) else {}
+        self.status = status
+        self.code = str(error.get("code") or (body.get("message") if isinstance(body, dict) else "") or status)
+        self.message = str(error.get("message") or body)
+        self.details = error.get("details", [])
+        super().__init__(f"{status} {self.code}: {self.message}")
+
+
+class ModelOpsClient:
+    def __init__(
+        self,
+        base_url: str,
+        session: boto3.session.Session | None = None,
+        region: str | None = None,
+        timeout_s: float = 60.0,
+    ) -> None:
+        self._base = base_url.rstrip("/")
+        self._session = session or boto3.session.Session()
+        self._region = region or self._session.region_name or "us-east-1"
+        self._http = requests.Session()
+        self._timeout = timeout_s
+
+    # --- transport ---------------------------------------------------------------------
+
+    def request(
+        self,
+        method: str,
+        path: str,
+        body: Any = None,
+        query: Mapping[str, Any] | None = None,
+        headers: Mapping[str, str] | None = None,
+    ) -> tuple[int, Any]:
+        """Send one signed request; returns (status, parsed JSON body) without raising."""
+        url = self._base + path
+        params = {k: v for k, v in (query or {}).items() if v is not None}
+        if params:
+            url += "?" + urlencode(params, doseq=True)
+        data = json.dumps(body).encode() if body is not None else b""
+        all_headers = {"Content-Type": "application/json", **(headers or {})}
+        aws_request = AWSRequest(method=method, url=url, data=data, headers=all_headers)
+        credentials = self._session.get_credentials()
+        if credentials is None:
+            raise RuntimeError("no AWS credentials found (profile, environment or explicit keys)")
+        SigV4Auth(credentials.get_frozen_credentials(), "execute-api", self._region).add_auth(aws_request)
+        prepared = aws_request.prepare()
+        response = self._http.request(
+            method, prepared.url, headers=dict(prepared.headers), data=data, timeout=self._timeout
+        )
+        try:
+            parsed = response.json() if response.content else None
+        except ValueError:
+            parsed = response.text
+        return response.status_code, parsed
+
+    def call(self, method: str, path: str, body: Any = None, **kwargs: Any) -> Any:
+        status, parsed = self.request(method, path, body, **kwargs)
+        if status >= 400:
+            raise ApiError(status, parsed)
+        return parsed
+
+    # --- artifacts ---------------------------------------------------------------------
+
+    def upload_artifact(
+        self,
+        source: Path,
+        name: str,
+        part_bytes: int | None = None,
+        progress: Callable[[str, int], None] | None = None,
+    ) -> dict[str, Any]:
+        """Upload a file or a directory: hash locally, PUT to presigned URLs, verify."""
+        root = source if source.is_dir() else source.parent
+        manifest = (
+            Manifest.of_directory(source)
+            if source.is_dir()
+            else Manifest.of_directory_files(root, [source.name])
+        )
+        files = [f.model_dump() for f in manifest.files]
+        body: dict[str, Any] = {"name": name, "files": files}
+        if part_bytes:
+            body["partBytes"] = part_bytes
+        started = self.call(
+            "POST", "/artifact/upload", body, headers={"Idempotency-Key": str(uuid.uuid4())}
+        )
+        completed_parts: dict[str, list[dict[str, Any]]] = {}
+        for target in started["targets"]:
+            path = root / target["path"]
+            if target.get("url"):
+                with path.open("rb") as stream:
+                    self._put(target["url"], stream, path.stat().st_size)
+                if progress:
+                    progress(target["path"], path.stat().st_size)
+                continue
+            multipart = target["multipart"]
+            size = multipart["partBytes"]
+            etags = []
+            with path.open("rb") as stream:
+                for part in multipart["parts"]:
+                    chunk = stream.read(size)
+                    etags.append({"partNumber": part["partNumber"], "etag": self._put(part["url"], chunk, len(chunk))})
+                    if progress:
+                        progress(target["path"], len(chunk))
+            completed_parts[target["path"]] = etags
+        completed = self.call(
+            "POST", f"/artifact/upload/{started['uploadId']}/complete", {"parts": completed_parts}
+        )
+        return dict(completed["artifact"])
+
+    def _put(self, url: str, data: bytes | BinaryIO, size: int) -> str:
+        response = self._http.put(url, data=data, headers={"Content-Length": str(size)}, timeout=self._timeout)
+        if response.status_code >= 300:
+            raise ApiError(response.status_code, {"error": {"code": "UPLOAD_FAILED", "message": response.text[:500]}})
+        return str(response.headers.get("ETag", ""))
+
+    def get_artifact(self, artifact_id: str, download: bool = False) -> dict[str, Any]:
+        return dict(self.call("GET", f"/artifact/{artifact_id}", query={"download": str(download).lower()}))
+
+    # --- datasets and models -----------------------------------------------------------
+
+    def register_dataset(self, **fields: Any) -> dict[str, Any]:
+        return dict(self.call("POST", "/dataset/register", fields))
+
+    def get_dataset(self, dataset_id: str) -> dict[str, Any]:
+        return dict(self.call("GET", f"/dataset/{dataset_id}"))
+
+    def register_model(self, **fields: Any) -> dict[str, Any]:
+        return dict(self.call("POST", "/models/register", fields))
+
+    def get_model(self, model_id: str) -> dict[str, Any]:
+        return dict(self.call("GET", f"/models/{model_id}"))
+
+    def model_lineage(self, model_id: str, openlineage: bool = False) -> dict[str, Any]:
+        suffix = "/openlineage" if openlineage else ""
+        return dict(self.call("GET", f"/models/{model_id}/lineage{suffix}"))
+
+    def iter_models(self, family: str | None = None, status: str | None = None, page_size: int = 50) -> Iterator[dict[str, Any]]:
+        token = None
+        while True:
+            page = self.call("GET", "/models", query={"family": family, "status": status, "limit": page_size, "nextToken": token})
+            yield from page["items"]
+            token = page.get("nextToken")
+            if not token:
+                return

@@ -1,0 +1,65 @@
+"""``modelops``: the platform's command line."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import signal
+import sys
+import threading
+from pathlib import Path
+
+
+def _local_up(args: argparse.Namespace) -> int:
+    from localcloud.cloud import LocalCloud
+
+    cloud = LocalCloud(region=args.region, moto_port=args.aws_port, api_port=args.api_port).start()
+    info = cloud.connection_info()
+    if args.info_file:
+        Path(args.info_file).write_text(json.dumps(info, indent=2))
+    engineer = info["principals"]["ml-engineer"]
+    print(
+        "The local cloud is up.\n"
+        f"  API (SigV4, service execute-api): {info['apiUrl']}\n"
+        f"  AWS endpoint (moto):              {info['awsEndpointUrl']}\n"
+        f"  region:                           {info['region']}\n"
+        "  principals: " + ", ".join(info["principals"]) + "\n"
+        "Use as the ml-engineer principal:\n"
+        f"  export AWS_ACCESS_KEY_ID={engineer['accessKeyId']}\n"
+        f"  export AWS_SECRET_ACCESS_KEY={engineer['secretAccessKey']}\n"
+        f"  export AWS_DEFAULT_REGION={info['region']}\n"
+        "Press Ctrl-C to stop.",
+        flush=True,
+    )
+    stop = threading.Event()
+    signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    try:
+        stop.wait()
+    except KeyboardInterrupt:
+        pass
+    finally:
+        cloud.stop()
+        print("The local cloud stopped.", flush=True)
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="modelops", description="ILLUVRSE ModelOps")
+    commands = parser.add_subparsers(dest="command", required=True)
+    local = commands.add_parser("local", help="the local cloud").add_subparsers(dest="action", required=True)
+    up = local.add_parser("up", help="run the local cloud in the foreground")
+    up.add_argument("--region", default="us-east-1")
+    up.add_argument("--api-port", type=int, default=0, help="API port (0: any free port)")
+    up.add_argument("--aws-port", type=int, default=0, help="moto port (0: any free port)")
+    up.add_argument("--info-file", help="write the connection details as JSON here")
+    up.set_defaults(run=_local_up)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    return int(args.run(args))
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,182 @@
+"""In-memory stand-ins for the ports, with the same atomicity the adapters promise."""
+
+from __future__ import annotations
+
+import hashlib
+import threading
+from collections.abc import Sequence
+from typing import Any
+from datetime import UTC, datetime, timedelta
+
+from modelops.domain.entities import (
+    Artifact,
+    Dataset,
+    LineageNode,
+    ModelStatus,
+    ModelVersion,
+    UploadSession,
+    UploadStatus,
+)
+from modelops.ports import AlreadyExists, MissingReferences, Page, VersionTaken
+
+
+class FixedClock:
+    def __init__(self) -> None:
+        self.current = datetime(2026, 11, 30, 12, 0, tzinfo=UTC)
+
+    def now(self) -> datetime:
+        self.current += timedelta(seconds=1)
+        return self.current
+
+
+class MemoryBlobStore:
+    def __init__(self) -> None:
+        self.objects: dict[str, bytes] = {}
+        self.multipart: dict[str, dict[int, bytes]] = {}
+
+    def put(self, key: str, data: bytes) -> None:
+        self.objects[key] = data
+
+    def presign_put(self, key: str, expires_s: int) -> str:
+        return f"memory://put/{key}"
+
+    def start_multipart(self, key: str) -> str:
+        upload_id = f"mpu-{len(self.multipart)}"
+        self.multipart[upload_id] = {}
+        return upload_id
+
+    def presign_part(self, key: str, upload_id: str, part_number: int, expires_s: int) -> str:
+        return f"memory://part/{key}/{upload_id}/{part_number}"
+
+    def upload_part(self, upload_id: str, number: int, data: bytes) -> str:
+        self.multipart[upload_id][number] = data
+        return hashlib.md5(data).hexdigest()  # noqa: S324 - S3's ETag for a part is its MD5
+
+    def complete_multipart(self, key: str, upload_id: str, parts: list[tuple[int, str]]) -> None:
+        stored = self.multipart.get(upload_id)
+        if stored is None:
+            raise ValueError("NoSuchUpload")
+        for number, etag in parts:
+            if number not in stored or hashlib.md5(stored[number]).hexdigest() != etag:  # noqa: S324
+                raise ValueError(f"InvalidPart: {number}")
+        self.objects[key] = b"".join(stored[n] for n, _ in parts)
+        del self.multipart[upload_id]
+
+    def sha256_of(self, key: str) -> tuple[str, int] | None:
+        data = self.objects.get(key)
+        return None if data is None else (hashlib.sha256(data).hexdigest(), len(data))
+
+    def exists(self, key: str) -> bool:
+        return key in self.objects
+
+    def copy(self, source_key: str, target_key: str) -> None:
+        self.objects[target_key] = self.objects[source_key]
+
+    def delete(self, key: str) -> None:
+        self.objects.pop(key, None)
+
+    def presign_get(self, key: str, expires_s: int, filename: str) -> str:
+        return f"memory://get/{key}?filename={filename}"
+
+
+class MemoryRegistry:
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self.uploads: dict[str, UploadSession] = {}
+        self.artifacts: dict[str, Artifact] = {}
+        self.datasets: dict[str, Dataset] = {}
+        self.versions: dict[tuple[str, int], str] = {}
+        self.models: dict[str, ModelVersion] = {}
+        self.nodes: dict[str, LineageNode] = {}
+        self.node_reads = 0
+
+    def create_upload(self, session: UploadSession) -> None:
+        with self._lock:
+            if session.uploadId in self.uploads:
+                raise AlreadyExists(session.uploadId)
+            self.uploads[session.uploadId] = session
+
+    def get_upload(self, upload_id: str) -> UploadSession | None:
+        return self.uploads.get(upload_id)
+
+    def finish_upload(self, session: UploadSession) -> None:
+        with self._lock:
+            if self.uploads[session.uploadId].status is not UploadStatus.OPEN:
+                raise AlreadyExists(session.uploadId)
+            self.uploads[session.uploadId] = session
+
+    def create_artifact(self, artifact: Artifact) -> None:
+        with self._lock:
+            if artifact.artifactId in self.artifacts:
+                raise AlreadyExists(artifact.artifactId)
+            self.artifacts[artifact.artifactId] = artifact
+
+    def get_artifact(self, artifact_id: str) -> Artifact | None:
+        return self.artifacts.get(artifact_id)
+
+    def latest_dataset_version(self, name: str) -> int:
+        return max((v for n, v in self.versions if n == name), default=0)
+
+    def _check_parents(self, node: LineageNode, new: Sequence[LineageNode]) -> None:
+        known = set(self.nodes) | {n.nodeId for n in new}
+        missing = [p for p in node.parents if p not in known]
+        if missing:
+            raise MissingReferences(missing)
+
+    def create_dataset(self, dataset: Dataset, node: LineageNode, sources: Sequence[LineageNode]) -> None:
+        with self._lock:
+            self._check_parents(node, sources)
+            if dataset.datasetId in self.datasets:
+                raise AlreadyExists(dataset.datasetId)
+            if (dataset.name, dataset.version) in self.versions:
+                raise VersionTaken(dataset.datasetId)
+            self.datasets[dataset.datasetId] = dataset
+            self.versions[(dataset.name, dataset.version)] = dataset.datasetId
+            for source in sources:
+                self.nodes[source.nodeId] = source
+            self.nodes[node.nodeId] = node
+
+    def get_dataset(self, dataset_id: str) -> Dataset | None:
+        return self.datasets.get(dataset_id)
+
+    def list_datasets(self, name: str | None, limit: int, token: str | None) -> Page[Dataset]:
+        items = sorted(
+            (d for d in self.datasets.values() if name is None or d.name == name),
+            key=lambda d: (d.name, d.version),
+        )
+        return _page(items, limit, token)
+
+    def create_model(self, model: ModelVersion, node: LineageNode) -> None:
+        with self._lock:
+            self._check_parents(node, [])
+            if model.modelId in self.models:
+                raise AlreadyExists(model.modelId)
+            self.models[model.modelId] = model
+            self.nodes[node.nodeId] = node
+
+    def get_model(self, model_id: str) -> ModelVersion | None:
+        return self.models.get(model_id)
+
+    def list_models(
+        self, family: str | None, status: ModelStatus | None, limit: int, token: str | None
+    ) -> Page[ModelVersion]:
+        items = [
+            m
+            for m in sorted(self.models.values(), key=lambda m: (m.family, m.version))
+            if (family is None or m.family == family) and (status is None or m.status == status)
+        ]
+        return _page(items, limit, token)
+
+    def get_nodes(self, node_ids: Sequence[str]) -> dict[str, LineageNode]:
+        assert len(node_ids) <= 100, "a batch read takes at most 100 keys"
+        self.node_reads += 1
+        return {n: self.nodes[n] for n in node_ids if n in self.nodes}
+
+    def children_of(self, node_id: str, limit: int) -> list[str]:
+        return [n.nodeId for n in self.nodes.values() if node_id in n.parents][:limit]
+
+
+def _page(items: list[Any], limit: int, token: str | None) -> Page[Any]:
+    start = int(token or 0)
+    end = start + limit
+    return Page(items[start:end], str(end) if end < len(items) else None)
