@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import io
 import json
+import logging
 import os
 import zipfile
 from dataclasses import dataclass
@@ -29,7 +30,7 @@ from moto.server import ThreadedMotoServer
 
 from localcloud import kms_ed25519
 from localcloud.apigateway import LocalApiGateway
-from localcloud.lambda_runtime import DEFAULT_ACCOUNT_ID, LambdaRuntime
+from localcloud.lambda_runtime import DEFAULT_ACCOUNT_ID, LambdaRuntime, LogSink
 from localcloud.sigv4 import Credential
 from modelops import platform
 
@@ -68,13 +69,17 @@ class LocalCloud:
         moto_port: int = 0,
         api_port: int = 0,
         functions_root: Path = FUNCTIONS_ROOT,
+        log_sink: LogSink | None = None,
     ) -> None:
+        """``log_sink`` receives ``(function name, line)`` for each line functions log
+        (default: stderr, prefixed with the function name)."""
         self.region = region
         self.account_id = DEFAULT_ACCOUNT_ID
         self._host = host
         self._moto_port = moto_port
         self._api_port = api_port
         self._functions_root = functions_root
+        self._log_sink = log_sink
         self._moto: ThreadedMotoServer | None = None
         self._runtime: LambdaRuntime | None = None
         self._gateway: LocalApiGateway | None = None
@@ -89,6 +94,7 @@ class LocalCloud:
     def start(self) -> LocalCloud:
         default_user_config["stepfunctions"] = {"execute_state_machine": True}
         kms_ed25519.install()
+        logging.getLogger("werkzeug").setLevel(logging.WARNING)  # moto's per-request lines
         self._moto = ThreadedMotoServer(ip_address=self._host, port=self._moto_port, verbose=False)
         self._moto.start()
         host, port = self._moto.get_host_and_port()
@@ -100,6 +106,7 @@ class LocalCloud:
             endpoint_url=self.endpoint_url,
             region=self.region,
             extra_env={"S3_ADDRESSING_STYLE": "path"},
+            log_sink=self._log_sink,
         )
         self._runtime.install()
         self._provision()

@@ -11,7 +11,7 @@ from aws_lambda_powertools.event_handler.openapi.params import Query
 from aws_lambda_powertools.metrics import MetricUnit
 
 from modelops import wiring
-from modelops.api import ERROR_RESPONSES, JSON, principal
+from modelops.api import JSON, principal, read_responses, write_responses
 from modelops.contracts.registry import (
     ArtifactResponse,
     CompleteUploadRequest,
@@ -26,7 +26,7 @@ metrics = Metrics()
 @router.post(
     "/artifact/upload",
     summary="Start an upload: presigned URLs per file (multipart for large files).",
-    responses={201: {"description": "Upload started."}, **ERROR_RESPONSES},
+    responses=write_responses(),
     tags=["artifacts"],
 )
 def start_upload(request: StartUploadRequest) -> Response[StartUploadResponse]:
@@ -37,7 +37,7 @@ def start_upload(request: StartUploadRequest) -> Response[StartUploadResponse]:
 @router.post(
     "/artifact/upload/<upload_id>/complete",
     summary="Verify every file's SHA-256 server-side and register the immutable artifact.",
-    responses={201: {"description": "Artifact registered."}, **ERROR_RESPONSES},
+    responses=write_responses(),
     tags=["artifacts"],
 )
 def complete_upload(upload_id: str, request: CompleteUploadRequest) -> Response[ArtifactResponse]:
@@ -49,7 +49,7 @@ def complete_upload(upload_id: str, request: CompleteUploadRequest) -> Response[
 @router.get(
     "/artifact/<artifact_id>",
     summary="An artifact's manifest and digests; presigned download URLs on request.",
-    responses=ERROR_RESPONSES,
+    responses=read_responses(),
     tags=["artifacts"],
 )
 def get_artifact(

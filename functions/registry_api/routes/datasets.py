@@ -11,7 +11,7 @@ from aws_lambda_powertools.event_handler.openapi.params import Query
 from aws_lambda_powertools.metrics import MetricUnit
 
 from modelops import wiring
-from modelops.api import ERROR_RESPONSES, JSON, principal
+from modelops.api import JSON, principal, read_responses, write_responses
 from modelops.contracts.registry import (
     DatasetList,
     DatasetResponse,
@@ -27,7 +27,7 @@ metrics = Metrics()
 @router.post(
     "/dataset/register",
     summary="Register a dataset version with lineage, licence and PII flags (idempotent).",
-    responses={201: {"description": "Registered."}, **ERROR_RESPONSES},
+    responses=write_responses(),
     tags=["datasets"],
 )
 def register_dataset(request: RegisterDatasetRequest) -> Response[DatasetResponse]:
@@ -37,7 +37,7 @@ def register_dataset(request: RegisterDatasetRequest) -> Response[DatasetRespons
     return Response(status_code=201 if result.created else 200, content_type=JSON, body=result)
 
 
-@router.get("/dataset", summary="List dataset versions.", responses=ERROR_RESPONSES, tags=["datasets"])
+@router.get("/dataset", summary="List dataset versions.", responses=read_responses(), tags=["datasets"])
 def list_datasets(
     name: Annotated[str | None, Query(max_length=128)] = None,
     limit: Annotated[int, Query(ge=1, le=100)] = 20,
@@ -46,7 +46,7 @@ def list_datasets(
     return wiring.registry_service().list_datasets(name, limit, nextToken)
 
 
-@router.get("/dataset/<dataset_id>", summary="One dataset version.", responses=ERROR_RESPONSES, tags=["datasets"])
+@router.get("/dataset/<dataset_id>", summary="One dataset version.", responses=read_responses(), tags=["datasets"])
 def get_dataset(dataset_id: str) -> Dataset:
     return wiring.registry_service().get_dataset(dataset_id)
 
@@ -54,7 +54,7 @@ def get_dataset(dataset_id: str) -> Dataset:
 @router.get(
     "/dataset/<dataset_id>/lineage",
     summary="All ancestors of a dataset (sources and upstream datasets).",
-    responses=ERROR_RESPONSES,
+    responses=read_responses(),
     tags=["lineage"],
 )
 def dataset_lineage(dataset_id: str) -> LineageGraph:

@@ -11,7 +11,7 @@ from aws_lambda_powertools.event_handler.openapi.params import Query
 from aws_lambda_powertools.metrics import MetricUnit
 
 from modelops import wiring
-from modelops.api import ERROR_RESPONSES, JSON, principal
+from modelops.api import JSON, principal, read_responses, write_responses
 from modelops.contracts.registry import (
     LineageGraph,
     ModelDetail,
@@ -29,7 +29,7 @@ metrics = Metrics()
 @router.post(
     "/models/register",
     summary="Register a model version with lineage and metrics (idempotent; versions immutable).",
-    responses={201: {"description": "Registered."}, **ERROR_RESPONSES},
+    responses=write_responses(),
     tags=["models"],
 )
 def register_model(request: RegisterModelRequest) -> Response[ModelResponse]:
@@ -39,7 +39,7 @@ def register_model(request: RegisterModelRequest) -> Response[ModelResponse]:
     return Response(status_code=201 if result.created else 200, content_type=JSON, body=result)
 
 
-@router.get("/models", summary="List and filter model versions.", responses=ERROR_RESPONSES, tags=["models"])
+@router.get("/models", summary="List and filter model versions.", responses=read_responses(), tags=["models"])
 def list_models(
     family: Annotated[str | None, Query(max_length=128)] = None,
     status: Annotated[ModelStatus | None, Query()] = None,
@@ -52,7 +52,7 @@ def list_models(
 @router.get(
     "/models/<model_id>",
     summary="A model version with its full lineage graph.",
-    responses=ERROR_RESPONSES,
+    responses=read_responses(),
     tags=["models"],
 )
 def get_model(model_id: str) -> ModelDetail:
@@ -63,7 +63,7 @@ def get_model(model_id: str) -> ModelDetail:
 @router.get(
     "/models/<model_id>/lineage",
     summary="All ancestors of a model: datasets, parent models and their sources.",
-    responses=ERROR_RESPONSES,
+    responses=read_responses(),
     tags=["lineage"],
 )
 def model_lineage(model_id: str) -> LineageGraph:
@@ -74,7 +74,7 @@ def model_lineage(model_id: str) -> LineageGraph:
 @router.get(
     "/models/<model_id>/lineage/openlineage",
     summary="The model's lineage as OpenLineage RunEvents with digest, licence and PII facets.",
-    responses=ERROR_RESPONSES,
+    responses=read_responses(),
     tags=["lineage"],
 )
 def model_openlineage(model_id: str) -> OpenLineageExport:

@@ -29,16 +29,29 @@ from modelops.errors import (
 
 JSON = "application/json"
 IDEMPOTENCY_KEY = re.compile(r"^[\x21-\x7e]{1,255}$")
-ERROR_RESPONSES: dict[int | str, Any] = {
-    status: {"description": description, "content": {JSON: {"schema": {"$ref": "#/components/schemas/ErrorResponse"}}}}
-    for status, description in (
-        (400, "The request is invalid; the error names the field."),
-        (403, "The caller may not do this."),
-        (404, "No such resource."),
-        (409, "Conflicts with what is stored."),
-        (422, "A reference or digest does not check out."),
-    )
-}
+_ERRORS = (
+    (400, "The request is invalid; the error names the field."),
+    (403, "The caller may not do this."),
+    (404, "No such resource."),
+    (409, "Conflicts with what is stored."),
+    (422, "A reference or digest does not check out."),
+)
+
+
+def _responses(success: dict[int, str]) -> dict[int | str, Any]:
+    """A fresh OpenAPI responses map per route (the resolver fills success content in)."""
+    error = {JSON: {"schema": {"$ref": "#/components/schemas/ErrorResponse"}}}
+    documented: dict[int | str, Any] = {code: {"description": text} for code, text in success.items()}
+    documented.update({code: {"description": text, "content": error} for code, text in _ERRORS})
+    return documented
+
+
+def read_responses() -> dict[int | str, Any]:
+    return _responses({200: "OK."})
+
+
+def write_responses() -> dict[int | str, Any]:
+    return _responses({201: "Created.", 200: "Already existed (an identical retry)."})
 
 
 def error_response(error: ModelOpsError) -> Response[ErrorResponse]:

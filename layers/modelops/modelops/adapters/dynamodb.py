@@ -259,13 +259,14 @@ class RegistryTable:
                         RegistryItem, *_node_key(parent), condition=RegistryItem.pk.exists()
                     )
         except TransactWriteError as exc:
+            # PynamoDB sends condition checks first, then puts in the order they were added.
             reasons = [r.code if r else None for r in exc.cancellation_reasons]
             failed = {i for i, code in enumerate(reasons) if code == "ConditionalCheckFailed"}
-            first_check = len(records) + 1 + len(edges) + len(extra_nodes)
-            missing = [p for i, p in enumerate(checked_parents) if first_check + i in failed]
+            missing = [p for i, p in enumerate(checked_parents) if i in failed]
             if missing:
                 raise MissingReferences(missing) from exc
-            if 0 in failed or len(records) in failed:
+            first_put = len(checked_parents)
+            if {first_put, first_put + len(records)} & failed:  # the entity or its node
                 raise AlreadyExists(entity_id) from exc
             if failed:
                 raise VersionTaken(entity_id) from exc

@@ -19,10 +19,12 @@ from modelops.domain.entities import (
     UsageRestrictions,
     canonical_license,
 )
+from modelops.domain.digests import SHA256_HEX
 from modelops.domain.ids import ID_PATTERN
-from modelops.domain.manifest import MAX_FILES, FileEntry
+from modelops.domain.manifest import MAX_FILES, FileEntry, require_unique_paths
 
 MAX_PARENTS = 32
+ARTIFACT_ID = r"^art-[0-9a-f]{32}$"
 MiB = 1024 * 1024
 
 
@@ -56,8 +58,14 @@ class StartUploadRequest(Contract):
         default=None,
         ge=5 * MiB,
         le=5 * 1024 * MiB,
-        description="Part size for multipart uploads (files above the multipart threshold).",
+        description="Part size; files larger than this are uploaded in parts (S3 multipart).",
     )
+
+    @field_validator("files")
+    @classmethod
+    def _unique(cls, value: list[FileEntry]) -> list[FileEntry]:
+        require_unique_paths(value)
+        return value
 
 
 class PresignedPart(Contract):
@@ -119,9 +127,13 @@ def _check_ref(ref: str, kinds: tuple[str, ...]) -> str:
 
 class RegisterDatasetRequest(Contract):
     name: str = Field(pattern=NAME_PATTERN)
-    artifactId: str = Field(description="Uploaded, verified content of the dataset.")
+    artifactId: str = Field(
+        pattern=ARTIFACT_ID, description="Uploaded, verified content of the dataset."
+    )
     checksum: str | None = Field(
-        default=None, description="Expected root digest; rejected if the artifact differs."
+        default=None,
+        pattern=SHA256_HEX.pattern,
+        description="Expected root digest; rejected if the artifact differs.",
     )
     sourceRefs: list[str] = Field(
         default_factory=list,
@@ -129,7 +141,9 @@ class RegisterDatasetRequest(Contract):
         description="Registered dataset ids this derives from, or external URIs.",
     )
     transformations: list[Transformation] = Field(default_factory=list, max_length=64)
-    license: str = Field(description="SPDX license expression, e.g. 'BSD-3-Clause'.")
+    license: str = Field(
+        min_length=1, max_length=256, description="SPDX license expression, e.g. 'BSD-3-Clause'."
+    )
     piiFlags: list[PiiFlag] = Field(default_factory=list)
     usageRestrictions: UsageRestrictions = Field(default_factory=UsageRestrictions)
     description: str = Field(default="", max_length=4096)
@@ -162,20 +176,15 @@ class DatasetList(Contract):
 
 class RegisterModelRequest(Contract):
     family: str = Field(pattern=NAME_PATTERN)
-    version: str = Field(max_length=128, description="Semantic version, e.g. 1.2.0.")
-    artifactId: str
+    version: str = Field(
+        max_length=128, pattern=SEMVER.pattern, description="Semantic version, e.g. 1.2.0."
+    )
+    artifactId: str = Field(pattern=ARTIFACT_ID)
     codeRef: str = Field(min_length=1, max_length=512)
     metrics: dict[str, float] = Field(default_factory=dict, max_length=256)
     lineage: ModelLineage = Field(default_factory=ModelLineage)
     provenance: dict[str, str] = Field(default_factory=dict, max_length=64)
     description: str = Field(default="", max_length=4096)
-
-    @field_validator("version")
-    @classmethod
-    def _semver(cls, value: str) -> str:
-        if not SEMVER.match(value):
-            raise ValueError("version must be a semantic version (MAJOR.MINOR.PATCH)")
-        return value
 
     @field_validator("lineage")
     @classmethod

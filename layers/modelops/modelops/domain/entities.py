@@ -11,6 +11,7 @@ from typing import Literal
 from packaging.licenses import InvalidLicenseExpression, canonicalize_license_expression
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
+from modelops.domain.digests import SHA256_HEX
 from modelops.domain.manifest import FileEntry
 
 NAME_PATTERN = r"^[a-z0-9][a-z0-9._-]{0,127}$"
@@ -109,15 +110,10 @@ class Transformation(Entity):
     codeRef: str = Field(
         min_length=1, max_length=512, description="Code that ran, e.g. git URL at a commit."
     )
-    checksum: str = Field(description="SHA-256 of that code (source archive or file).")
+    checksum: str = Field(
+        pattern=SHA256_HEX.pattern, description="SHA-256 of that code (source archive or file)."
+    )
     params: dict[str, str | int | float | bool] = Field(default_factory=dict)
-
-    @field_validator("checksum")
-    @classmethod
-    def _checksum(cls, value: str) -> str:
-        if not re.fullmatch(r"[0-9a-f]{64}", value):
-            raise ValueError("checksum must be a lower-case hex SHA-256")
-        return value
 
 
 class UsageRestrictions(Entity):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path, PurePosixPath
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
@@ -26,38 +27,40 @@ def validate_relative_path(path: str) -> str:
     return path
 
 
-class FileEntry(BaseModel):
-    model_config = ConfigDict(frozen=True)
+def require_unique_paths(files: Sequence[FileEntry]) -> None:
+    paths = [f.path for f in files]
+    if len(set(paths)) != len(paths):
+        raise ValueError("file paths must be unique")
 
-    path: str = Field(description="Relative POSIX path inside the artifact.")
+
+class FileEntry(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    path: str = Field(
+        min_length=1, max_length=1024, description="Relative POSIX path inside the artifact."
+    )
     size: int = Field(ge=0, le=MAX_FILE_BYTES, description="Size in bytes.")
-    sha256: str = Field(description="Lower-case hex SHA-256 of the file's bytes.")
+    sha256: str = Field(
+        pattern=SHA256_HEX.pattern, description="Lower-case hex SHA-256 of the file's bytes."
+    )
 
     @field_validator("path")
     @classmethod
     def _path(cls, value: str) -> str:
         return validate_relative_path(value)
 
-    @field_validator("sha256")
-    @classmethod
-    def _digest(cls, value: str) -> str:
-        if not SHA256_HEX.match(value):
-            raise ValueError("sha256 must be 64 lower-case hex characters")
-        return value
-
 
 class Manifest(BaseModel):
     """Files sorted by path; ``root_digest`` is the OpenSSF digest of digests."""
 
-    model_config = ConfigDict(frozen=True)
+    model_config = ConfigDict(frozen=True, extra="forbid")
 
     files: tuple[FileEntry, ...] = Field(min_length=1, max_length=MAX_FILES)
 
     @model_validator(mode="after")
     def _unique_sorted(self) -> Manifest:
+        require_unique_paths(self.files)
         paths = [f.path for f in self.files]
-        if len(set(paths)) != len(paths):
-            raise ValueError("file paths must be unique")
         if paths != sorted(paths):
             object.__setattr__(self, "files", tuple(sorted(self.files, key=lambda f: f.path)))
         return self

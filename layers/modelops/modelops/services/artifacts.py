@@ -51,13 +51,15 @@ class ArtifactService:
         manifest = Manifest(files=tuple(request.files))  # validates unique paths
         upload_id = f"{ids.UPLOAD}-{uuid.uuid4().hex}"
         part_bytes = request.partBytes or self._settings.multipart_part_bytes
+        # A client that names a part size gets multipart for every file larger than it.
+        threshold = request.partBytes or self._settings.multipart_threshold_bytes
         now = self._clock.now()
         expiry = self._settings.presign_expiry_seconds
         parts: list[UploadPart] = []
         targets: list[UploadTarget] = []
         for index, entry in enumerate(manifest.files):
             key = f"staging/{upload_id}/{index:04d}"
-            if entry.size <= self._settings.multipart_threshold_bytes:
+            if entry.size <= threshold:
                 parts.append(UploadPart(file=entry.path, s3Key=key))
                 targets.append(
                     UploadTarget(path=entry.path, url=self._blobs.presign_put(key, expiry))
