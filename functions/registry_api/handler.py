@@ -4,15 +4,13 @@ from __future__ import annotations
 
 from typing import Any
 
-from aws_lambda_powertools import Logger, Metrics, Tracer
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from modelops.api import build_resolver, run_api
+from modelops.observability import instruments
 from registry_api.routes import artifacts, datasets, models
 
-logger = Logger()
-tracer = Tracer()
-metrics = Metrics()
+logger, tracer, metrics = instruments()
 
 app = build_resolver(logger)
 app.include_router(artifacts.router)

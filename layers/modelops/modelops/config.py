@@ -3,16 +3,14 @@
 from __future__ import annotations
 
 import os
+from dataclasses import dataclass
 from functools import cache
-
-from pydantic import BaseModel, ConfigDict
 
 from modelops import platform
 
 
-class Settings(BaseModel):
-    model_config = ConfigDict(frozen=True)
-
+@dataclass(frozen=True)
+class Settings:
     region: str
     registry_table: str | None = None
     idempotency_table: str | None = None

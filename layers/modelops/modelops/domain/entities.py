@@ -8,7 +8,6 @@ from datetime import datetime
 from enum import Enum
 from typing import Literal
 
-from packaging.licenses import InvalidLicenseExpression, canonicalize_license_expression
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from modelops.domain.digests import SHA256_HEX
@@ -23,7 +22,8 @@ SEMVER = re.compile(
 
 
 class Entity(BaseModel):
-    model_config = ConfigDict(frozen=True, extra="forbid")
+    # defer_build: a model's validator is built on first use, not at import (cold start).
+    model_config = ConfigDict(frozen=True, extra="forbid", defer_build=True)
 
 
 def semver_sort_key(version: str) -> str:
@@ -37,6 +37,8 @@ def semver_sort_key(version: str) -> str:
 
 
 def canonical_license(value: str) -> str:
+    from packaging.licenses import InvalidLicenseExpression, canonicalize_license_expression
+
     try:
         return str(canonicalize_license_expression(value))
     except InvalidLicenseExpression as exc:

@@ -34,7 +34,7 @@ def require_unique_paths(files: Sequence[FileEntry]) -> None:
 
 
 class FileEntry(BaseModel):
-    model_config = ConfigDict(frozen=True, extra="forbid")
+    model_config = ConfigDict(frozen=True, extra="forbid", defer_build=True)
 
     path: str = Field(
         min_length=1, max_length=1024, description="Relative POSIX path inside the artifact."
@@ -53,7 +53,7 @@ class FileEntry(BaseModel):
 class Manifest(BaseModel):
     """Files sorted by path; ``root_digest`` is the OpenSSF digest of digests."""
 
-    model_config = ConfigDict(frozen=True, extra="forbid")
+    model_config = ConfigDict(frozen=True, extra="forbid", defer_build=True)
 
     files: tuple[FileEntry, ...] = Field(min_length=1, max_length=MAX_FILES)
 
