@@ -19,7 +19,8 @@ def get_model(model_id: str) -> dict[str, Any]:
     if _client is None:
         _client = boto3.client("dynamodb")
     item = _client.get_item(
-        TableName=os.environ["REGISTRY_TABLE"], Key={"pk": {"S": f"MODEL#{model_id}"}, "sk": {"S": "MODEL"}}
+        TableName=os.environ["REGISTRY_TABLE"],
+        Key={"pk": {"S": f"MODEL#{model_id}"}, "sk": {"S": "MODEL"}},
     ).get("Item")
     return {"found": item is not None}
 

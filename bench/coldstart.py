@@ -22,6 +22,7 @@ from moto.server import ThreadedMotoServer
 from modelops import platform
 
 ROOT = Path(__file__).resolve().parent.parent
+TRACE_HEADER = "Root=1-5759e988-bd862e3fe1be46a994272793;Parent=53995c3f42cd8ad8;Sampled=1"
 EVENT = {
     "resource": "/models/{proxy+}",
     "path": "/models/mdl-000000000000000000000000",
@@ -59,7 +60,10 @@ assert response["statusCode"] in (200, 404), response
 def _sample(module: str, env: dict[str, str]) -> float:
     start = time.perf_counter()
     subprocess.run(
-        [sys.executable, "-c", PROGRAM, module, json.dumps(EVENT)], env=env, check=True, capture_output=True
+        [sys.executable, "-c", PROGRAM, module, json.dumps(EVENT)],
+        env=env,
+        check=True,
+        capture_output=True,
     )
     return time.perf_counter() - start
 
@@ -72,9 +76,18 @@ def run(samples: int = 9) -> list[dict[str, object]]:
     try:
         endpoint = f"http://{host}:{port}"
         table = "bench-registry"
-        boto3.client("dynamodb", endpoint_url=endpoint, region_name="us-east-1", aws_access_key_id="k", aws_secret_access_key="s").create_table(
+        boto3.client(
+            "dynamodb",
+            endpoint_url=endpoint,
+            region_name="us-east-1",
+            aws_access_key_id="k",
+            aws_secret_access_key="s",
+        ).create_table(
             TableName=table,
-            KeySchema=[{"AttributeName": "pk", "KeyType": "HASH"}, {"AttributeName": "sk", "KeyType": "RANGE"}],
+            KeySchema=[
+                {"AttributeName": "pk", "KeyType": "HASH"},
+                {"AttributeName": "sk", "KeyType": "RANGE"},
+            ],
             AttributeDefinitions=[{"AttributeName": n, "AttributeType": "S"} for n in ("pk", "sk")],
             BillingMode="PAY_PER_REQUEST",
         )
@@ -87,7 +100,7 @@ def run(samples: int = 9) -> list[dict[str, object]]:
             "AWS_SECRET_ACCESS_KEY": "bench",
             "AWS_LAMBDA_FUNCTION_NAME": "bench",
             "LAMBDA_TASK_ROOT": str(ROOT / "functions"),
-            "_X_AMZN_TRACE_ID": "Root=1-5759e988-bd862e3fe1be46a994272793;Parent=53995c3f42cd8ad8;Sampled=1",
+            "_X_AMZN_TRACE_ID": TRACE_HEADER,
             "POWERTOOLS_METRICS_NAMESPACE": platform.METRICS_NAMESPACE,
             platform.REGISTRY_TABLE.env_var: table,
             platform.IDEMPOTENCY_TABLE.env_var: "bench-idempotency",

@@ -36,10 +36,14 @@ def run(size: int = GIB, runs: int = 3) -> list[dict[str, object]]:
             for _ in range(size // len(block)):
                 out.write(block)
         manifest = Manifest.of_directory(directory)  # warm the page cache, check agreement
-        peer_digest = subprocess.run([sha256sum, str(path)], check=True, capture_output=True, text=True).stdout.split()[0]
+        peer_digest = subprocess.run(
+            [sha256sum, str(path)], check=True, capture_output=True, text=True
+        ).stdout.split()[0]
         if manifest.files[0].sha256 != peer_digest:
             raise AssertionError("our digest differs from sha256sum's")
-        peer = _best_of(runs, lambda: subprocess.run([sha256sum, str(path)], check=True, capture_output=True))
+        peer = _best_of(
+            runs, lambda: subprocess.run([sha256sum, str(path)], check=True, capture_output=True)
+        )
         ours = _best_of(runs, lambda: Manifest.of_directory(directory).root_digest)
     mib = size / 1024**2
     return [

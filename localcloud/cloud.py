@@ -21,7 +21,7 @@ import zipfile
 from dataclasses import dataclass
 from functools import cached_property
 from pathlib import Path
-from typing import Any
+from typing import Any, TextIO
 
 import boto3
 from moto.core.config import default_user_config
@@ -64,30 +64,32 @@ class Principal:
 class LocalCloud:
     def __init__(
         self,
+        *,
         region: str = "us-east-1",
         host: str = "127.0.0.1",
         moto_port: int = 0,
         api_port: int = 0,
         functions_root: Path = FUNCTIONS_ROOT,
-        log_sink: LogSink | None = None,
+        log_file: Path | None = None,
     ) -> None:
-        """``log_sink`` receives ``(function name, line)`` for each line functions log
-        (default: stderr, prefixed with the function name)."""
+        """Functions' log lines go to ``log_file`` (appended), else to stderr; each line is
+        prefixed with the function's name. CloudWatch Logs gets them too."""
         self.region = region
         self.account_id = DEFAULT_ACCOUNT_ID
         self._host = host
         self._moto_port = moto_port
         self._api_port = api_port
         self._functions_root = functions_root
-        self._log_sink = log_sink
+        self._log_file = log_file
+        self._log: TextIO | None = None
         self._moto: ThreadedMotoServer | None = None
         self._runtime: LambdaRuntime | None = None
         self._gateway: LocalApiGateway | None = None
         self.principals: dict[str, Principal] = {}
-        self.names = {
-            spec.logical_id: physical_name(spec.logical_id)
-            for spec in (*platform.TABLES, *platform.BUCKETS)
-        }
+        logical_ids = [t.logical_id for t in platform.TABLES] + [
+            b.logical_id for b in platform.BUCKETS
+        ]
+        self.names = {logical_id: physical_name(logical_id) for logical_id in logical_ids}
 
     # --- lifecycle ---------------------------------------------------------------------
 
@@ -106,7 +108,7 @@ class LocalCloud:
             endpoint_url=self.endpoint_url,
             region=self.region,
             extra_env={"S3_ADDRESSING_STYLE": "path"},
-            log_sink=self._log_sink,
+            log_sink=self._open_log(),
         )
         self._runtime.install()
         self._provision()
@@ -128,6 +130,8 @@ class LocalCloud:
             self._runtime.shutdown()
         if self._moto is not None:
             self._moto.stop()
+        if self._log is not None:
+            self._log.close()
 
     def __enter__(self) -> LocalCloud:
         return self.start()
@@ -168,7 +172,9 @@ class LocalCloud:
     def _admin_bootstrap(self) -> boto3.session.Session:
         # Before IAM users exist, moto accepts any credentials (its default account).
         return boto3.session.Session(
-            aws_access_key_id="AKIALOCALBOOTSTRAP00", aws_secret_access_key="bootstrap", region_name=self.region
+            aws_access_key_id="AKIALOCALBOOTSTRAP00",
+            aws_secret_access_key="bootstrap",
+            region_name=self.region,
         )
 
     def _provision(self) -> None:
@@ -215,7 +221,9 @@ class LocalCloud:
         args: dict[str, Any] = {
             "TableName": name,
             "KeySchema": [{"AttributeName": n, "KeyType": t} for n, t in keys],
-            "AttributeDefinitions": [{"AttributeName": a, "AttributeType": "S"} for a in sorted(attributes)],
+            "AttributeDefinitions": [
+                {"AttributeName": a, "AttributeType": "S"} for a in sorted(attributes)
+            ],
             "BillingMode": "PAY_PER_REQUEST",
         }
         if indexes:
@@ -267,11 +275,24 @@ class LocalCloud:
             Environment={"Variables": platform.function_environment(fn, self.names)},
         )
 
+    def _open_log(self) -> LogSink | None:
+        if self._log_file is None:
+            return None
+        self._log_file.parent.mkdir(parents=True, exist_ok=True)
+        log = self._log = self._log_file.open("a", buffering=1)
+
+        def sink(function_name: str, line: str) -> None:
+            log.write(f"[{function_name}] {line}\n")
+
+        return sink
+
     # --- gateway plumbing --------------------------------------------------------------
 
     def _invoke_for_gateway(self, function_name: str, event: dict[str, Any]) -> dict[str, Any]:
         assert self._runtime is not None
-        result = self._runtime.invoke(function_name, event, account_id=self.account_id, region=self.region)
+        result = self._runtime.invoke(
+            function_name, event, account_id=self.account_id, region=self.region
+        )
         if result.function_error:
             raise RuntimeError(f"{function_name} failed: {result.payload[:500]!r}")
         response = json.loads(result.payload)

@@ -26,7 +26,9 @@ class ApiError(Exception):
     def __init__(self, status: int, body: Any) -> None:
         error = body.get("error", {}) if isinstance(body, dict) else {}
         self.status = status
-        self.code = str(error.get("code") or (body.get("message") if isinstance(body, dict) else "") or status)
+        self.code = str(
+            error.get("code") or (body.get("message") if isinstance(body, dict) else "") or status
+        )
         self.message = str(error.get("message") or body)
         self.details = error.get("details", [])
         super().__init__(f"{status} {self.code}: {self.message}")
@@ -67,7 +69,9 @@ class ModelOpsClient:
         credentials = self._session.get_credentials()
         if credentials is None:
             raise RuntimeError("no AWS credentials found (profile, environment or explicit keys)")
-        SigV4Auth(credentials.get_frozen_credentials(), "execute-api", self._region).add_auth(aws_request)
+        SigV4Auth(credentials.get_frozen_credentials(), "execute-api", self._region).add_auth(
+            aws_request
+        )
         prepared = aws_request.prepare()
         response = self._http.request(
             method, prepared.url, headers=dict(prepared.headers), data=data, timeout=self._timeout
@@ -112,7 +116,7 @@ class ModelOpsClient:
             path = root / target["path"]
             if target.get("url"):
                 with path.open("rb") as stream:
-                    self._put(target["url"], stream, path.stat().st_size)
+                    self.put_presigned(target["url"], stream, path.stat().st_size)
                 if progress:
                     progress(target["path"], path.stat().st_size)
                 continue
@@ -122,7 +126,12 @@ class ModelOpsClient:
             with path.open("rb") as stream:
                 for part in multipart["parts"]:
                     chunk = stream.read(size)
-                    etags.append({"partNumber": part["partNumber"], "etag": self._put(part["url"], chunk, len(chunk))})
+                    etags.append(
+                        {
+                            "partNumber": part["partNumber"],
+                            "etag": self.put_presigned(part["url"], chunk, len(chunk)),
+                        }
+                    )
                     if progress:
                         progress(target["path"], len(chunk))
             completed_parts[target["path"]] = etags
@@ -131,14 +140,22 @@ class ModelOpsClient:
         )
         return dict(completed["artifact"])
 
-    def _put(self, url: str, data: bytes | BinaryIO, size: int) -> str:
-        response = self._http.put(url, data=data, headers={"Content-Length": str(size)}, timeout=self._timeout)
+    def put_presigned(self, url: str, data: bytes | BinaryIO, size: int) -> str:
+        """PUT bytes to a presigned URL; returns the ETag."""
+        response = self._http.put(
+            url, data=data, headers={"Content-Length": str(size)}, timeout=self._timeout
+        )
         if response.status_code >= 300:
-            raise ApiError(response.status_code, {"error": {"code": "UPLOAD_FAILED", "message": response.text[:500]}})
+            raise ApiError(
+                response.status_code,
+                {"error": {"code": "UPLOAD_FAILED", "message": response.text[:500]}},
+            )
         return str(response.headers.get("ETag", ""))
 
     def get_artifact(self, artifact_id: str, download: bool = False) -> dict[str, Any]:
-        return dict(self.call("GET", f"/artifact/{artifact_id}", query={"download": str(download).lower()}))
+        return dict(
+            self.call("GET", f"/artifact/{artifact_id}", query={"download": str(download).lower()})
+        )
 
     # --- datasets and models -----------------------------------------------------------
 
@@ -158,10 +175,16 @@ class ModelOpsClient:
         suffix = "/openlineage" if openlineage else ""
         return dict(self.call("GET", f"/models/{model_id}/lineage{suffix}"))
 
-    def iter_models(self, family: str | None = None, status: str | None = None, page_size: int = 50) -> Iterator[dict[str, Any]]:
+    def iter_models(
+        self, family: str | None = None, status: str | None = None, page_size: int = 50
+    ) -> Iterator[dict[str, Any]]:
         token = None
         while True:
-            page = self.call("GET", "/models", query={"family": family, "status": status, "limit": page_size, "nextToken": token})
+            page = self.call(
+                "GET",
+                "/models",
+                query={"family": family, "status": status, "limit": page_size, "nextToken": token},
+            )
             yield from page["items"]
             token = page.get("nextToken")
             if not token:

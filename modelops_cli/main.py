@@ -46,7 +46,9 @@ def _local_up(args: argparse.Namespace) -> int:
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="modelops", description="ILLUVRSE ModelOps")
     commands = parser.add_subparsers(dest="command", required=True)
-    local = commands.add_parser("local", help="the local cloud").add_subparsers(dest="action", required=True)
+    local = commands.add_parser("local", help="the local cloud").add_subparsers(
+        dest="action", required=True
+    )
     up = local.add_parser("up", help="run the local cloud in the foreground")
     up.add_argument("--region", default="us-east-1")
     up.add_argument("--api-port", type=int, default=0, help="API port (0: any free port)")

@@ -4,25 +4,16 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
-LOG_DIR = Path(__file__).resolve().parent.parent / "build" / "test-logs"
+LOG_FILE = Path(__file__).resolve().parent.parent / "build" / "test-logs" / "functions.log"
 
 
 @pytest.fixture(scope="session")
-def local_cloud() -> Iterator[object]:
+def local_cloud() -> Iterator[Any]:
     from localcloud.cloud import LocalCloud
 
-    LOG_DIR.mkdir(parents=True, exist_ok=True)
-    log = (LOG_DIR / "functions.log").open("a", buffering=1)
-
-    def sink(function: str, line: str) -> None:
-        log.write(f"[{function}] {line}\n")
-
-    cloud = LocalCloud(log_sink=sink).start()
-    try:
+    with LocalCloud(log_file=LOG_FILE) as cloud:
         yield cloud
-    finally:
-        cloud.stop()
-        log.close()

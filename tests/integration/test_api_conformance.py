@@ -17,7 +17,6 @@ import schemathesis
 from botocore.auth import SigV4Auth
 from botocore.awsrequest import AWSRequest
 from hypothesis import HealthCheck, given, settings
-
 from schemathesis.specs.openapi.checks import positive_data_acceptance
 
 from localcloud.cloud import LocalCloud
@@ -36,7 +35,9 @@ class SigV4RequestsAuth(requests.auth.AuthBase):
 
     def __call__(self, request: requests.PreparedRequest) -> requests.PreparedRequest:
         headers = {k: v for k, v in request.headers.items() if k.lower() == "content-type"}
-        aws = AWSRequest(method=request.method, url=request.url, data=request.body or b"", headers=headers)
+        aws = AWSRequest(
+            method=request.method, url=request.url, data=request.body or b"", headers=headers
+        )
         SigV4Auth(self._credentials, "execute-api", self._region).add_auth(aws)
         for name in ("Authorization", "X-Amz-Date"):
             request.headers[name] = aws.headers[name]
@@ -59,7 +60,9 @@ def sigv4(local_cloud: LocalCloud) -> SigV4RequestsAuth:
 def test_operation_answers_without_5xx_and_conforms_to_the_schema(
     label: str, local_cloud: LocalCloud, sigv4: SigV4RequestsAuth
 ) -> None:
-    @settings(max_examples=25, deadline=None, database=None, suppress_health_check=list(HealthCheck))
+    @settings(
+        max_examples=25, deadline=None, database=None, suppress_health_check=list(HealthCheck)
+    )
     @given(case=OPERATIONS[label].as_strategy())
     def exercise(case: schemathesis.Case) -> None:
         case.call_and_validate(

@@ -14,7 +14,7 @@ import requests
 
 from localcloud.cloud import LocalCloud
 from modelops.domain.manifest import Manifest
-from modelops_cli.client import ApiError, ModelOpsClient
+from modelops_cli.client import ModelOpsClient
 
 
 @pytest.fixture(scope="module")
@@ -40,7 +40,9 @@ def upload(client: ModelOpsClient, tmp_path: Path, content: bytes | None = None)
     return client.upload_artifact(make_dir(tmp_path, {"model.bin": data}), unique("art"))
 
 
-def test_directory_upload_is_verified_and_downloads_byte_identical(client: ModelOpsClient, tmp_path: Path) -> None:
+def test_directory_upload_is_verified_and_downloads_byte_identical(
+    client: ModelOpsClient, tmp_path: Path
+) -> None:
     files = {"config.json": b'{"layers": 2}', "weights/part-0.bin": bytes(range(256)) * 50}
     source = make_dir(tmp_path, files)
     artifact = client.upload_artifact(source, "two-files")
@@ -51,16 +53,25 @@ def test_directory_upload_is_verified_and_downloads_byte_identical(client: Model
         assert requests.get(url, timeout=10).content == files[path]
 
 
-def test_large_file_goes_multipart_and_its_sha256_is_verified(client: ModelOpsClient, tmp_path: Path) -> None:
+def test_large_file_goes_multipart_and_its_sha256_is_verified(
+    client: ModelOpsClient, tmp_path: Path
+) -> None:
     data = uuid.uuid4().bytes * (12 * 1024 * 1024 // 16 + 3)
     (tmp_path / "big.bin").write_bytes(data)
     sent: list[int] = []
-    artifact = client.upload_artifact(tmp_path / "big.bin", "big", part_bytes=5 * 1024 * 1024, progress=lambda _, n: sent.append(n))
+    artifact = client.upload_artifact(
+        tmp_path / "big.bin",
+        "big",
+        part_bytes=5 * 1024 * 1024,
+        progress=lambda _, n: sent.append(n),
+    )
     assert len(sent) == 3 and sum(sent) == len(data)
     assert artifact["files"][0]["sha256"] == hashlib.sha256(data).hexdigest()
 
 
-def test_upload_whose_bytes_differ_from_the_declared_digest_is_rejected_and_not_registered(client: ModelOpsClient) -> None:
+def test_upload_whose_bytes_differ_from_the_declared_digest_is_rejected_and_not_registered(
+    client: ModelOpsClient,
+) -> None:
     declared = {"path": "w.bin", "size": 4, "sha256": hashlib.sha256(b"good").hexdigest()}
     started = client.call("POST", "/artifact/upload", {"name": "tampered", "files": [declared]})
     assert requests.put(started["targets"][0]["url"], data=b"evil", timeout=10).ok
@@ -71,34 +82,70 @@ def test_upload_whose_bytes_differ_from_the_declared_digest_is_rejected_and_not_
     assert status == 409
 
 
-def test_dataset_registration_is_idempotent_and_new_content_is_a_new_version(client: ModelOpsClient, tmp_path: Path) -> None:
+def test_dataset_registration_is_idempotent_and_new_content_is_a_new_version(
+    client: ModelOpsClient, tmp_path: Path
+) -> None:
     name = unique("iris")
     first_art = upload(client, tmp_path / "a")
-    body = {"name": name, "artifactId": first_art["artifactId"], "license": "BSD-3-Clause", "sourceRefs": ["sklearn://iris"], "piiFlags": ["email"]}
+    body = {
+        "name": name,
+        "artifactId": first_art["artifactId"],
+        "license": "BSD-3-Clause",
+        "sourceRefs": ["sklearn://iris"],
+        "piiFlags": ["email"],
+    }
     status, first = client.request("POST", "/dataset/register", body)
     assert status == 201 and first["created"] and first["dataset"]["version"] == 1
     status, again = client.request("POST", "/dataset/register", body)
     assert status == 200 and again["dataset"] == first["dataset"]
     second_art = upload(client, tmp_path / "b")
-    status, second = client.request("POST", "/dataset/register", {**body, "artifactId": second_art["artifactId"]})
+    status, second = client.request(
+        "POST", "/dataset/register", {**body, "artifactId": second_art["artifactId"]}
+    )
     assert status == 201 and second["dataset"]["version"] == 2
     assert client.get_dataset(first["dataset"]["datasetId"])["piiFlags"] == ["email"]
     listed = client.call("GET", "/dataset", query={"name": name})
     assert [d["version"] for d in listed["items"]] == [1, 2]
 
 
-def test_model_registration_records_principal_and_full_lineage(client: ModelOpsClient, tmp_path: Path, local_cloud: LocalCloud) -> None:
+def test_model_registration_records_principal_and_full_lineage(
+    client: ModelOpsClient, tmp_path: Path, local_cloud: LocalCloud
+) -> None:
     data_art = upload(client, tmp_path / "d")
-    raw = client.register_dataset(name=unique("raw"), artifactId=data_art["artifactId"], license="CC-BY-4.0", sourceRefs=["s3://lake/raw.csv"])["dataset"]
+    raw = client.register_dataset(
+        name=unique("raw"),
+        artifactId=data_art["artifactId"],
+        license="CC-BY-4.0",
+        sourceRefs=["s3://lake/raw.csv"],
+    )["dataset"]
     clean_art = upload(client, tmp_path / "c")
-    clean = client.register_dataset(name=unique("clean"), artifactId=clean_art["artifactId"], license="CC-BY-4.0", sourceRefs=[raw["datasetId"]],
-                                    transformations=[{"name": "dedupe", "codeRef": "git+https://x/y@abc#clean.py", "checksum": "b" * 64}])["dataset"]
+    clean = client.register_dataset(
+        name=unique("clean"),
+        artifactId=clean_art["artifactId"],
+        license="CC-BY-4.0",
+        sourceRefs=[raw["datasetId"]],
+        transformations=[
+            {"name": "dedupe", "codeRef": "git+https://x/y@abc#clean.py", "checksum": "b" * 64}
+        ],
+    )["dataset"]
     base_art = upload(client, tmp_path / "m1")
     family = unique("clf")
-    base = client.register_model(family=family, version="1.0.0", artifactId=base_art["artifactId"], codeRef="git+https://x/y@abc", lineage={"datasets": [clean["datasetId"]]})["model"]
+    base = client.register_model(
+        family=family,
+        version="1.0.0",
+        artifactId=base_art["artifactId"],
+        codeRef="git+https://x/y@abc",
+        lineage={"datasets": [clean["datasetId"]]},
+    )["model"]
     tuned_art = upload(client, tmp_path / "m2")
-    tuned = client.register_model(family=family, version="1.1.0", artifactId=tuned_art["artifactId"], codeRef="git+https://x/y@def",
-                                  metrics={"accuracy": 0.97}, lineage={"parentModels": [base["modelId"]]})["model"]
+    tuned = client.register_model(
+        family=family,
+        version="1.1.0",
+        artifactId=tuned_art["artifactId"],
+        codeRef="git+https://x/y@def",
+        metrics={"accuracy": 0.97},
+        lineage={"parentModels": [base["modelId"]]},
+    )["model"]
     assert tuned["createdBy"] == local_cloud.principals["ml-engineer"].arn
     detail = client.get_model(tuned["modelId"])
     ids = {n["nodeId"] for n in detail["lineage"]["nodes"]}
@@ -111,26 +158,60 @@ def test_model_registration_records_principal_and_full_lineage(client: ModelOpsC
 
 def test_created_by_cannot_be_forged_in_the_body(client: ModelOpsClient, tmp_path: Path) -> None:
     art = upload(client, tmp_path)
-    status, body = client.request("POST", "/models/register", {"family": unique("f"), "version": "1.0.0", "artifactId": art["artifactId"], "codeRef": "c", "createdBy": "arn:aws:iam::1:user/ceo"})
+    status, body = client.request(
+        "POST",
+        "/models/register",
+        {
+            "family": unique("f"),
+            "version": "1.0.0",
+            "artifactId": art["artifactId"],
+            "codeRef": "c",
+            "createdBy": "arn:aws:iam::1:user/ceo",
+        },
+    )
     assert status == 400 and body["error"]["details"][0]["field"] == "createdBy"
 
 
-def test_a_model_with_an_unknown_parent_is_rejected_and_nothing_is_written(client: ModelOpsClient, tmp_path: Path, local_cloud: LocalCloud) -> None:
+def test_a_model_with_an_unknown_parent_is_rejected_and_nothing_is_written(
+    client: ModelOpsClient, tmp_path: Path, local_cloud: LocalCloud
+) -> None:
     art = upload(client, tmp_path)
     family = unique("f")
-    status, body = client.request("POST", "/models/register", {"family": family, "version": "1.0.0", "artifactId": art["artifactId"], "codeRef": "c", "lineage": {"datasets": ["ds-" + "0" * 24]}})
+    status, body = client.request(
+        "POST",
+        "/models/register",
+        {
+            "family": family,
+            "version": "1.0.0",
+            "artifactId": art["artifactId"],
+            "codeRef": "c",
+            "lineage": {"datasets": ["ds-" + "0" * 24]},
+        },
+    )
     assert status == 422 and body["error"]["code"] == "REFERENCE_NOT_FOUND"
     table = local_cloud.names["RegistryTable"]
     items = local_cloud.client("dynamodb").scan(TableName=table)["Items"]
     assert not [i for i in items if family in str(i)]
 
 
-def test_concurrent_conflicting_registrations_have_exactly_one_winner(client: ModelOpsClient, tmp_path: Path) -> None:
+def test_concurrent_conflicting_registrations_have_exactly_one_winner(
+    client: ModelOpsClient, tmp_path: Path
+) -> None:
     art = upload(client, tmp_path)
     family = unique("race")
 
     def register(i: int) -> tuple[int, Any]:
-        return client.request("POST", "/models/register", {"family": family, "version": "1.0.0", "artifactId": art["artifactId"], "codeRef": "c", "metrics": {"run": float(i)}})
+        return client.request(
+            "POST",
+            "/models/register",
+            {
+                "family": family,
+                "version": "1.0.0",
+                "artifactId": art["artifactId"],
+                "codeRef": "c",
+                "metrics": {"run": float(i)},
+            },
+        )
 
     with ThreadPoolExecutor(8) as pool:
         results = list(pool.map(register, range(8)))
@@ -140,37 +221,51 @@ def test_concurrent_conflicting_registrations_have_exactly_one_winner(client: Mo
     assert client.get_model(winner["modelId"])["model"]["metrics"] == winner["metrics"]
 
 
-def test_concurrent_identical_registrations_all_succeed_with_one_creation(client: ModelOpsClient, tmp_path: Path) -> None:
+def test_concurrent_identical_registrations_all_succeed_with_one_creation(
+    client: ModelOpsClient, tmp_path: Path
+) -> None:
     art = upload(client, tmp_path)
     body = {"name": unique("same"), "artifactId": art["artifactId"], "license": "MIT"}
     with ThreadPoolExecutor(6) as pool:
-        results = list(pool.map(lambda _: client.request("POST", "/dataset/register", body), range(6)))
+        results = list(
+            pool.map(lambda _: client.request("POST", "/dataset/register", body), range(6))
+        )
     assert sorted(s for s, _ in results) == [200] * 5 + [201]
     assert len({b["dataset"]["datasetId"] for _, b in results}) == 1
 
 
-def test_idempotency_key_replays_the_first_response_and_refuses_a_different_body(client: ModelOpsClient) -> None:
+def test_idempotency_key_replays_the_first_response_and_refuses_a_different_body(
+    client: ModelOpsClient,
+) -> None:
     key = {"Idempotency-Key": str(uuid.uuid4())}
     body = {"name": "idem", "files": [{"path": "a", "size": 1, "sha256": "a" * 64}]}
     first = client.request("POST", "/artifact/upload", body, headers=key)
     again = client.request("POST", "/artifact/upload", body, headers=key)
     assert first[0] == again[0] == 201
     assert first[1]["uploadId"] == again[1]["uploadId"]
-    status, error = client.request("POST", "/artifact/upload", {**body, "name": "other"}, headers=key)
+    status, error = client.request(
+        "POST", "/artifact/upload", {**body, "name": "other"}, headers=key
+    )
     assert status == 422 and error["error"]["code"] == "IDEMPOTENCY_KEY_REUSED"
 
 
-def test_model_listing_paginates_in_semver_order_and_rejects_foreign_tokens(client: ModelOpsClient, tmp_path: Path) -> None:
+def test_model_listing_paginates_in_semver_order_and_rejects_foreign_tokens(
+    client: ModelOpsClient, tmp_path: Path
+) -> None:
     family = unique("pages")
     versions = ["1.10.0", "1.2.0", "1.2.0-rc.1", "0.1.0", "2.0.0"]
     for i, version in enumerate(versions):
         art = upload(client, tmp_path / str(i))
-        client.register_model(family=family, version=version, artifactId=art["artifactId"], codeRef="c")
+        client.register_model(
+            family=family, version=version, artifactId=art["artifactId"], codeRef="c"
+        )
     listed = [m["version"] for m in client.iter_models(family=family, page_size=2)]
     assert listed == ["0.1.0", "1.2.0-rc.1", "1.2.0", "1.10.0", "2.0.0"]
     status, body = client.request("GET", "/models", query={"nextToken": "bm90LWEtdG9rZW4="})
     assert status == 400 and body["error"]["details"][0]["field"] == "nextToken"
-    status, body = client.request("GET", "/models", query={"status": "draft", "family": family, "limit": 100})
+    status, body = client.request(
+        "GET", "/models", query={"status": "draft", "family": family, "limit": 100}
+    )
     assert status == 200 and len(body["items"]) == 5
 
 
@@ -184,15 +279,27 @@ def test_model_listing_paginates_in_semver_order_and_rejects_foreign_tokens(clie
         ("GET", "/models?limit=0", 400, "VALIDATION_FAILED"),
     ],
 )
-def test_unknown_ids_and_bad_queries_get_typed_errors(client: ModelOpsClient, method: str, path: str, status: int, code: str) -> None:
+def test_unknown_ids_and_bad_queries_get_typed_errors(
+    client: ModelOpsClient, method: str, path: str, status: int, code: str
+) -> None:
     path, _, query = path.partition("?")
     got, body = client.request(method, path, query=dict([query.split("=")]) if query else None)
     assert (got, body["error"]["code"]) == (status, code)
 
 
-def test_unsigned_and_wrongly_signed_requests_are_refused_by_the_gateway(local_cloud: LocalCloud) -> None:
+def test_unsigned_and_wrongly_signed_requests_are_refused_by_the_gateway(
+    local_cloud: LocalCloud,
+) -> None:
     assert requests.get(local_cloud.api_url + "/models", timeout=10).status_code == 403
-    impostor = ModelOpsClient(local_cloud.api_url, local_cloud.principals["kernel"].session(local_cloud.region).__class__(
-        aws_access_key_id=local_cloud.principals["kernel"].access_key_id, aws_secret_access_key="wrong", region_name=local_cloud.region))
+    impostor = ModelOpsClient(
+        local_cloud.api_url,
+        local_cloud.principals["kernel"]
+        .session(local_cloud.region)
+        .__class__(
+            aws_access_key_id=local_cloud.principals["kernel"].access_key_id,
+            aws_secret_access_key="wrong",
+            region_name=local_cloud.region,
+        ),
+    )
     status, _ = impostor.request("GET", "/models")
     assert status == 403

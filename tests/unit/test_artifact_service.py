@@ -8,7 +8,14 @@ from modelops.config import Settings
 from modelops.contracts.registry import CompletedPart, CompleteUploadRequest, StartUploadRequest
 from modelops.domain.entities import UploadStatus
 from modelops.domain.manifest import FileEntry
-from modelops.errors import Conflict, DigestMismatch, Forbidden, NotFound, UploadNotComplete, ValidationFailed
+from modelops.errors import (
+    Conflict,
+    DigestMismatch,
+    Forbidden,
+    NotFound,
+    UploadNotComplete,
+    ValidationFailed,
+)
 from modelops.services.artifacts import ArtifactService, blob_key
 from tests.unit.fakes import FixedClock, MemoryBlobStore, MemoryRegistry
 
@@ -23,11 +30,18 @@ def entry(path: str, data: bytes) -> FileEntry:
 @pytest.fixture
 def parts() -> tuple[ArtifactService, MemoryRegistry, MemoryBlobStore]:
     repo, blobs = MemoryRegistry(), MemoryBlobStore()
-    settings = Settings(region="us-east-1", multipart_threshold_bytes=10, multipart_part_bytes=5 * 1024 * 1024)
+    settings = Settings(
+        region="us-east-1", multipart_threshold_bytes=10, multipart_part_bytes=5 * 1024 * 1024
+    )
     return ArtifactService(repo, blobs, FixedClock(), settings), repo, blobs
 
 
-def upload(service: ArtifactService, blobs: MemoryBlobStore, files: dict[str, bytes], principal: str = ALICE) -> str:
+def upload(
+    service: ArtifactService,
+    blobs: MemoryBlobStore,
+    files: dict[str, bytes],
+    principal: str = ALICE,
+) -> str:
     started = service.start_upload(
         StartUploadRequest(name="model", files=[entry(p, d) for p, d in files.items()]), principal
     )
@@ -38,7 +52,9 @@ def upload(service: ArtifactService, blobs: MemoryBlobStore, files: dict[str, by
     return started.uploadId
 
 
-def test_completed_upload_registers_artifact_with_root_digest_and_content_addressed_blobs(parts) -> None:  # type: ignore[no-untyped-def]
+def test_completed_upload_registers_artifact_with_root_digest_and_content_addressed_blobs(
+    parts,
+) -> None:  # type: ignore[no-untyped-def]
     service, repo, blobs = parts
     upload_id = upload(service, blobs, {"a.txt": b"alpha", "b.txt": b"beta"})
     artifact = service.complete_upload(upload_id, CompleteUploadRequest(), ALICE)
@@ -55,8 +71,12 @@ def test_completed_upload_registers_artifact_with_root_digest_and_content_addres
 
 def test_same_content_uploaded_twice_yields_the_same_artifact_id(parts) -> None:  # type: ignore[no-untyped-def]
     service, _, blobs = parts
-    first = service.complete_upload(upload(service, blobs, {"w": b"x"}), CompleteUploadRequest(), ALICE)
-    second = service.complete_upload(upload(service, blobs, {"w": b"x"}), CompleteUploadRequest(), ALICE)
+    first = service.complete_upload(
+        upload(service, blobs, {"w": b"x"}), CompleteUploadRequest(), ALICE
+    )
+    second = service.complete_upload(
+        upload(service, blobs, {"w": b"x"}), CompleteUploadRequest(), ALICE
+    )
     assert first.artifactId == second.artifactId
 
 
@@ -97,7 +117,9 @@ def test_only_the_uploader_can_complete_an_upload(parts) -> None:  # type: ignor
 def test_large_files_go_multipart_and_need_every_part_etag(parts) -> None:  # type: ignore[no-untyped-def]
     service, _, blobs = parts
     data = b"x" * (12 * 1024 * 1024)
-    started = service.start_upload(StartUploadRequest(name="big", files=[entry("big.bin", data)]), ALICE)
+    started = service.start_upload(
+        StartUploadRequest(name="big", files=[entry("big.bin", data)]), ALICE
+    )
     target = started.targets[0]
     assert target.url is None and target.multipart is not None
     assert [p.partNumber for p in target.multipart.parts] == [1, 2, 3]
@@ -107,15 +129,23 @@ def test_large_files_go_multipart_and_need_every_part_etag(parts) -> None:  # ty
         CompletedPart(partNumber=n, etag=blobs.upload_part(mpu, n, data[(n - 1) * size : n * size]))
         for n in (1, 2, 3)
     ]
-    with pytest.raises(ValidationFailed, match="parts 1..3"):
-        service.complete_upload(started.uploadId, CompleteUploadRequest(parts={"big.bin": etags[:2]}), ALICE)
-    artifact = service.complete_upload(started.uploadId, CompleteUploadRequest(parts={"big.bin": etags}), ALICE)
+    with pytest.raises(ValidationFailed, match=r"parts 1\.\.3"):
+        service.complete_upload(
+            started.uploadId, CompleteUploadRequest(parts={"big.bin": etags[:2]}), ALICE
+        )
+    artifact = service.complete_upload(
+        started.uploadId, CompleteUploadRequest(parts={"big.bin": etags}), ALICE
+    )
     assert artifact.files[0].sha256 == hashlib.sha256(data).hexdigest()
 
 
 def test_download_urls_are_presigned_per_file_on_request(parts) -> None:  # type: ignore[no-untyped-def]
     service, _, blobs = parts
-    artifact = service.complete_upload(upload(service, blobs, {"dir/w.bin": b"w"}), CompleteUploadRequest(), ALICE)
+    artifact = service.complete_upload(
+        upload(service, blobs, {"dir/w.bin": b"w"}), CompleteUploadRequest(), ALICE
+    )
     assert service.get(artifact.artifactId, download=False).downloads is None
     urls = service.get(artifact.artifactId, download=True).downloads
-    assert urls == {"dir/w.bin": f"memory://get/{blob_key(hashlib.sha256(b'w').hexdigest())}?filename=w.bin"}
+    assert urls == {
+        "dir/w.bin": f"memory://get/{blob_key(hashlib.sha256(b'w').hexdigest())}?filename=w.bin"
+    }

@@ -15,9 +15,10 @@ from modelops.domain.manifest import FileEntry, Manifest
 def test_root_digest_is_sha256_over_raw_file_digests_in_sorted_path_order() -> None:
     a, b = hashlib.sha256(b"a").hexdigest(), hashlib.sha256(b"b").hexdigest()
     expected = hashlib.sha256(bytes.fromhex(a) + bytes.fromhex(b)).hexdigest()
-    assert root_digest([("z/b.bin", b), ("a.bin", a)]) == hashlib.sha256(
-        bytes.fromhex(a) + bytes.fromhex(b)
-    ).hexdigest()
+    assert (
+        root_digest([("z/b.bin", b), ("a.bin", a)])
+        == hashlib.sha256(bytes.fromhex(a) + bytes.fromhex(b)).hexdigest()
+    )
     assert root_digest([("a", a), ("b", b)]) == expected
     assert root_digest([("a", b), ("b", a)]) != expected
 
@@ -72,4 +73,10 @@ def test_canonical_json_sorts_keys_and_has_no_whitespace() -> None:
 
 def test_semver_sort_key_orders_prereleases_before_releases_and_numbers_numerically() -> None:
     versions = ["1.10.0", "1.2.0", "1.2.0-rc.1", "0.9.9", "2.0.0"]
-    assert sorted(versions, key=semver_sort_key) == ["0.9.9", "1.2.0-rc.1", "1.2.0", "1.10.0", "2.0.0"]
+    assert sorted(versions, key=semver_sort_key) == [
+        "0.9.9",
+        "1.2.0-rc.1",
+        "1.2.0",
+        "1.10.0",
+        "2.0.0",
+    ]

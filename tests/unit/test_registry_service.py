@@ -17,7 +17,9 @@ ALICE = "arn:aws:iam::123456789012:user/alice"
 
 
 def add_artifact(repo: MemoryRegistry, content: bytes) -> Artifact:
-    manifest = Manifest(files=(FileEntry(path="f", size=len(content), sha256=hashlib.sha256(content).hexdigest()),))
+    manifest = Manifest(
+        files=(FileEntry(path="f", size=len(content), sha256=hashlib.sha256(content).hexdigest()),)
+    )
     artifact = Artifact(
         artifactId=f"art-{manifest.manifest_digest[:32]}",
         name="a",
@@ -39,7 +41,9 @@ def dataset_request(artifact: Artifact, **overrides: Any) -> RegisterDatasetRequ
         "artifactId": artifact.artifactId,
         "sourceRefs": ["sklearn://datasets/iris"],
         "license": "bsd-3-clause",
-        "transformations": [{"name": "to-csv", "codeRef": "git+repo@abc#x.py", "checksum": "a" * 64}],
+        "transformations": [
+            {"name": "to-csv", "codeRef": "git+repo@abc#x.py", "checksum": "a" * 64}
+        ],
     }
     return RegisterDatasetRequest.model_validate({**fields, **overrides})
 
@@ -85,7 +89,9 @@ def test_declared_checksum_must_match_the_uploaded_content(registry) -> None:  #
         service.register_dataset(dataset_request(artifact, checksum="0" * 64), ALICE)
 
 
-def test_unknown_artifact_or_upstream_dataset_is_a_reference_error_and_writes_nothing(registry) -> None:  # type: ignore[no-untyped-def]
+def test_unknown_artifact_or_upstream_dataset_is_a_reference_error_and_writes_nothing(
+    registry,
+) -> None:  # type: ignore[no-untyped-def]
     service, repo = registry
     artifact = add_artifact(repo, b"rows")
     with pytest.raises(ReferenceNotFound):
@@ -97,7 +103,12 @@ def test_unknown_artifact_or_upstream_dataset_is_a_reference_error_and_writes_no
 
 @pytest.mark.parametrize(
     ("field", "value"),
-    [("license", "Not A Licence"), ("sourceRefs", ["no-scheme"]), ("sourceRefs", ["mdl-" + "0" * 24]), ("piiFlags", ["tattoos"])],
+    [
+        ("license", "Not A Licence"),
+        ("sourceRefs", ["no-scheme"]),
+        ("sourceRefs", ["mdl-" + "0" * 24]),
+        ("piiFlags", ["tattoos"]),
+    ],
 )
 def test_invalid_dataset_fields_are_rejected_by_the_contract(field: str, value: Any) -> None:
     with pytest.raises(ValueError, match=field):
@@ -107,7 +118,12 @@ def test_invalid_dataset_fields_are_rejected_by_the_contract(field: str, value: 
 
 
 def model_request(artifact: Artifact, **overrides: Any) -> RegisterModelRequest:
-    fields: dict[str, Any] = {"family": "iris-clf", "version": "1.0.0", "artifactId": artifact.artifactId, "codeRef": "git+repo@abc"}
+    fields: dict[str, Any] = {
+        "family": "iris-clf",
+        "version": "1.0.0",
+        "artifactId": artifact.artifactId,
+        "codeRef": "git+repo@abc",
+    }
     return RegisterModelRequest.model_validate({**fields, **overrides})
 
 
@@ -133,18 +149,35 @@ def test_lineage_returns_every_ancestor_with_round_trips_proportional_to_depth(r
     service, repo = registry
     # a wide graph: 5 parent models each trained on 30 of 150 datasets from 150 sources
     raws = [
-        service.register_dataset(dataset_request(add_artifact(repo, f"raw-{i}".encode()), name=f"raw-{i}", sourceRefs=[f"s3://lake/raw/{i}"]), ALICE).dataset
+        service.register_dataset(
+            dataset_request(
+                add_artifact(repo, f"raw-{i}".encode()),
+                name=f"raw-{i}",
+                sourceRefs=[f"s3://lake/raw/{i}"],
+            ),
+            ALICE,
+        ).dataset
         for i in range(150)
     ]
     parents = [
         service.register_model(
-            model_request(add_artifact(repo, f"p{i}".encode()), family=f"base-{i}", lineage=ModelLineage(datasets=tuple(d.datasetId for d in raws[i * 30 : (i + 1) * 30])))
-            , ALICE
+            model_request(
+                add_artifact(repo, f"p{i}".encode()),
+                family=f"base-{i}",
+                lineage=ModelLineage(
+                    datasets=tuple(d.datasetId for d in raws[i * 30 : (i + 1) * 30])
+                ),
+            ),
+            ALICE,
         ).model
         for i in range(5)
     ]
     child = service.register_model(
-        model_request(add_artifact(repo, b"child"), lineage=ModelLineage(parentModels=tuple(p.modelId for p in parents))), ALICE
+        model_request(
+            add_artifact(repo, b"child"),
+            lineage=ModelLineage(parentModels=tuple(p.modelId for p in parents)),
+        ),
+        ALICE,
     ).model
     repo.node_reads = 0
     graph = LineageService(repo).ancestors(child.modelId)
@@ -152,13 +185,20 @@ def test_lineage_returns_every_ancestor_with_round_trips_proportional_to_depth(r
     assert len(graph.nodes) == 1 + 5 + 150 + 150
     assert graph.depth == 3
     assert graph.roundTrips == repo.node_reads == 1 + 1 + 2 + 2
-    assert {e.parent for e in graph.edges if e.child == child.modelId} == {p.modelId for p in parents}
+    assert {e.parent for e in graph.edges if e.child == child.modelId} == {
+        p.modelId for p in parents
+    }
 
 
 def test_openlineage_export_carries_digest_licence_and_pii_facets(registry) -> None:  # type: ignore[no-untyped-def]
     service, repo = registry
-    ds = service.register_dataset(dataset_request(add_artifact(repo, b"rows"), piiFlags=[PiiFlag.EMAIL]), ALICE).dataset
-    model = service.register_model(model_request(add_artifact(repo, b"w"), lineage=ModelLineage(datasets=(ds.datasetId,))), ALICE).model
+    ds = service.register_dataset(
+        dataset_request(add_artifact(repo, b"rows"), piiFlags=[PiiFlag.EMAIL]), ALICE
+    ).dataset
+    model = service.register_model(
+        model_request(add_artifact(repo, b"w"), lineage=ModelLineage(datasets=(ds.datasetId,))),
+        ALICE,
+    ).model
     events = LineageService(repo).openlineage(model.modelId).events
     by_output = {e["outputs"][0]["name"]: e for e in events}
     train = by_output[f"model:{model.modelId}"]
@@ -166,7 +206,11 @@ def test_openlineage_export_carries_digest_licence_and_pii_facets(registry) -> N
     dataset_facets = train["inputs"][0]["facets"]
     assert dataset_facets["illuvrse_contentDigest"]["rootDigest"] == ds.checksum
     assert dataset_facets["illuvrse_license"]["spdxExpression"] == "BSD-3-Clause"
-    assert dataset_facets["illuvrse_pii"] == {**dataset_facets["illuvrse_pii"], "containsPii": True, "flags": ["email"]}
+    assert dataset_facets["illuvrse_pii"] == {
+        **dataset_facets["illuvrse_pii"],
+        "containsPii": True,
+        "flags": ["email"],
+    }
     assert all("_producer" in f and "_schemaURL" in f for f in dataset_facets.values())
     derive = by_output[f"dataset:{ds.datasetId}"]
     assert derive["inputs"][0]["namespace"] == "sklearn"

@@ -42,7 +42,9 @@ def start_upload(request: StartUploadRequest) -> Response[StartUploadResponse]:
 )
 def complete_upload(upload_id: str, request: CompleteUploadRequest) -> Response[ArtifactResponse]:
     artifact = wiring.artifact_service().complete_upload(upload_id, request, principal(router))
-    metrics.add_metric(name="ArtifactBytesVerified", unit=MetricUnit.Bytes, value=artifact.totalSize)
+    metrics.add_metric(
+        name="ArtifactBytesVerified", unit=MetricUnit.Bytes, value=artifact.totalSize
+    )
     return Response(status_code=201, content_type=JSON, body=ArtifactResponse(artifact=artifact))
 
 
@@ -52,7 +54,5 @@ def complete_upload(upload_id: str, request: CompleteUploadRequest) -> Response[
     responses=read_responses(),
     tags=["artifacts"],
 )
-def get_artifact(
-    artifact_id: str, download: Annotated[bool, Query()] = False
-) -> ArtifactResponse:
+def get_artifact(artifact_id: str, download: Annotated[bool, Query()] = False) -> ArtifactResponse:
     return wiring.artifact_service().get(artifact_id, download)

@@ -37,7 +37,9 @@ def register_dataset(request: RegisterDatasetRequest) -> Response[DatasetRespons
     return Response(status_code=201 if result.created else 200, content_type=JSON, body=result)
 
 
-@router.get("/dataset", summary="List dataset versions.", responses=read_responses(), tags=["datasets"])
+@router.get(
+    "/dataset", summary="List dataset versions.", responses=read_responses(), tags=["datasets"]
+)
 def list_datasets(
     name: Annotated[str | None, Query(max_length=128)] = None,
     limit: Annotated[int, Query(ge=1, le=100)] = 20,
@@ -46,7 +48,12 @@ def list_datasets(
     return wiring.registry_service().list_datasets(name, limit, nextToken)
 
 
-@router.get("/dataset/<dataset_id>", summary="One dataset version.", responses=read_responses(), tags=["datasets"])
+@router.get(
+    "/dataset/<dataset_id>",
+    summary="One dataset version.",
+    responses=read_responses(),
+    tags=["datasets"],
+)
 def get_dataset(dataset_id: str) -> Dataset:
     return wiring.registry_service().get_dataset(dataset_id)
 

@@ -39,7 +39,12 @@ def register_model(request: RegisterModelRequest) -> Response[ModelResponse]:
     return Response(status_code=201 if result.created else 200, content_type=JSON, body=result)
 
 
-@router.get("/models", summary="List and filter model versions.", responses=read_responses(), tags=["models"])
+@router.get(
+    "/models",
+    summary="List and filter model versions.",
+    responses=read_responses(),
+    tags=["models"],
+)
 def list_models(
     family: Annotated[str | None, Query(max_length=128)] = None,
     status: Annotated[ModelStatus | None, Query()] = None,

@@ -7,17 +7,21 @@ from __future__ import annotations
 import re
 from collections.abc import Callable
 from functools import cache
-from typing import Any
+from typing import Any, cast
 
 from aws_lambda_powertools import Logger
 from aws_lambda_powertools.event_handler import APIGatewayRestResolver, Response
 from aws_lambda_powertools.event_handler.api_gateway import BaseRouter
 from aws_lambda_powertools.event_handler.openapi.exceptions import RequestValidationError
+from aws_lambda_powertools.event_handler.openapi.types import (
+    OpenAPIResponse,
+    OpenAPIResponseContentSchema,
+)
+from aws_lambda_powertools.utilities.data_classes import APIGatewayProxyEvent
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from modelops import wiring
 from modelops.config import settings
-from modelops.contracts.registry import ErrorResponse
 from modelops.errors import (
     Forbidden,
     IdempotencyKeyReused,
@@ -38,23 +42,28 @@ _ERRORS = (
 )
 
 
-def _responses(success: dict[int, str]) -> dict[int | str, Any]:
+def _responses(success: dict[int, str]) -> dict[int, OpenAPIResponse]:
     """A fresh OpenAPI responses map per route (the resolver fills success content in)."""
-    error = {JSON: {"schema": {"$ref": "#/components/schemas/ErrorResponse"}}}
-    documented: dict[int | str, Any] = {code: {"description": text} for code, text in success.items()}
-    documented.update({code: {"description": text, "content": error} for code, text in _ERRORS})
+    documented: dict[int, OpenAPIResponse] = {
+        code: {"description": text} for code, text in success.items()
+    }
+    for code, text in _ERRORS:
+        error: OpenAPIResponseContentSchema = {
+            "schema": {"$ref": "#/components/schemas/ErrorResponse"}
+        }
+        documented[code] = {"description": text, "content": {JSON: error}}
     return documented
 
 
-def read_responses() -> dict[int | str, Any]:
+def read_responses() -> dict[int, OpenAPIResponse]:
     return _responses({200: "OK."})
 
 
-def write_responses() -> dict[int | str, Any]:
+def write_responses() -> dict[int, OpenAPIResponse]:
     return _responses({201: "Created.", 200: "Already existed (an identical retry)."})
 
 
-def error_response(error: ModelOpsError) -> Response[ErrorResponse]:
+def error_response(error: ModelOpsError) -> Response[dict[str, Any]]:
     return Response(status_code=error.status, content_type=JSON, body=error.to_body())
 
 
@@ -62,12 +71,12 @@ def build_resolver(logger: Logger) -> APIGatewayRestResolver:
     app = APIGatewayRestResolver(enable_validation=True)
 
     @app.exception_handler(ModelOpsError)
-    def _typed(error: ModelOpsError) -> Response[ErrorResponse]:
+    def _typed(error: ModelOpsError) -> Response[dict[str, Any]]:
         logger.info("request rejected", extra={"code": error.code, "status": error.status})
         return error_response(error)
 
     @app.exception_handler(RequestValidationError)
-    def _invalid(error: RequestValidationError) -> Response[ErrorResponse]:
+    def _invalid(error: RequestValidationError) -> Response[dict[str, Any]]:
         details = [
             {
                 "field": ".".join(str(part) for part in e.get("loc", ()) if part != "body"),
@@ -79,14 +88,19 @@ def build_resolver(logger: Logger) -> APIGatewayRestResolver:
         return error_response(ValidationFailed(f"invalid request: check {fields}", details=details))
 
     @app.not_found
-    def _no_route(_: Exception) -> Response[ErrorResponse]:
+    def _no_route(_: Exception) -> Response[dict[str, Any]]:
         event = app.current_event
         return error_response(NotFound(f"no route for {event.http_method} {event.path}"))
 
     @app.exception_handler(Exception)
-    def _unexpected(error: Exception) -> Response[ErrorResponse]:
+    def _unexpected(error: Exception) -> Response[dict[str, Any]]:
         logger.exception("unhandled error")
-        body = {"error": {"code": "INTERNAL", "message": "internal error; retry, or report the correlation id"}}
+        body = {
+            "error": {
+                "code": "INTERNAL",
+                "message": "internal error; retry, or report the correlation id",
+            }
+        }
         return Response(status_code=500, content_type=JSON, body=body)
 
     return app
@@ -94,7 +108,10 @@ def build_resolver(logger: Logger) -> APIGatewayRestResolver:
 
 def principal(router: BaseRouter) -> str:
     """The caller's IAM principal ARN, as API Gateway's IAM authorizer established it."""
-    arn = router.current_event.request_context.identity.user_arn
+    event = router.current_event
+    if not isinstance(event, APIGatewayProxyEvent):
+        raise Forbidden("the request did not come through the REST API")
+    arn = event.request_context.identity.user_arn
     if not arn:
         raise Forbidden("the request carries no IAM principal")
     return str(arn)
@@ -123,23 +140,29 @@ def _idempotent(app: APIGatewayRestResolver) -> Callable[..., dict[str, Any]]:
         persistence_store=wiring.idempotency_store(),
         config=config,
     )
-    def resolve(request: dict[str, Any], event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
+    def resolve(
+        request: dict[str, Any], event: dict[str, Any], context: LambdaContext
+    ) -> dict[str, Any]:
         response = app.resolve(event, context)
         if int(response["statusCode"]) >= 500:
             raise _ServerError(response)
         return response
 
-    return resolve
+    return cast(Callable[..., dict[str, Any]], resolve)
 
 
-def _replayed(app: APIGatewayRestResolver, event: dict[str, Any], context: LambdaContext, key: str) -> dict[str, Any]:
+def _replayed(
+    app: APIGatewayRestResolver, event: dict[str, Any], context: LambdaContext, key: str
+) -> dict[str, Any]:
     from aws_lambda_powertools.utilities.idempotency.exceptions import (
         IdempotencyAlreadyInProgressError,
         IdempotencyValidationError,
     )
 
     if not IDEMPOTENCY_KEY.match(key):
-        return _as_proxy(ValidationFailed("Idempotency-Key must be 1-255 printable ASCII characters"))
+        return _as_proxy(
+            ValidationFailed("Idempotency-Key must be 1-255 printable ASCII characters")
+        )
     identity = (event.get("requestContext") or {}).get("identity") or {}
     request = {
         "key": [identity.get("userArn"), event.get("httpMethod"), event.get("path"), key],
@@ -154,7 +177,9 @@ def _replayed(app: APIGatewayRestResolver, event: dict[str, Any], context: Lambd
             IdempotencyKeyReused("this Idempotency-Key was used with a different request body")
         )
     except IdempotencyAlreadyInProgressError:
-        return _as_proxy(RequestInProgress("a request with this Idempotency-Key is in progress; retry later"))
+        return _as_proxy(
+            RequestInProgress("a request with this Idempotency-Key is in progress; retry later")
+        )
 
 
 def _as_proxy(error: ModelOpsError) -> dict[str, Any]:

@@ -14,10 +14,10 @@ handlers' configuration.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from enum import Enum
+from enum import StrEnum
 
 
-class Access(str, Enum):
+class Access(StrEnum):
     """What a function may do with a resource; CDK turns it into IAM grants."""
 
     READ = "read"
@@ -117,9 +117,7 @@ def bucket(logical_id: str) -> BucketSpec:
     return next(b for b in BUCKETS if b.logical_id == logical_id)
 
 
-def function_environment(
-    fn: FunctionSpec, physical_names: dict[str, str]
-) -> dict[str, str]:
+def function_environment(fn: FunctionSpec, physical_names: dict[str, str]) -> dict[str, str]:
     """Environment variables a function gets, given logical id -> physical name.
 
     CDK passes CloudFormation tokens as physical names; the local cloud passes its own.

@@ -74,7 +74,9 @@ class RegistryItem(Model):
     gsi1 = Gsi1()
 
 
-def _item(pk: str, sk: str, kind: str, entity: BaseModel | None = None, **extra: Any) -> RegistryItem:
+def _item(
+    pk: str, sk: str, kind: str, entity: BaseModel | None = None, **extra: Any
+) -> RegistryItem:
     doc = entity.model_dump_json() if entity is not None else None
     return RegistryItem(pk=pk, sk=sk, kind=kind, doc=doc, **extra)
 
@@ -100,7 +102,12 @@ def _decode_token(token: str | None, expected_index_value: str) -> dict[str, Any
         return None
     try:
         key = json.loads(base64.urlsafe_b64decode(token.encode()))
-        if key["gsi1pk"]["S"] != expected_index_value or set(key) != {"pk", "sk", "gsi1pk", "gsi1sk"}:
+        if key["gsi1pk"]["S"] != expected_index_value or set(key) != {
+            "pk",
+            "sk",
+            "gsi1pk",
+            "gsi1sk",
+        }:
             raise ValueError("token belongs to another listing")
         return dict(key)
     except (ValueError, KeyError, TypeError, binascii.Error) as exc:
@@ -121,14 +128,18 @@ class RegistryTable:
     # --- uploads and artifacts ---------------------------------------------------------
 
     def create_upload(self, session: UploadSession) -> None:
-        item = _item(f"UPLOAD#{session.uploadId}", "UPLOAD", "upload", session, status=session.status.value)
+        item = _item(
+            f"UPLOAD#{session.uploadId}", "UPLOAD", "upload", session, status=session.status.value
+        )
         self._put_new(item)
 
     def get_upload(self, upload_id: str) -> UploadSession | None:
         return _entity(self._get(f"UPLOAD#{upload_id}", "UPLOAD"), UploadSession)
 
     def finish_upload(self, session: UploadSession) -> None:
-        item = _item(f"UPLOAD#{session.uploadId}", "UPLOAD", "upload", session, status=session.status.value)
+        item = _item(
+            f"UPLOAD#{session.uploadId}", "UPLOAD", "upload", session, status=session.status.value
+        )
         try:
             item.save(condition=RegistryItem.status == UploadStatus.OPEN.value)
         except Exception as exc:
@@ -172,7 +183,9 @@ class RegistryTable:
 
     def list_datasets(self, name: str | None, limit: int, token: str | None) -> Page[Dataset]:
         prefix = f"{name}#" if name else None
-        return self._list("DATASETS", prefix, None, limit, token, Dataset)
+        return self._list(
+            "DATASETS", prefix=prefix, status=None, limit=limit, token=token, cls=Dataset
+        )
 
     # --- models ------------------------------------------------------------------------
 
@@ -196,7 +209,9 @@ class RegistryTable:
     ) -> Page[ModelVersion]:
         prefix = f"{family}#" if family else None
         status_value = status.value if status else None
-        return self._list("MODELS", prefix, status_value, limit, token, ModelVersion)
+        return self._list(
+            "MODELS", prefix=prefix, status=status_value, limit=limit, token=token, cls=ModelVersion
+        )
 
     # --- lineage -----------------------------------------------------------------------
 
@@ -210,8 +225,7 @@ class RegistryTable:
 
     def children_of(self, node_id: str, limit: int) -> list[str]:
         return [
-            item.gsi1sk or ""
-            for item in RegistryItem.gsi1.query(f"USEDBY#{node_id}", limit=limit)
+            item.gsi1sk or "" for item in RegistryItem.gsi1.query(f"USEDBY#{node_id}", limit=limit)
         ]
 
     # --- internals ---------------------------------------------------------------------
@@ -240,7 +254,9 @@ class RegistryTable:
         """Put records, the lineage node and edges; check that every parent exists."""
         new_nodes = {item.pk for item in extra_nodes}
         edges = [
-            _item(f"EDGE#{node.nodeId}", parent, "edge", gsi1pk=f"USEDBY#{parent}", gsi1sk=node.nodeId)
+            _item(
+                f"EDGE#{node.nodeId}", parent, "edge", gsi1pk=f"USEDBY#{parent}", gsi1sk=node.nodeId
+            )
             for parent in node.parents
         ]
         checked_parents = [p for p in node.parents if _node_key(p)[0] not in new_nodes]
@@ -275,6 +291,7 @@ class RegistryTable:
     def _list(
         self,
         index_value: str,
+        *,
         prefix: str | None,
         status: str | None,
         limit: int,

@@ -6,6 +6,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
+from modelops.domain.digests import SHA256_HEX
 from modelops.domain.entities import (
     NAME_PATTERN,
     SEMVER,
@@ -19,7 +20,6 @@ from modelops.domain.entities import (
     UsageRestrictions,
     canonical_license,
 )
-from modelops.domain.digests import SHA256_HEX
 from modelops.domain.ids import ID_PATTERN
 from modelops.domain.manifest import MAX_FILES, FileEntry, require_unique_paths
 

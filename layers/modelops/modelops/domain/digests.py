@@ -11,7 +11,7 @@ import hashlib
 import re
 from collections.abc import Iterable
 from pathlib import Path
-from typing import BinaryIO
+from typing import Any, BinaryIO
 
 import rfc8785
 
@@ -50,10 +50,10 @@ def root_digest(files: Iterable[tuple[str, str]]) -> str:
     return hasher.hexdigest()
 
 
-def canonical_json(value: object) -> bytes:
+def canonical_json(value: Any) -> bytes:
     """RFC 8785 (JCS) canonical JSON bytes."""
     return rfc8785.dumps(value)
 
 
-def canonical_digest(value: object) -> str:
+def canonical_digest(value: Any) -> str:
     return hashlib.sha256(canonical_json(value)).hexdigest()

@@ -5,10 +5,10 @@ from __future__ import annotations
 
 import re
 from datetime import datetime
-from enum import Enum
+from enum import StrEnum
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field
 
 from modelops.domain.digests import SHA256_HEX
 from modelops.domain.manifest import FileEntry
@@ -45,7 +45,7 @@ def canonical_license(value: str) -> str:
         raise ValueError(f"not a valid SPDX license expression: {exc}") from exc
 
 
-class PiiFlag(str, Enum):
+class PiiFlag(StrEnum):
     NAME = "name"
     EMAIL = "email"
     PHONE = "phone"
@@ -60,13 +60,13 @@ class PiiFlag(str, Enum):
     OTHER = "other"
 
 
-class UploadStatus(str, Enum):
+class UploadStatus(StrEnum):
     OPEN = "OPEN"
     COMPLETED = "COMPLETED"
     FAILED = "FAILED"
 
 
-class ModelStatus(str, Enum):
+class ModelStatus(StrEnum):
     DRAFT = "draft"
     STAGING = "staging"
     PROD = "prod"

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import math
 import uuid
 from datetime import timedelta
@@ -87,7 +88,9 @@ class ArtifactService:
                 for n in range(1, count + 1)
             ]
             targets.append(
-                UploadTarget(path=entry.path, multipart=MultipartTarget(partBytes=part_bytes, parts=urls))
+                UploadTarget(
+                    path=entry.path, multipart=MultipartTarget(partBytes=part_bytes, parts=urls)
+                )
             )
         session = UploadSession(
             uploadId=upload_id,
@@ -119,7 +122,9 @@ class ArtifactService:
         if session.status is UploadStatus.COMPLETED and session.artifactId:
             return self._existing_artifact(session.artifactId)
         if session.status is UploadStatus.FAILED:
-            raise Conflict(f"upload {upload_id} failed verification ({session.failure}); start a new upload")
+            raise Conflict(
+                f"upload {upload_id} failed verification ({session.failure}); start a new upload"
+            )
         self._complete_multipart(session, request)
 
         mismatches: list[dict[str, object]] = []
@@ -147,7 +152,9 @@ class ArtifactService:
         if mismatches:
             failure = f"{len(mismatches)} file(s) failed SHA-256 verification"
             self._discard(session)
-            self._finish(session.model_copy(update={"status": UploadStatus.FAILED, "failure": failure}))
+            self._finish(
+                session.model_copy(update={"status": UploadStatus.FAILED, "failure": failure})
+            )
             raise DigestMismatch(failure, details=mismatches)
 
         for entry, part in zip(session.files, session.parts, strict=True):
@@ -185,7 +192,9 @@ class ArtifactService:
         if download:
             expiry = self._settings.presign_expiry_seconds
             downloads = {
-                f.path: self._blobs.presign_get(blob_key(f.sha256), expiry, f.path.rsplit("/", 1)[-1])
+                f.path: self._blobs.presign_get(
+                    blob_key(f.sha256), expiry, f.path.rsplit("/", 1)[-1]
+                )
                 for f in artifact.files
             }
         return ArtifactResponse(artifact=artifact, downloads=downloads)
@@ -201,7 +210,10 @@ class ArtifactService:
         if unknown:
             raise ValidationFailed(
                 f"parts given for files that are not multipart uploads: {sorted(unknown)}",
-                details=[{"field": f"parts.{path}", "message": "not a multipart file"} for path in sorted(unknown)],
+                details=[
+                    {"field": f"parts.{path}", "message": "not a multipart file"}
+                    for path in sorted(unknown)
+                ],
             )
         for part in session.parts:
             if part.multipartUploadId is None or self._blobs.exists(part.s3Key):
@@ -231,10 +243,9 @@ class ArtifactService:
                 ) from exc
 
     def _finish(self, session: UploadSession) -> None:
-        try:
+        # A concurrent completion of the same upload may have recorded its outcome first.
+        with contextlib.suppress(AlreadyExists):
             self._repo.finish_upload(session)
-        except AlreadyExists:
-            pass  # a concurrent completion of the same upload already recorded its outcome
 
     def _discard(self, session: UploadSession) -> None:
         for part in session.parts:

@@ -112,7 +112,9 @@ class RegistryService:
                 stored = self._repo.get_dataset(dataset_id)
                 if stored is None:  # the winner's transaction is visible on the next read
                     continue
-                return DatasetResponse(dataset=self._same(stored, digest, dataset_id), created=False)
+                return DatasetResponse(
+                    dataset=self._same(stored, digest, dataset_id), created=False
+                )
             except MissingReferences as exc:
                 raise _missing(exc, "sourceRefs") from exc
             return DatasetResponse(dataset=dataset, created=True)

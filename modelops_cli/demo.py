@@ -1,0 +1,236 @@
+"""The main job, as a client runs it: ``make demo``.
+
+Starts the local cloud (or, with MODELOPS_API_URL set, talks to a deployed stack with the
+standard AWS credential chain) and, over SigV4-signed HTTP only:
+1. registers scikit-learn's Iris data as a dataset with licence, source and checksum;
+2. derives a training split from it (a transformation with its code's digest);
+3. trains a classifier, uploads the model directory, registers the model with lineage;
+4. fetches the model back with its lineage graph and OpenLineage events;
+5. shows what the registry refuses: a tampered upload, a conflicting re-registration.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import inspect
+import json
+import os
+import sys
+import tempfile
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from modelops_cli.client import ApiError, ModelOpsClient
+
+Say = Callable[[str], None]
+SEED = 20261130
+
+
+def _write_iris(directory: Path) -> Path:
+    from sklearn.datasets import load_iris
+
+    iris = load_iris()
+    directory.mkdir(parents=True, exist_ok=True)
+    header = ",".join(
+        [*(n.replace(" (cm)", "").replace(" ", "_") for n in iris.feature_names), "species"]
+    )
+    rows = [
+        ",".join([*(f"{v:.1f}" for v in features), str(iris.target_names[target])])
+        for features, target in zip(iris.data, iris.target, strict=True)
+    ]
+    (directory / "iris.csv").write_text("\n".join([header, *rows]) + "\n")
+    return directory
+
+
+def stratified_split(source: Path, target: Path, seed: int = SEED) -> Path:
+    """Every fifth row of each species (after a seeded shuffle) is held out for testing."""
+    import random
+
+    lines = (source / "iris.csv").read_text().splitlines()
+    header, rows = lines[0], lines[1:]
+    by_species: dict[str, list[str]] = {}
+    for row in rows:
+        by_species.setdefault(row.rsplit(",", 1)[1], []).append(row)
+    rng = random.Random(seed)
+    train, test = [], []
+    for species in sorted(by_species):
+        group = by_species[species]
+        rng.shuffle(group)
+        test += group[::5]
+        train += [r for i, r in enumerate(group) if i % 5]
+    target.mkdir(parents=True, exist_ok=True)
+    (target / "train.csv").write_text("\n".join([header, *train]) + "\n")
+    (target / "test.csv").write_text("\n".join([header, *test]) + "\n")
+    return target
+
+
+def _train(split: Path, model_dir: Path) -> dict[str, float]:
+    """A logistic regression, saved as canonical JSON (byte-stable across runs)."""
+    import numpy as np
+    from sklearn.linear_model import LogisticRegression
+
+    def load(name: str) -> tuple[Any, Any]:
+        rows = [line.split(",") for line in (split / name).read_text().splitlines()[1:]]
+        return np.array([[float(v) for v in r[:-1]] for r in rows]), np.array([r[-1] for r in rows])
+
+    x_train, y_train = load("train.csv")
+    x_test, y_test = load("test.csv")
+    model = LogisticRegression(max_iter=500, random_state=SEED).fit(x_train, y_train)
+    accuracy = float((model.predict(x_test) == y_test).mean())
+    model_dir.mkdir(parents=True, exist_ok=True)
+    (model_dir / "model.json").write_text(
+        json.dumps(
+            {
+                "kind": "logistic_regression",
+                "classes": [str(c) for c in model.classes_],
+                "coef": [[round(float(v), 10) for v in row] for row in model.coef_],
+                "intercept": [round(float(v), 10) for v in model.intercept_],
+            },
+            sort_keys=True,
+            separators=(",", ":"),
+        )
+    )
+    (model_dir / "metrics.json").write_text(json.dumps({"accuracy": accuracy}, sort_keys=True))
+    return {"accuracy": accuracy, "test_rows": float(len(y_test))}
+
+
+def _code_digest(fn: Callable[..., Any]) -> str:
+    return hashlib.sha256(inspect.getsource(fn).encode()).hexdigest()
+
+
+def run_flow(client: ModelOpsClient, workdir: Path, say: Say) -> dict[str, Any]:
+    """The example flow; returns what it registered (the e2e tests assert on it)."""
+    suffix = time.strftime("%Y%m%d%H%M%S")
+    say("1. Register scikit-learn's Iris data as a dataset")
+    raw_dir = _write_iris(workdir / "iris-raw")
+    raw_artifact = client.upload_artifact(raw_dir, "iris-raw")
+    say(f"   uploaded {raw_artifact['totalSize']} bytes, verified: {raw_artifact['artifactId']}")
+    raw = client.register_dataset(
+        name="iris",
+        artifactId=raw_artifact["artifactId"],
+        checksum=raw_artifact["rootDigest"],
+        sourceRefs=["https://archive.ics.uci.edu/dataset/53/iris", "sklearn://datasets/iris"],
+        license="CC-BY-4.0",
+        piiFlags=[],
+        usageRestrictions={"commercialUse": True, "permittedPurposes": ["training", "evaluation"]},
+        description="Fisher's Iris data as shipped by scikit-learn.",
+    )
+    dataset = raw["dataset"]
+    say(f"   dataset {dataset['datasetId']} v{dataset['version']} (created={raw['created']})")
+    say(f"   licence {dataset['license']}, root digest {dataset['checksum'][:16]}...")
+
+    say("2. Derive a stratified train/test split (a recorded transformation)")
+    split_dir = stratified_split(raw_dir, workdir / "iris-split")
+    split_artifact = client.upload_artifact(split_dir, "iris-split")
+    split = client.register_dataset(
+        name="iris-split",
+        artifactId=split_artifact["artifactId"],
+        sourceRefs=[raw["dataset"]["datasetId"]],
+        transformations=[
+            {
+                "name": "stratified-split",
+                "codeRef": "modelops_cli/demo.py#stratified_split",
+                "checksum": _code_digest(stratified_split),
+                "params": {"seed": SEED, "holdout": "1 in 5"},
+            }
+        ],
+        license="CC-BY-4.0",
+    )["dataset"]
+    say(f"   dataset {split['datasetId']} derives from {raw['dataset']['datasetId']}")
+
+    say("3. Train a classifier and register it with lineage and metrics")
+    model_dir = workdir / "model"
+    metrics = _train(split_dir, model_dir)
+    model_artifact = client.upload_artifact(model_dir, "iris-classifier")
+    version = f"1.0.0-demo.{suffix}"
+    registered = client.register_model(
+        family="iris-classifier",
+        version=version,
+        artifactId=model_artifact["artifactId"],
+        codeRef="modelops_cli/demo.py#_train",
+        metrics=metrics,
+        lineage={"datasets": [split["datasetId"]]},
+        provenance={"trainer": "make demo", "codeDigest": _code_digest(_train)},
+    )
+    model = registered["model"]
+    say(f"   model {model['modelId']} = iris-classifier {version}")
+    say(f"   accuracy {metrics['accuracy']:.3f} on held-out rows, status {model['status']}")
+    say(f"   createdBy {model['createdBy']} (from the SigV4 principal, not the body)")
+
+    say("4. Fetch it back with its lineage")
+    detail = client.get_model(model["modelId"])
+    lineage = detail["lineage"]
+    for node in lineage["nodes"]:
+        say(f"   {node['kind']:<8} {node['nodeId']:<34} {node['label']}")
+    nodes, depth, trips = len(lineage["nodes"]), lineage["depth"], lineage["roundTrips"]
+    say(f"   {nodes} nodes, depth {depth}, read in {trips} round trips")
+    events = client.model_lineage(model["modelId"], openlineage=True)["events"]
+    say(f"   OpenLineage export: {len(events)} RunEvents with digest, licence and PII facets")
+
+    say("5. What the registry refuses")
+    retry = client.register_model(
+        family="iris-classifier",
+        version=version,
+        artifactId=model_artifact["artifactId"],
+        codeRef="modelops_cli/demo.py#_train",
+        metrics=metrics,
+        lineage={"datasets": [split["datasetId"]]},
+        provenance={"trainer": "make demo", "codeDigest": _code_digest(_train)},
+    )
+    say(f"   identical retry: accepted, created={retry['created']} (idempotent)")
+    try:
+        client.register_model(
+            family="iris-classifier",
+            version=version,
+            artifactId=raw_artifact["artifactId"],
+            codeRef="other",
+        )
+    except ApiError as error:
+        say(f"   same version, other content: {error.status} {error.code}")
+    started = client.call(
+        "POST",
+        "/artifact/upload",
+        {
+            "name": "tampered",
+            "files": [{"path": "w.bin", "size": 4, "sha256": hashlib.sha256(b"good").hexdigest()}],
+        },
+    )
+    client.put_presigned(started["targets"][0]["url"], b"evil", 4)
+    status, body = client.request("POST", f"/artifact/upload/{started['uploadId']}/complete", {})
+    say(f"   bytes that do not match their declared SHA-256: {status} {body['error']['code']}")
+    return {
+        "raw": raw["dataset"],
+        "split": split,
+        "model": model,
+        "lineage": lineage,
+        "events": events,
+    }
+
+
+def main() -> int:
+    started = time.perf_counter()
+    say: Say = lambda line: print(line, flush=True)  # noqa: E731
+    with tempfile.TemporaryDirectory(prefix="modelops-demo-") as tmp:
+        api_url = os.environ.get("MODELOPS_API_URL")
+        if api_url:
+            say(f"Using the deployed API at {api_url} with the standard AWS credential chain")
+            run_flow(ModelOpsClient(api_url), Path(tmp), say)
+        else:
+            from localcloud.cloud import LocalCloud
+
+            log_path = Path(".localcloud") / "demo-functions.log"
+            with LocalCloud(log_file=log_path) as cloud:
+                engineer = cloud.principals["ml-engineer"]
+                say(f"Local cloud up: API {cloud.api_url}, AWS (moto) {cloud.endpoint_url}")
+                say(f"Signed as {engineer.arn}; function logs in {log_path}")
+                run_flow(
+                    ModelOpsClient(cloud.api_url, engineer.session(cloud.region)), Path(tmp), say
+                )
+    say(f"Done in {time.perf_counter() - started:.1f} s.")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
