@@ -10,12 +10,12 @@ import uuid
 from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
 from typing import Any, BinaryIO
-from urllib.parse import urlencode
 
 import boto3
 import requests
 from botocore.auth import SigV4Auth
 from botocore.awsrequest import AWSRequest
+from botocore.credentials import Credentials
 
 from modelops.domain.manifest import Manifest
 
@@ -34,6 +34,31 @@ class ApiError(Exception):
         super().__init__(f"{status} {self.code}: {self.message}")
 
 
+class SigV4RequestAuth(requests.auth.AuthBase):
+    """Signs a ``requests`` request the way the AWS SDKs do (service ``execute-api``).
+
+    ``credentials`` is a botocore credentials object; refreshable ones are frozen per request.
+    """
+
+    def __init__(self, credentials: Credentials, region: str, service: str = "execute-api") -> None:
+        self._credentials = credentials
+        self._region = region
+        self._service = service
+
+    def __call__(self, request: requests.PreparedRequest) -> requests.PreparedRequest:
+        body = request.body or b""
+        signed = AWSRequest(
+            method=request.method,
+            url=request.url,
+            data=body.encode() if isinstance(body, str) else body,
+            headers=dict(request.headers.items()),
+        )
+        frozen = self._credentials.get_frozen_credentials()
+        SigV4Auth(frozen, self._service, self._region).add_auth(signed)
+        request.headers.update(dict(signed.headers.items()))
+        return request
+
+
 class ModelOpsClient:
     def __init__(
         self,
@@ -47,6 +72,10 @@ class ModelOpsClient:
         self._region = region or self._session.region_name or "us-east-1"
         self._http = requests.Session()
         self._timeout = timeout_s
+        credentials = self._session.get_credentials()
+        if credentials is None:
+            raise RuntimeError("no AWS credentials found (profile, environment or explicit keys)")
+        self._auth = SigV4RequestAuth(credentials, self._region)
 
     # --- transport ---------------------------------------------------------------------
 
@@ -59,22 +88,15 @@ class ModelOpsClient:
         headers: Mapping[str, str] | None = None,
     ) -> tuple[int, Any]:
         """Send one signed request; returns (status, parsed JSON body) without raising."""
-        url = self._base + path
         params = {k: v for k, v in (query or {}).items() if v is not None}
-        if params:
-            url += "?" + urlencode(params, doseq=True)
-        data = json.dumps(body).encode() if body is not None else b""
-        all_headers = {"Content-Type": "application/json", **(headers or {})}
-        aws_request = AWSRequest(method=method, url=url, data=data, headers=all_headers)
-        credentials = self._session.get_credentials()
-        if credentials is None:
-            raise RuntimeError("no AWS credentials found (profile, environment or explicit keys)")
-        SigV4Auth(credentials.get_frozen_credentials(), "execute-api", self._region).add_auth(
-            aws_request
-        )
-        prepared = aws_request.prepare()
         response = self._http.request(
-            method, prepared.url, headers=dict(prepared.headers), data=data, timeout=self._timeout
+            method,
+            self._base + path,
+            params=params or None,
+            data=json.dumps(body).encode() if body is not None else b"",
+            headers={"Content-Type": "application/json", **(headers or {})},
+            auth=self._auth,
+            timeout=self._timeout,
         )
         try:
             parsed = response.json() if response.content else None

@@ -145,16 +145,16 @@ def run_flow(client: ModelOpsClient, workdir: Path, say: Say) -> dict[str, Any]:
     metrics = _train(split_dir, model_dir)
     model_artifact = client.upload_artifact(model_dir, "iris-classifier")
     version = f"1.0.0-demo.{suffix}"
-    registered = client.register_model(
-        family="iris-classifier",
-        version=version,
-        artifactId=model_artifact["artifactId"],
-        codeRef="modelops_cli/demo.py#_train",
-        metrics=metrics,
-        lineage={"datasets": [split["datasetId"]]},
-        provenance={"trainer": "make demo", "codeDigest": _code_digest(_train)},
-    )
-    model = registered["model"]
+    registration = {
+        "family": "iris-classifier",
+        "version": version,
+        "artifactId": model_artifact["artifactId"],
+        "codeRef": "modelops_cli/demo.py#_train",
+        "metrics": metrics,
+        "lineage": {"datasets": [split["datasetId"]]},
+        "provenance": {"trainer": "make demo", "codeDigest": _code_digest(_train)},
+    }
+    model = client.register_model(**registration)["model"]
     say(f"   model {model['modelId']} = iris-classifier {version}")
     say(f"   accuracy {metrics['accuracy']:.3f} on held-out rows, status {model['status']}")
     say(f"   createdBy {model['createdBy']} (from the SigV4 principal, not the body)")
@@ -170,23 +170,10 @@ def run_flow(client: ModelOpsClient, workdir: Path, say: Say) -> dict[str, Any]:
     say(f"   OpenLineage export: {len(events)} RunEvents with digest, licence and PII facets")
 
     say("5. What the registry refuses")
-    retry = client.register_model(
-        family="iris-classifier",
-        version=version,
-        artifactId=model_artifact["artifactId"],
-        codeRef="modelops_cli/demo.py#_train",
-        metrics=metrics,
-        lineage={"datasets": [split["datasetId"]]},
-        provenance={"trainer": "make demo", "codeDigest": _code_digest(_train)},
-    )
+    retry = client.register_model(**registration)
     say(f"   identical retry: accepted, created={retry['created']} (idempotent)")
     try:
-        client.register_model(
-            family="iris-classifier",
-            version=version,
-            artifactId=raw_artifact["artifactId"],
-            codeRef="other",
-        )
+        client.register_model(**{**registration, "artifactId": raw_artifact["artifactId"]})
     except ApiError as error:
         say(f"   same version, other content: {error.status} {error.code}")
     started = client.call(

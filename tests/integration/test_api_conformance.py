@@ -10,38 +10,16 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import botocore.session
 import pytest
-import requests
 import schemathesis
-from botocore.auth import SigV4Auth
-from botocore.awsrequest import AWSRequest
+from botocore.credentials import Credentials
 from hypothesis import HealthCheck, given, settings
 from schemathesis.specs.openapi.checks import positive_data_acceptance
 
 from localcloud.cloud import LocalCloud
+from modelops_cli.client import SigV4RequestAuth
 
 OPENAPI = Path(__file__).resolve().parents[2] / "schemas" / "openapi.json"
-
-
-class SigV4RequestsAuth(requests.auth.AuthBase):
-    """Signs a prepared request the way the AWS SDKs do (service execute-api)."""
-
-    def __init__(self, access_key: str, secret_key: str, region: str) -> None:
-        session = botocore.session.Session()
-        session.set_credentials(access_key, secret_key)
-        self._credentials = session.get_credentials()
-        self._region = region
-
-    def __call__(self, request: requests.PreparedRequest) -> requests.PreparedRequest:
-        headers = {k: v for k, v in request.headers.items() if k.lower() == "content-type"}
-        aws = AWSRequest(
-            method=request.method, url=request.url, data=request.body or b"", headers=headers
-        )
-        SigV4Auth(self._credentials, "execute-api", self._region).add_auth(aws)
-        for name in ("Authorization", "X-Amz-Date"):
-            request.headers[name] = aws.headers[name]
-        return request
 
 
 # schemathesis' pytest plugin (4.32) does not run under pytest 9, so the operations are
@@ -51,14 +29,15 @@ OPERATIONS = {result.ok().label: result.ok() for result in SCHEMA.get_all_operat
 
 
 @pytest.fixture(scope="module")
-def sigv4(local_cloud: LocalCloud) -> SigV4RequestsAuth:
+def sigv4(local_cloud: LocalCloud) -> SigV4RequestAuth:
     engineer = local_cloud.principals["ml-engineer"]
-    return SigV4RequestsAuth(engineer.access_key_id, engineer.secret_access_key, local_cloud.region)
+    credentials = Credentials(engineer.access_key_id, engineer.secret_access_key)
+    return SigV4RequestAuth(credentials, local_cloud.region)
 
 
 @pytest.mark.parametrize("label", sorted(OPERATIONS))
 def test_operation_answers_without_5xx_and_conforms_to_the_schema(
-    label: str, local_cloud: LocalCloud, sigv4: SigV4RequestsAuth
+    label: str, local_cloud: LocalCloud, sigv4: SigV4RequestAuth
 ) -> None:
     @settings(
         max_examples=25, deadline=None, database=None, suppress_health_check=list(HealthCheck)

@@ -22,6 +22,7 @@ from botocore.credentials import Credentials
 
 from localcloud.apigateway import LocalApiGateway
 from localcloud.sigv4 import Credential
+from modelops_cli.client import SigV4RequestAuth
 
 REGION = "eu-central-1"
 API_ACCOUNT = "444455556666"
@@ -44,28 +45,12 @@ SESSION = Credential(
 KNOWN = {credential.access_key_id: credential for credential in (KERNEL, SESSION)}
 
 
-class SigV4RequestsAuth(requests.auth.AuthBase):
-    """Signs a ``requests`` request with botocore, as a Kernel service would."""
-
-    def __init__(self, credential: Credential, region: str = REGION) -> None:
-        self.credentials = Credentials(
-            credential.access_key_id, credential.secret_access_key, credential.session_token
-        )
-        self.region = region
-
-    def __call__(self, request: requests.PreparedRequest) -> requests.PreparedRequest:
-        body = request.body or b""
-        if isinstance(body, str):
-            body = body.encode()
-        signed = AWSRequest(
-            method=request.method,
-            url=request.url,
-            data=body,
-            headers=dict(request.headers.items()),
-        )
-        SigV4Auth(self.credentials, "execute-api", self.region).add_auth(signed)
-        request.headers.update(dict(signed.headers.items()))
-        return request
+def signed_as(credential: Credential, region: str = REGION) -> SigV4RequestAuth:
+    """Signs ``requests`` with botocore as a Kernel service would (the platform client's auth)."""
+    keys = Credentials(
+        credential.access_key_id, credential.secret_access_key, credential.session_token
+    )
+    return SigV4RequestAuth(keys, region)
 
 
 class FakeLambda:
@@ -108,9 +93,7 @@ def gateway() -> Iterator[LocalApiGateway]:
 
 
 def signed_get(gateway: LocalApiGateway, path: str, **kwargs: Any) -> requests.Response:
-    return requests.get(
-        f"{gateway.url}{path}", auth=SigV4RequestsAuth(KERNEL), timeout=10, **kwargs
-    )
+    return requests.get(f"{gateway.url}{path}", auth=signed_as(KERNEL), timeout=10, **kwargs)
 
 
 def echoed(response: requests.Response) -> dict[str, Any]:
@@ -284,7 +267,7 @@ def test_json_body_round_trips_as_text(gateway: LocalApiGateway) -> None:
     document = {"name": "resnet", "note": "café", "tags": ["vision"]}
 
     response = requests.post(
-        f"{gateway.url}/models", json=document, auth=SigV4RequestsAuth(KERNEL), timeout=10
+        f"{gateway.url}/models", json=document, auth=signed_as(KERNEL), timeout=10
     )
 
     event = echoed(response)["event"]
@@ -300,7 +283,7 @@ def test_binary_body_is_passed_base64_encoded(gateway: LocalApiGateway) -> None:
         f"{gateway.url}/artifact/a1/file",
         data=blob,
         headers={"Content-Type": "application/octet-stream"},
-        auth=SigV4RequestsAuth(KERNEL),
+        auth=signed_as(KERNEL),
         timeout=10,
     )
 
@@ -310,9 +293,7 @@ def test_binary_body_is_passed_base64_encoded(gateway: LocalApiGateway) -> None:
 
 
 def test_session_credentials_with_security_token_are_accepted(gateway: LocalApiGateway) -> None:
-    response = requests.delete(
-        f"{gateway.url}/models/m1", auth=SigV4RequestsAuth(SESSION), timeout=10
-    )
+    response = requests.delete(f"{gateway.url}/models/m1", auth=signed_as(SESSION), timeout=10)
 
     identity = echoed(response)["event"]["requestContext"]["identity"]
     assert identity["userArn"] == SESSION.principal_arn
@@ -322,7 +303,7 @@ def test_session_credentials_with_security_token_are_accepted(gateway: LocalApiG
 def test_every_supported_method_is_routed(gateway: LocalApiGateway) -> None:
     for method in ("GET", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"):
         response = requests.request(
-            method, f"{gateway.url}/models/m1", auth=SigV4RequestsAuth(KERNEL), timeout=10
+            method, f"{gateway.url}/models/m1", auth=signed_as(KERNEL), timeout=10
         )
         assert echoed(response)["event"]["httpMethod"] == method
 
@@ -362,7 +343,7 @@ def test_base64_response_is_decoded_and_multi_value_headers_are_sent(
 
 
 def test_head_request_gets_headers_and_length_but_no_body(gateway: LocalApiGateway) -> None:
-    response = requests.head(f"{gateway.url}/models", auth=SigV4RequestsAuth(KERNEL), timeout=10)
+    response = requests.head(f"{gateway.url}/models", auth=signed_as(KERNEL), timeout=10)
 
     assert response.status_code == 200
     assert int(response.headers["Content-Length"]) > 0
@@ -439,7 +420,7 @@ def test_wrong_secret_is_refused_with_invalid_signature(gateway: LocalApiGateway
         account_id=KERNEL.account_id,
     )
 
-    response = requests.get(f"{gateway.url}/models", auth=SigV4RequestsAuth(impostor), timeout=10)
+    response = requests.get(f"{gateway.url}/models", auth=signed_as(impostor), timeout=10)
 
     assert response.status_code == 403
     assert response.headers["x-amzn-ErrorType"] == "InvalidSignatureException"
@@ -452,7 +433,7 @@ def test_body_changed_after_signing_is_refused_with_invalid_signature(
     gateway: LocalApiGateway,
 ) -> None:
     prepared = requests.Request(
-        "POST", f"{gateway.url}/models", data=b'{"stage": "dev"}', auth=SigV4RequestsAuth(KERNEL)
+        "POST", f"{gateway.url}/models", data=b'{"stage": "dev"}', auth=signed_as(KERNEL)
     ).prepare()
     prepared.body = b'{"stage": "prd"}'
 
@@ -471,7 +452,7 @@ def test_unknown_access_key_is_refused_with_unrecognized_client(gateway: LocalAp
         account_id="999999999999",
     )
 
-    response = requests.get(f"{gateway.url}/models", auth=SigV4RequestsAuth(stranger), timeout=10)
+    response = requests.get(f"{gateway.url}/models", auth=signed_as(stranger), timeout=10)
 
     assert response.status_code == 403
     assert response.headers["x-amzn-ErrorType"] == "UnrecognizedClientException"
@@ -482,7 +463,7 @@ def test_signature_for_another_region_is_refused_with_invalid_signature(
     gateway: LocalApiGateway,
 ) -> None:
     response = requests.get(
-        f"{gateway.url}/models", auth=SigV4RequestsAuth(KERNEL, region="us-west-2"), timeout=10
+        f"{gateway.url}/models", auth=signed_as(KERNEL, region="us-west-2"), timeout=10
     )
 
     assert response.status_code == 403
@@ -499,7 +480,7 @@ def test_signature_older_than_five_minutes_is_refused_as_expired(
 
     with patch("botocore.auth.get_current_datetime", return_value=six_minutes_ago):
         prepared = requests.Request(
-            "GET", f"{gateway.url}/models", auth=SigV4RequestsAuth(KERNEL)
+            "GET", f"{gateway.url}/models", auth=signed_as(KERNEL)
         ).prepare()
     with requests.Session() as session:
         response = session.send(prepared, timeout=10)
