@@ -22,7 +22,7 @@ node_modules/.installed: package.json package-lock.json
 
 # The Lambda layer: arm64 wheels for the Lambda runtime, no Docker.
 layer: build/layer/.built
-build/layer/.built: $(VENV)/.installed constraints.txt $(shell find layers/modelops/modelops -name '*.py' 2>/dev/null)
+build/layer/.built: $(VENV)/.installed constraints.txt pyproject.toml scripts/build_layer.py $(shell find layers/modelops/modelops -name '*.py' 2>/dev/null)
 	$(PY) scripts/build_layer.py
 	touch $@
 
@@ -35,12 +35,13 @@ lint: setup
 
 typecheck: setup
 	$(VENV)/bin/mypy
+	$(VENV)/bin/mypy app.py
 
 schemas: setup
 	$(PY) scripts/generate_schemas.py
 
 synth: setup layer
-	npx cdk synth --quiet
+	npx --no-install cdk synth --quiet --no-notices
 
 test: setup layer lint typecheck
 	$(VENV)/bin/pytest

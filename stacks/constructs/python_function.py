@@ -1,0 +1,125 @@
+"""PythonFunction: the one way this project defines a Lambda function.
+
+Every function gets the same runtime (Python 3.12 on arm64), active X-Ray tracing, JSON
+logs into its own log group with a retention, the modelops layer, and an execution role
+that holds nothing but what its ``FunctionSpec`` asks for: write access to its own log
+group, the X-Ray write actions, and the table and bucket grants derived from the spec's
+``Access`` levels.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+from aws_cdk import Duration, RemovalPolicy
+from aws_cdk import aws_dynamodb as dynamodb
+from aws_cdk import aws_iam as iam
+from aws_cdk import aws_lambda as lambda_
+from aws_cdk import aws_logs as logs
+from aws_cdk import aws_s3 as s3
+from constructs import Construct
+
+from modelops import platform
+
+RUNTIME = lambda_.Runtime.PYTHON_3_12
+ARCHITECTURE = lambda_.Architecture.ARM_64
+
+# X-Ray's write actions have no resource-level permissions: "*" is the only valid resource.
+XRAY_WRITE_ACTIONS = ("xray:PutTraceSegments", "xray:PutTelemetryRecords")
+
+
+class PythonFunction(Construct):
+    """A Lambda function built from a ``platform.FunctionSpec``."""
+
+    def __init__(
+        self,
+        scope: Construct,
+        construct_id: str,
+        *,
+        spec: platform.FunctionSpec,
+        code: lambda_.Code,
+        layer: lambda_.ILayerVersion,
+        tables: Mapping[str, dynamodb.ITable],
+        buckets: Mapping[str, s3.IBucket],
+        log_retention: logs.RetentionDays,
+        removal_policy: RemovalPolicy,
+    ) -> None:
+        super().__init__(scope, construct_id)
+        self.spec = spec
+
+        self.log_group = logs.LogGroup(
+            self,
+            "LogGroup",
+            retention=log_retention,
+            removal_policy=removal_policy,
+        )
+
+        self.role = iam.Role(
+            self,
+            "Role",
+            assumed_by=iam.ServicePrincipal("lambda.amazonaws.com"),
+            description=f"Execution role of the {spec.name} function.",
+        )
+        self.log_group.grant_write(self.role)
+
+        # Kept apart from the role's default policy so that the only "*" resource the
+        # function holds is this one, and it can be acknowledged on its own.
+        self.xray_policy = iam.Policy(
+            self,
+            "XRayWritePolicy",
+            roles=[self.role],
+            statements=[iam.PolicyStatement(actions=list(XRAY_WRITE_ACTIONS), resources=["*"])],
+        )
+
+        # logical id -> physical name (a CloudFormation token), for the environment.
+        physical_names = {name: tables[name].table_name for name in spec.tables}
+        physical_names |= {name: buckets[name].bucket_name for name in spec.buckets}
+
+        self.function = lambda_.Function(
+            self,
+            "Function",
+            description=spec.description,
+            runtime=RUNTIME,
+            architecture=ARCHITECTURE,
+            handler=spec.handler,
+            code=code,
+            layers=[layer],
+            memory_size=spec.memory_mb,
+            timeout=Duration.seconds(spec.timeout_s),
+            environment=platform.function_environment(spec, physical_names),
+            role=self.role,
+            log_group=self.log_group,
+            logging_format=lambda_.LoggingFormat.JSON,
+            application_log_level_v2=lambda_.ApplicationLogLevel.INFO,
+            system_log_level_v2=lambda_.SystemLogLevel.INFO,
+        )
+        # Tracing is set on the L1 resource: the L2 ``tracing`` option would also add the
+        # X-Ray statement to the role's default policy, next to the data grants.
+        cfn_function = self.function.node.default_child
+        if not isinstance(cfn_function, lambda_.CfnFunction):
+            raise TypeError(f"unexpected default child {cfn_function!r}")
+        cfn_function.tracing_config = lambda_.CfnFunction.TracingConfigProperty(mode="Active")
+        self.function.node.add_dependency(self.xray_policy)
+
+        for logical_id, access in spec.tables.items():
+            _grant_table(tables[logical_id], access, self.role)
+        for logical_id, access in spec.buckets.items():
+            _grant_bucket(buckets[logical_id], access, self.role)
+
+
+def _grant_table(table: dynamodb.ITable, access: platform.Access, role: iam.IRole) -> None:
+    if access is platform.Access.READ:
+        table.grant_read_data(role)
+    elif access is platform.Access.READ_WRITE:
+        table.grant_read_write_data(role)
+    else:
+        raise ValueError(f"unsupported table access {access!r}")
+
+
+def _grant_bucket(bucket: s3.IBucket, access: platform.Access, role: iam.IRole) -> None:
+    if access is platform.Access.READ:
+        bucket.grant_read(role)
+    elif access is platform.Access.READ_WRITE:
+        bucket.grant_read_write(role)
+    else:
+        raise ValueError(f"unsupported bucket access {access!r}")

@@ -1,0 +1,143 @@
+"""DataStack: the stateful resources (tables, buckets and the key that encrypts them).
+
+Everything here is built from ``modelops.platform.TABLES`` and ``modelops.platform.BUCKETS``;
+this module adds no resource of its own beyond the data key and the access-log bucket.
+
+The stateless stacks reach these resources only through named exports (``export_name``):
+table and bucket names, and the data key's ARN. Names that we choose keep the contract
+between the stacks readable and stable, let the service stack be replaced on its own, and
+give cdk-nag findings about grants on these resources ids that do not change between
+synths (see ``stacks/nag.py``).
+
+Encryption choice: one customer-managed KMS key (rotated yearly) encrypts every table and
+every data bucket. Unlike the AWS-managed keys, its use is governed by our key policy and
+IAM grants, shows up per caller in CloudTrail, and survives as a single switch to cut off
+access to all registry data. The access-log bucket uses SSE-S3, because S3 server access
+logging cannot deliver into a bucket whose default encryption is SSE-KMS.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from aws_cdk import CfnOutput, Duration, Stack
+from aws_cdk import aws_dynamodb as dynamodb
+from aws_cdk import aws_kms as kms
+from aws_cdk import aws_s3 as s3
+from constructs import Construct
+
+from modelops import platform
+from stacks.environment import EnvironmentSettings
+
+
+class DataStack(Stack):
+    """Tables and buckets, exposed by their platform logical ids."""
+
+    def __init__(
+        self,
+        scope: Construct,
+        construct_id: str,
+        *,
+        settings: EnvironmentSettings,
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(scope, construct_id, **kwargs)
+        self.settings = settings
+
+        self.data_key = kms.Key(
+            self,
+            "DataKey",
+            description="Encrypts the ModelOps registry tables and data buckets.",
+            enable_key_rotation=True,
+            pending_window=Duration.days(30),
+            removal_policy=settings.removal_policy,
+        )
+
+        self.tables: dict[str, dynamodb.Table] = {
+            spec.logical_id: self._table(spec) for spec in platform.TABLES
+        }
+
+        self.access_log_bucket = s3.Bucket(
+            self,
+            "AccessLogBucket",
+            encryption=s3.BucketEncryption.S3_MANAGED,
+            enforce_ssl=True,
+            block_public_access=s3.BlockPublicAccess.BLOCK_ALL,
+            object_ownership=s3.ObjectOwnership.BUCKET_OWNER_ENFORCED,
+            versioned=True,
+            lifecycle_rules=[
+                s3.LifecycleRule(
+                    id="ExpireAccessLogs",
+                    expiration=Duration.days(365),
+                    noncurrent_version_expiration=Duration.days(30),
+                )
+            ],
+            removal_policy=settings.removal_policy,
+        )
+
+        self.buckets: dict[str, s3.Bucket] = {
+            spec.logical_id: self._bucket(spec) for spec in platform.BUCKETS
+        }
+
+        self._export("DataKey", "Arn", self.data_key.key_arn)
+        for logical_id, table in self.tables.items():
+            self._export(logical_id, "Name", table.table_name)
+        for logical_id, bucket in self.buckets.items():
+            self._export(logical_id, "Name", bucket.bucket_name)
+
+    def export_name(self, logical_id: str, attribute: str) -> str:
+        """The CloudFormation export that publishes ``attribute`` of ``logical_id``."""
+        return f"{self.stack_name}:{logical_id}:{attribute}"
+
+    def _export(self, logical_id: str, attribute: str, value: str) -> None:
+        CfnOutput(
+            self,
+            f"{logical_id}{attribute}",
+            value=value,
+            export_name=self.export_name(logical_id, attribute),
+        )
+
+    def _table(self, spec: platform.TableSpec) -> dynamodb.Table:
+        table = dynamodb.Table(
+            self,
+            spec.logical_id,
+            partition_key=_string_attribute(spec.partition_key),
+            sort_key=_string_attribute(spec.sort_key) if spec.sort_key else None,
+            billing_mode=dynamodb.BillingMode.PAY_PER_REQUEST,
+            encryption=dynamodb.TableEncryption.CUSTOMER_MANAGED,
+            encryption_key=self.data_key,
+            point_in_time_recovery_specification=dynamodb.PointInTimeRecoverySpecification(
+                point_in_time_recovery_enabled=True
+            ),
+            time_to_live_attribute=spec.ttl_attribute,
+            deletion_protection=self.settings.deletion_protection,
+            removal_policy=self.settings.removal_policy,
+        )
+        for index in spec.indexes:
+            table.add_global_secondary_index(
+                index_name=index.name,
+                partition_key=_string_attribute(index.partition_key),
+                sort_key=_string_attribute(index.sort_key),
+                projection_type=dynamodb.ProjectionType.ALL,
+            )
+        return table
+
+    def _bucket(self, spec: platform.BucketSpec) -> s3.Bucket:
+        return s3.Bucket(
+            self,
+            spec.logical_id,
+            versioned=spec.versioned,
+            encryption=s3.BucketEncryption.KMS,
+            encryption_key=self.data_key,
+            bucket_key_enabled=True,
+            enforce_ssl=True,
+            block_public_access=s3.BlockPublicAccess.BLOCK_ALL,
+            object_ownership=s3.ObjectOwnership.BUCKET_OWNER_ENFORCED,
+            server_access_logs_bucket=self.access_log_bucket,
+            server_access_logs_prefix=f"{spec.logical_id}/",
+            removal_policy=self.settings.removal_policy,
+        )
+
+
+def _string_attribute(name: str) -> dynamodb.Attribute:
+    return dynamodb.Attribute(name=name, type=dynamodb.AttributeType.STRING)

@@ -1,0 +1,77 @@
+"""Per-environment settings, read from the ``environments`` context in ``cdk.json``.
+
+Select an environment with ``npx cdk synth -c environment=prod``; the default is the
+``environment`` context value in ``cdk.json`` (``dev``).
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from aws_cdk import RemovalPolicy
+from aws_cdk import aws_logs as logs
+from constructs import Construct
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+CDK_JSON = REPO_ROOT / "cdk.json"
+
+_REMOVAL_POLICIES = {"destroy": RemovalPolicy.DESTROY, "retain": RemovalPolicy.RETAIN}
+
+
+def project_context() -> dict[str, Any]:
+    """The ``context`` of ``cdk.json``.
+
+    The CDK CLI passes it to the app itself; an app built in-process (tests, ``python
+    app.py``) gets it from here. Context given on the command line still wins.
+    """
+    with CDK_JSON.open(encoding="utf-8") as f:
+        context = json.load(f).get("context", {})
+    if not isinstance(context, dict):
+        raise ValueError(f"{CDK_JSON}: 'context' must be an object")
+    return context
+
+
+@dataclass(frozen=True)
+class EnvironmentSettings:
+    """What differs between dev, staging and prod."""
+
+    name: str
+    # DESTROY lets a dev stack be torn down; RETAIN keeps data and logs outside dev.
+    removal_policy: RemovalPolicy
+    deletion_protection: bool
+    log_retention: logs.RetentionDays
+    api_stage_name: str
+    throttling_rate_limit: float
+    throttling_burst_limit: int
+
+    @classmethod
+    def from_context(cls, name: str, values: Mapping[str, Any]) -> EnvironmentSettings:
+        try:
+            return cls(
+                name=name,
+                removal_policy=_REMOVAL_POLICIES[str(values["removalPolicy"])],
+                deletion_protection=bool(values["deletionProtection"]),
+                log_retention=logs.RetentionDays[str(values["logRetention"])],
+                api_stage_name=str(values["apiStageName"]),
+                throttling_rate_limit=float(values["throttlingRateLimit"]),
+                throttling_burst_limit=int(values["throttlingBurstLimit"]),
+            )
+        except KeyError as e:
+            raise ValueError(f"environment {name!r}: missing or invalid setting {e}") from e
+
+    @classmethod
+    def of(cls, scope: Construct) -> EnvironmentSettings:
+        """The settings of the environment selected by the ``environment`` context."""
+        name = str(scope.node.try_get_context("environment") or "dev")
+        environments = scope.node.try_get_context("environments")
+        if not isinstance(environments, dict) or name not in environments:
+            known = sorted(environments) if isinstance(environments, dict) else []
+            raise ValueError(f"unknown environment {name!r}; cdk.json defines {known}")
+        return cls.from_context(name, environments[name])
+
+    def stack_name(self, role: str) -> str:
+        return f"modelops-{self.name}-{role}"

@@ -1,0 +1,137 @@
+"""Every cdk-nag acknowledgement of the app, each with its reason.
+
+The AwsSolutions and Serverless packs run on every synth (``app.py``); a finding that is
+not acknowledged here fails the synth. Acknowledgements name one finding each
+(``Rule[Finding]`` where the rule reports findings), are attached to the narrowest
+construct that produces it, and the ones about grants are derived from the same
+``FunctionSpec`` that produced the grants, so a new table, bucket or function cannot slip
+past the packs unseen.
+"""
+
+from __future__ import annotations
+
+from aws_cdk import Acknowledgment, Validations
+from aws_cdk import aws_iam as iam
+from constructs import IConstruct
+
+from modelops import platform
+from stacks.constructs.python_function import PythonFunction
+from stacks.data_stack import DataStack
+from stacks.service_stack import ServiceStack
+
+# The wildcard actions that CDK's grant methods write (grant_read / grant_read_write on a
+# bucket, grant_read_write_data on a table encrypted with the data key). Each is one action
+# family in a statement scoped to a named bucket, table or the data key, never to "*".
+_S3_READ_ACTIONS = ("s3:GetObject*", "s3:GetBucket*", "s3:List*")
+_S3_WRITE_ACTIONS = ("s3:DeleteObject*", "s3:Abort*")
+_KMS_WRITE_ACTIONS = ("kms:ReEncrypt*", "kms:GenerateDataKey*")
+_ACTION_REASONS = {
+    "s3:GetObject*": "Object reads (GetObject, GetObjectVersion, GetObjectTagging...) from "
+    "CDK's bucket grant, limited to the objects of the buckets the FunctionSpec names.",
+    "s3:GetBucket*": "Bucket metadata reads (GetBucketLocation, GetBucketVersioning...) from "
+    "CDK's bucket grant, limited to the buckets the FunctionSpec names.",
+    "s3:List*": "Listing (ListBucket, ListBucketVersions, ListMultipartUploadParts) from "
+    "CDK's bucket grant, limited to the buckets the FunctionSpec names.",
+    "s3:DeleteObject*": "Deleting objects, versions and tags from CDK's grant_read_write, for "
+    "buckets the FunctionSpec grants READ_WRITE only.",
+    "s3:Abort*": "AbortMultipartUpload from CDK's grant_read_write, for buckets the "
+    "FunctionSpec grants READ_WRITE only.",
+    "kms:ReEncrypt*": "ReEncryptFrom/ReEncryptTo from CDK's read-write grants on resources "
+    "encrypted with the data key; the statement names the data key only.",
+    "kms:GenerateDataKey*": "Data keys for writes to resources encrypted with the data key "
+    "(CDK's read-write grants); the statement names the data key only.",
+}
+
+
+def acknowledge(data: DataStack, service: ServiceStack) -> None:
+    """Attach every acknowledgement of the app to its construct."""
+    for fn in service.functions.values():
+        _acknowledge_function(data, fn)
+    _acknowledge_api(service)
+
+
+def _ack(scope: IConstruct, rule: str, reason: str) -> None:
+    Validations.of(scope).acknowledge(Acknowledgment(id=rule, reason=reason))
+
+
+def _acknowledge_function(data: DataStack, fn: PythonFunction) -> None:
+    spec = fn.spec
+    _ack(
+        fn.xray_policy,
+        "AwsSolutions-IAM5[Resource::*]",
+        "xray:PutTraceSegments and xray:PutTelemetryRecords support no resource-level "
+        "permissions; this dedicated policy holds only those two actions.",
+    )
+    runtime_reason = (
+        "python3.12 is the platform's pinned runtime: the Lambda layer is built from "
+        "cp312 manylinux2014_aarch64 wheels (scripts/build_layer.py). Moving to a newer "
+        "runtime is one deliberate change to the layer build and PythonFunction together."
+    )
+    _ack(fn.function, "AwsSolutions-L1", runtime_reason)
+    _ack(fn.function, "Serverless-LambdaLatestVersion", runtime_reason)
+    if spec.api_routes:
+        _ack(
+            fn.function,
+            "Serverless-LambdaDLQ",
+            "Invoked only synchronously by API Gateway (Lambda proxy integration): a failed "
+            "request returns its error to the caller, and there is no asynchronous "
+            "invocation whose event a dead-letter queue could keep.",
+        )
+
+    policy = fn.role.node.try_find_child("DefaultPolicy")
+    if not isinstance(policy, iam.Policy):
+        return
+    actions: set[str] = set()
+    for logical_id, access in spec.tables.items():
+        if platform.table(logical_id).indexes:
+            arn = (
+                "arn:<AWS::Partition>:dynamodb:<AWS::Region>:<AWS::AccountId>:table/"
+                f"{data.export_name(logical_id, 'Name')}/index/*"
+            )
+            _ack(
+                policy,
+                f"AwsSolutions-IAM5[Resource::{arn}]",
+                f"The global secondary indexes of {logical_id} only (declared in "
+                "modelops.platform), which the function queries.",
+            )
+        if access is platform.Access.READ_WRITE:
+            actions.update(_KMS_WRITE_ACTIONS)
+    for logical_id, access in spec.buckets.items():
+        arn = f"arn:<AWS::Partition>:s3:::{data.export_name(logical_id, 'Name')}/*"
+        _ack(
+            policy,
+            f"AwsSolutions-IAM5[Resource::{arn}]",
+            f"The objects of {logical_id} only, the bucket the FunctionSpec names; object "
+            "keys are data (content digests), not known when the policy is written.",
+        )
+        actions.update(_S3_READ_ACTIONS)
+        if access is platform.Access.READ_WRITE:
+            actions.update(_S3_WRITE_ACTIONS + _KMS_WRITE_ACTIONS)
+    for action in sorted(actions):
+        _ack(policy, f"AwsSolutions-IAM5[Action::{action}]", _ACTION_REASONS[action])
+
+
+def _acknowledge_api(service: ServiceStack) -> None:
+    api = service.api
+    _ack(
+        api,
+        "AwsSolutions-COG4",
+        "Callers are services (Kernel) that sign requests with SigV4: every method uses "
+        "AWS_IAM authorization. Cognito user pools authenticate end users, which this API "
+        "does not serve.",
+    )
+    _ack(
+        api.deployment_stage,
+        "AwsSolutions-APIG3",
+        "AWS WAF on the stage is planned in a later operations issue; until then every "
+        "method requires SigV4 (AWS_IAM) and the stage is throttled.",
+    )
+    cloud_watch_role = api.node.try_find_child("CloudWatchRole")
+    if cloud_watch_role is not None:
+        _ack(
+            cloud_watch_role,
+            "AwsSolutions-IAM4[Policy::arn:<AWS::Partition>:iam::aws:policy/service-role/"
+            "AmazonAPIGatewayPushToCloudWatchLogs]",
+            "API Gateway's account-level logging role; AWS maintains this service-role "
+            "policy for exactly this purpose and it grants CloudWatch Logs writes only.",
+        )

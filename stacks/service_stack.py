@@ -1,0 +1,179 @@
+"""ServiceStack: the stateless resources (layer, functions, REST API).
+
+Functions and routes come from ``modelops.platform.FUNCTIONS``. Tables, buckets and the
+data key are the DataStack's, imported here through its named exports and looked up by the
+logical ids the specs name.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+from aws_cdk import Fn, Stack
+from aws_cdk import aws_apigateway as apigw
+from aws_cdk import aws_dynamodb as dynamodb
+from aws_cdk import aws_kms as kms
+from aws_cdk import aws_lambda as lambda_
+from aws_cdk import aws_logs as logs
+from aws_cdk import aws_s3 as s3
+from constructs import Construct
+
+from modelops import platform
+from stacks.constructs.python_function import ARCHITECTURE, RUNTIME, PythonFunction
+from stacks.data_stack import DataStack
+from stacks.environment import REPO_ROOT, EnvironmentSettings
+
+LAYER_DIR = REPO_ROOT / "build" / "layer"
+FUNCTIONS_DIR = REPO_ROOT / "functions"
+_CODE_EXCLUDES = ["**/__pycache__", "**/*.pyc"]
+
+# One JSON object per request; the caller's IAM identity is what SigV4 authenticated.
+ACCESS_LOG_FORMAT = json.dumps(
+    {
+        "requestId": apigw.AccessLogField.context_request_id(),
+        "extendedRequestId": apigw.AccessLogField.context_extended_request_id(),
+        "requestTime": apigw.AccessLogField.context_request_time(),
+        "httpMethod": apigw.AccessLogField.context_http_method(),
+        "resourcePath": apigw.AccessLogField.context_resource_path(),
+        "path": apigw.AccessLogField.context_path(),
+        "protocol": apigw.AccessLogField.context_protocol(),
+        "status": apigw.AccessLogField.context_status(),
+        "responseLength": apigw.AccessLogField.context_response_length(),
+        "integrationLatency": apigw.AccessLogField.context_integration_latency(),
+        "sourceIp": apigw.AccessLogField.context_identity_source_ip(),
+        "userAgent": apigw.AccessLogField.context_identity_user_agent(),
+        "caller": apigw.AccessLogField.context_identity_caller(),
+        "user": apigw.AccessLogField.context_identity_user(),
+        "userArn": apigw.AccessLogField.context_identity_user_arn(),
+        "accountId": apigw.AccessLogField.context_identity_account_id(),
+        "xrayTraceId": apigw.AccessLogField.context_xray_trace_id(),
+        "errorMessage": apigw.AccessLogField.context_error_message(),
+    }
+)
+
+
+class ServiceStack(Stack):
+    """The modelops layer, one PythonFunction per FunctionSpec, and the REST API."""
+
+    def __init__(
+        self,
+        scope: Construct,
+        construct_id: str,
+        *,
+        data: DataStack,
+        settings: EnvironmentSettings,
+        layer_dir: Path = LAYER_DIR,
+        functions_dir: Path = FUNCTIONS_DIR,
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(scope, construct_id, **kwargs)
+        self.add_stack_dependency(data, "imports the data stack's exports")
+        if not (layer_dir / "python").is_dir():
+            raise FileNotFoundError(
+                f"{layer_dir / 'python'} is missing: build the layer first (`make layer`)"
+            )
+
+        self.layer = lambda_.LayerVersion(
+            self,
+            "ModelOpsLayer",
+            # The Makefile's stamp file is no part of the layer.
+            code=lambda_.Code.from_asset(str(layer_dir), exclude=[".built"]),
+            compatible_runtimes=[RUNTIME],
+            compatible_architectures=[ARCHITECTURE],
+            description="modelops package and its runtime dependencies (pyproject.toml).",
+        )
+        code = lambda_.Code.from_asset(str(functions_dir), exclude=_CODE_EXCLUDES)
+
+        data_key = kms.Key.from_key_arn(
+            self, "DataKey", Fn.import_value(data.export_name("DataKey", "Arn"))
+        )
+        self.tables: dict[str, dynamodb.ITable] = {
+            spec.logical_id: dynamodb.Table.from_table_attributes(
+                self,
+                spec.logical_id,
+                table_name=Fn.import_value(data.export_name(spec.logical_id, "Name")),
+                encryption_key=data_key,
+                global_indexes=[index.name for index in spec.indexes],
+            )
+            for spec in platform.TABLES
+        }
+        self.buckets: dict[str, s3.IBucket] = {
+            spec.logical_id: s3.Bucket.from_bucket_attributes(
+                self,
+                spec.logical_id,
+                bucket_name=Fn.import_value(data.export_name(spec.logical_id, "Name")),
+                encryption_key=data_key,
+            )
+            for spec in platform.BUCKETS
+        }
+
+        self.functions: dict[str, PythonFunction] = {
+            spec.name: PythonFunction(
+                self,
+                _pascal_case(spec.name),
+                spec=spec,
+                code=code,
+                layer=self.layer,
+                tables=self.tables,
+                buckets=self.buckets,
+                log_retention=settings.log_retention,
+                removal_policy=settings.removal_policy,
+            )
+            for spec in platform.FUNCTIONS
+        }
+
+        self.access_log_group = logs.LogGroup(
+            self,
+            "ApiAccessLogs",
+            retention=settings.log_retention,
+            removal_policy=settings.removal_policy,
+        )
+        self.api = apigw.RestApi(
+            self,
+            "Api",
+            description="ILLUVRSE ModelOps control plane (IAM-authenticated).",
+            endpoint_types=[apigw.EndpointType.REGIONAL],
+            # The account-level role API Gateway needs to write execution logs. It is kept
+            # when the stack goes (CDK's default): other APIs in the account rely on it.
+            cloud_watch_role=True,
+            default_method_options=apigw.MethodOptions(
+                authorization_type=apigw.AuthorizationType.IAM
+            ),
+            deploy_options=apigw.StageOptions(
+                stage_name=settings.api_stage_name,
+                access_log_destination=apigw.LogGroupLogDestination(self.access_log_group),
+                access_log_format=apigw.AccessLogFormat.custom(ACCESS_LOG_FORMAT),
+                tracing_enabled=True,
+                logging_level=apigw.MethodLoggingLevel.INFO,
+                data_trace_enabled=False,
+                metrics_enabled=True,
+                throttling_rate_limit=settings.throttling_rate_limit,
+                throttling_burst_limit=settings.throttling_burst_limit,
+            ),
+        )
+        self.request_validator = self.api.add_request_validator(
+            "RequestValidator",
+            validate_request_body=True,
+            validate_request_parameters=True,
+        )
+        for fn in self.functions.values():
+            self._route(fn.function, fn.spec.api_routes)
+
+    def _route(self, function: lambda_.IFunction, segments: tuple[str, ...]) -> None:
+        """``/<segment>`` and ``/<segment>/{proxy+}`` with ANY, proxied to ``function``."""
+        integration = apigw.LambdaIntegration(function, proxy=True, allow_test_invoke=False)
+        for segment in segments:
+            resource = self.api.root.add_resource(segment)
+            for target in (resource, resource.add_resource("{proxy+}")):
+                target.add_method(
+                    "ANY",
+                    integration,
+                    authorization_type=apigw.AuthorizationType.IAM,
+                    request_validator=self.request_validator,
+                )
+
+
+def _pascal_case(name: str) -> str:
+    return "".join(part.capitalize() for part in name.replace("_", "-").split("-"))

@@ -1,0 +1,367 @@
+"""ServiceStack: functions, their permissions and the REST API, as the platform declares them."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from aws_cdk import CfnElement
+from aws_cdk.assertions import Match, Template
+from constructs import IConstruct
+
+from modelops import platform
+from stacks.constructs.python_function import PythonFunction
+from stacks.data_stack import DataStack
+from stacks.service_stack import ServiceStack
+
+from .conftest import REPO_ROOT, Synthesized
+
+SPECS = pytest.mark.parametrize("spec", platform.FUNCTIONS, ids=lambda s: s.name)
+
+# Actions a READ grant must never carry.
+WRITE_ACTIONS = {
+    "dynamodb:PutItem",
+    "dynamodb:UpdateItem",
+    "dynamodb:DeleteItem",
+    "dynamodb:BatchWriteItem",
+    "s3:PutObject",
+    "s3:DeleteObject*",
+    "s3:Abort*",
+    "kms:Encrypt",
+    "kms:GenerateDataKey*",
+    "kms:ReEncrypt*",
+}
+
+
+def _service(synth: Synthesized) -> ServiceStack:
+    stack = synth.stack("service")
+    assert isinstance(stack, ServiceStack)
+    return stack
+
+
+def _data(synth: Synthesized) -> DataStack:
+    stack = synth.stack("data")
+    assert isinstance(stack, DataStack)
+    return stack
+
+
+def _logical_id(synth: Synthesized, construct: IConstruct) -> str:
+    child = construct if isinstance(construct, CfnElement) else construct.node.default_child
+    assert isinstance(child, CfnElement)
+    return _service(synth).get_logical_id(child)
+
+
+def _function(synth: Synthesized, spec: platform.FunctionSpec) -> PythonFunction:
+    return _service(synth).functions[spec.name]
+
+
+def _resources(template: Template) -> dict[str, dict[str, Any]]:
+    resources: dict[str, dict[str, Any]] = template.to_json()["Resources"]
+    return resources
+
+
+def _import_values(value: Any) -> Iterator[str]:
+    """Every ``Fn::ImportValue`` name inside a CloudFormation value."""
+    if isinstance(value, dict):
+        for key, inner in value.items():
+            if key == "Fn::ImportValue" and isinstance(inner, str):
+                yield inner
+            else:
+                yield from _import_values(inner)
+    elif isinstance(value, list):
+        for inner in value:
+            yield from _import_values(inner)
+
+
+def _as_list(value: Any) -> list[Any]:
+    return value if isinstance(value, list) else [value]
+
+
+def _role_statements(template: Template, role_id: str) -> list[dict[str, Any]]:
+    """All statements of all policies attached to a role (inline or AWS::IAM::Policy)."""
+    statements = []
+    role = _resources(template)[role_id]
+    for inline in role["Properties"].get("Policies", []):
+        statements += inline["PolicyDocument"]["Statement"]
+    for policy in template.find_resources("AWS::IAM::Policy").values():
+        if {"Ref": role_id} in policy["Properties"]["Roles"]:
+            statements += policy["Properties"]["PolicyDocument"]["Statement"]
+    return statements
+
+
+# --- Lambda functions -------------------------------------------------------------------
+
+
+def test_every_lambda_runs_python312_on_arm64_with_active_tracing_and_the_layer(
+    synth: Synthesized, service_template: Template
+) -> None:
+    layer_id = _logical_id(synth, _service(synth).layer)
+    service_template.all_resources_properties(
+        "AWS::Lambda::Function",
+        Match.object_like(
+            {
+                "Runtime": "python3.12",
+                "Architectures": ["arm64"],
+                "TracingConfig": {"Mode": "Active"},
+                "Layers": [{"Ref": layer_id}],
+            }
+        ),
+    )
+
+
+def test_layer_is_declared_for_python312_on_arm64(service_template: Template) -> None:
+    service_template.all_resources_properties(
+        "AWS::Lambda::LayerVersion",
+        Match.object_like(
+            {"CompatibleRuntimes": ["python3.12"], "CompatibleArchitectures": ["arm64"]}
+        ),
+    )
+
+
+@SPECS
+def test_function_handler_memory_and_timeout_come_from_its_spec(
+    synth: Synthesized, service_template: Template, spec: platform.FunctionSpec
+) -> None:
+    props = _resources(service_template)[_logical_id(synth, _function(synth, spec).function)][
+        "Properties"
+    ]
+
+    assert props["Handler"] == spec.handler
+    assert props["MemorySize"] == spec.memory_mb
+    assert props["Timeout"] == spec.timeout_s
+    assert props["Description"] == spec.description
+
+
+@SPECS
+def test_function_logs_json_to_its_own_log_group_with_a_retention(
+    synth: Synthesized, service_template: Template, spec: platform.FunctionSpec
+) -> None:
+    fn = _function(synth, spec)
+    resources = _resources(service_template)
+    props = resources[_logical_id(synth, fn.function)]["Properties"]
+    log_group_id = _logical_id(synth, fn.log_group)
+
+    assert props["LoggingConfig"]["LogFormat"] == "JSON"
+    assert props["LoggingConfig"]["LogGroup"] == {"Ref": log_group_id}
+    assert resources[log_group_id]["Properties"]["RetentionInDays"] > 0
+
+
+@SPECS
+def test_function_environment_is_platform_function_environment_with_imported_names(
+    synth: Synthesized, service_template: Template, spec: platform.FunctionSpec
+) -> None:
+    data = _data(synth)
+    variables = _resources(service_template)[_logical_id(synth, _function(synth, spec).function)][
+        "Properties"
+    ]["Environment"]["Variables"]
+    names = {
+        logical_id: {"Fn::ImportValue": data.export_name(logical_id, "Name")}
+        for logical_id in [*spec.tables, *spec.buckets]
+    }
+    # The same function the local cloud uses, fed with what CloudFormation resolves.
+    expected = platform.function_environment(spec, names)
+
+    assert variables == expected
+
+
+# --- Permissions --------------------------------------------------------------------------
+
+
+@SPECS
+def test_function_policies_reference_only_the_tables_and_buckets_its_spec_names(
+    synth: Synthesized, service_template: Template, spec: platform.FunctionSpec
+) -> None:
+    data = _data(synth)
+    role_id = _logical_id(synth, _function(synth, spec).role)
+    statements = _role_statements(service_template, role_id)
+
+    referenced = {name for s in statements for name in _import_values(s["Resource"])}
+    declared = {data.export_name(logical_id, "Name") for logical_id in spec.tables}
+    declared |= {data.export_name(logical_id, "Name") for logical_id in spec.buckets}
+    if declared:
+        declared.add(data.export_name("DataKey", "Arn"))
+    assert referenced == declared
+
+
+@SPECS
+def test_function_has_no_wildcard_resource_except_for_xray(
+    synth: Synthesized, service_template: Template, spec: platform.FunctionSpec
+) -> None:
+    role_id = _logical_id(synth, _function(synth, spec).role)
+
+    for statement in _role_statements(service_template, role_id):
+        actions = _as_list(statement["Action"])
+        if "*" in _as_list(statement["Resource"]):
+            assert all(a.startswith("xray:") for a in actions), statement
+        for action in actions:
+            assert action.split(":")[0] in {"logs", "xray", "dynamodb", "s3", "kms"}, action
+            assert not action.endswith(":*"), action
+
+
+@SPECS
+def test_function_logs_permissions_are_scoped_to_its_own_log_group(
+    synth: Synthesized, service_template: Template, spec: platform.FunctionSpec
+) -> None:
+    fn = _function(synth, spec)
+    log_group_arn = {"Fn::GetAtt": [_logical_id(synth, fn.log_group), "Arn"]}
+
+    for statement in _role_statements(service_template, _logical_id(synth, fn.role)):
+        if any(a.startswith("logs:") for a in _as_list(statement["Action"])):
+            assert _as_list(statement["Resource"]) == [log_group_arn]
+
+
+@SPECS
+def test_read_only_access_grants_no_write_actions(
+    synth: Synthesized, service_template: Template, spec: platform.FunctionSpec
+) -> None:
+    data = _data(synth)
+    read_only = {
+        data.export_name(logical_id, "Name")
+        for logical_id, access in {**spec.tables, **spec.buckets}.items()
+        if access is platform.Access.READ
+    }
+    role_id = _logical_id(synth, _function(synth, spec).role)
+
+    for statement in _role_statements(service_template, role_id):
+        if read_only & set(_import_values(statement["Resource"])):
+            assert not WRITE_ACTIONS & set(_as_list(statement["Action"])), statement
+
+
+def test_function_roles_carry_no_managed_policies(
+    synth: Synthesized, service_template: Template
+) -> None:
+    resources = _resources(service_template)
+    for fn in _service(synth).functions.values():
+        role = resources[_logical_id(synth, fn.role)]["Properties"]
+        assert "ManagedPolicyArns" not in role
+
+
+# --- REST API ------------------------------------------------------------------------------
+
+
+def test_every_api_method_requires_iam_authorization(service_template: Template) -> None:
+    service_template.all_resources_properties(
+        "AWS::ApiGateway::Method", Match.object_like({"AuthorizationType": "AWS_IAM"})
+    )
+    for method in service_template.find_resources("AWS::ApiGateway::Method").values():
+        assert method["Properties"]["HttpMethod"] != "OPTIONS"
+
+
+def test_every_api_method_validates_request_body_and_parameters(
+    service_template: Template,
+) -> None:
+    validators = service_template.find_resources("AWS::ApiGateway::RequestValidator")
+    for logical_id, method in service_template.find_resources("AWS::ApiGateway::Method").items():
+        validator_ref = method["Properties"].get("RequestValidatorId")
+        assert validator_ref is not None, logical_id
+        validator = validators[validator_ref["Ref"]]["Properties"]
+        assert validator["ValidateRequestBody"] is True
+        assert validator["ValidateRequestParameters"] is True
+
+
+@SPECS
+def test_api_routes_of_a_spec_proxy_any_method_to_its_function(
+    synth: Synthesized, service_template: Template, spec: platform.FunctionSpec
+) -> None:
+    api_id = _logical_id(synth, _service(synth).api)
+    function_arn = {"Fn::GetAtt": [_logical_id(synth, _function(synth, spec).function), "Arn"]}
+    resources = service_template.find_resources("AWS::ApiGateway::Resource")
+    methods = service_template.find_resources("AWS::ApiGateway::Method").values()
+    root = {"Fn::GetAtt": [api_id, "RootResourceId"]}
+
+    for segment in spec.api_routes:
+        (top_id,) = (
+            rid
+            for rid, r in resources.items()
+            if r["Properties"]["PathPart"] == segment and r["Properties"]["ParentId"] == root
+        )
+        (proxy_id,) = (
+            rid
+            for rid, r in resources.items()
+            if r["Properties"]["PathPart"] == "{proxy+}"
+            and r["Properties"]["ParentId"] == {"Ref": top_id}
+        )
+        for resource_id in (top_id, proxy_id):
+            (method,) = (
+                m["Properties"]
+                for m in methods
+                if m["Properties"]["ResourceId"] == {"Ref": resource_id}
+            )
+            assert method["HttpMethod"] == "ANY"
+            assert method["Integration"]["Type"] == "AWS_PROXY"
+            assert function_arn in method["Integration"]["Uri"]["Fn::Join"][1]
+
+
+def test_api_stage_writes_json_access_logs_traces_and_logs_every_method(
+    synth: Synthesized, service_template: Template
+) -> None:
+    service = _service(synth)
+    access_logs_id = _logical_id(synth, service.access_log_group)
+    (stage,) = service_template.find_resources("AWS::ApiGateway::Stage").values()
+    props = stage["Properties"]
+
+    # The log group's ARN, joined from its name (no trailing ":*").
+    assert {"Ref": access_logs_id} in props["AccessLogSetting"]["DestinationArn"]["Fn::Join"][1]
+    access_log_fields = json.loads(props["AccessLogSetting"]["Format"])
+    assert {"requestId", "userArn", "status"} <= set(access_log_fields)
+    assert props["TracingEnabled"] is True
+    assert props["StageName"] == "v1"
+    service_template.has_resource_properties(
+        "AWS::ApiGateway::Stage",
+        {
+            "MethodSettings": Match.array_with(
+                [
+                    Match.object_like(
+                        {
+                            "HttpMethod": "*",
+                            "ResourcePath": "/*",
+                            "LoggingLevel": "INFO",
+                            "MetricsEnabled": True,
+                            "DataTraceEnabled": False,
+                            "ThrottlingRateLimit": Match.any_value(),
+                            "ThrottlingBurstLimit": Match.any_value(),
+                        }
+                    )
+                ]
+            )
+        },
+    )
+    assert _resources(service_template)[access_logs_id]["Properties"]["RetentionInDays"] > 0
+
+
+# --- Code assets -----------------------------------------------------------------------------
+
+
+def _asset_files(root: Path) -> set[str]:
+    return {str(p.relative_to(root)) for p in root.rglob("*") if p.is_file()}
+
+
+@SPECS
+def test_function_code_is_the_functions_directory_without_bytecode(
+    synth: Synthesized, service_template: Template, spec: platform.FunctionSpec
+) -> None:
+    props = _resources(service_template)[_logical_id(synth, _function(synth, spec).function)][
+        "Properties"
+    ]
+    asset = synth.outdir / f"asset.{props['Code']['S3Key'].removesuffix('.zip')}"
+    source = {
+        name
+        for name in _asset_files(REPO_ROOT / "functions")
+        if "__pycache__" not in name and not name.endswith(".pyc")
+    }
+
+    assert _asset_files(asset) == source
+    assert (asset / Path(*spec.handler.split(".")[:-1])).with_suffix(".py").is_file()
+
+
+def test_layer_asset_is_the_built_layer_only(
+    synth: Synthesized, service_template: Template, layer_site: Path
+) -> None:
+    (layer,) = service_template.find_resources("AWS::Lambda::LayerVersion").values()
+    asset = synth.outdir / f"asset.{layer['Properties']['Content']['S3Key'].removesuffix('.zip')}"
+
+    assert [p.name for p in asset.iterdir()] == ["python"]
+    assert _asset_files(asset / "python") == _asset_files(layer_site)
