@@ -4,7 +4,6 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 UV_VERSION := 0.13.9
 export JSII_SILENCE_WARNING_DEPRECATED_NODE_VERSION := 1
-export PYTHONDONTWRITEBYTECODE := 1
 
 .PHONY: setup demo test lint typecheck unit integration infra e2e layer synth schemas bench clean local-up
 

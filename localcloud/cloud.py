@@ -86,6 +86,7 @@ class LocalCloud:
         self._runtime: LambdaRuntime | None = None
         self._gateway: LocalApiGateway | None = None
         self.principals: dict[str, Principal] = {}
+        self.key_arns: dict[str, str] = {}
         logical_ids = [t.logical_id for t in platform.TABLES] + [
             b.logical_id for b in platform.BUCKETS
         ]
@@ -179,6 +180,9 @@ class LocalCloud:
 
     def _provision(self) -> None:
         session = self._admin_bootstrap
+        kms = session.client("kms", endpoint_url=self.endpoint_url)
+        for key in platform.KEYS:
+            self.key_arns[key.logical_id] = self._create_key(kms, key)
         ddb = session.client("dynamodb", endpoint_url=self.endpoint_url)
         for table in platform.TABLES:
             self._create_table(ddb, table)
@@ -198,6 +202,17 @@ class LocalCloud:
                 access_key_id=key["AccessKeyId"],
                 secret_access_key=key["SecretAccessKey"],
             )
+
+    def _create_key(self, kms: Any, key: platform.KeySpec) -> str:
+        metadata = kms.create_key(
+            Description=key.description, KeySpec=key.key_spec, KeyUsage=key.key_usage
+        )["KeyMetadata"]
+        kms.create_alias(
+            AliasName=f"alias/{physical_name(key.logical_id)}", TargetKeyId=metadata["KeyId"]
+        )
+        if key.rotation:
+            kms.enable_key_rotation(KeyId=metadata["KeyId"])
+        return str(metadata["Arn"])
 
     def _create_table(self, ddb: Any, table: platform.TableSpec) -> None:
         keys = [(table.partition_key, "HASH")]
@@ -225,6 +240,11 @@ class LocalCloud:
                 {"AttributeName": a, "AttributeType": "S"} for a in sorted(attributes)
             ],
             "BillingMode": "PAY_PER_REQUEST",
+            "SSESpecification": {
+                "Enabled": True,
+                "SSEType": "KMS",
+                "KMSMasterKeyId": self.key_arns[platform.DATA_KEY.logical_id],
+            },
         }
         if indexes:
             args["GlobalSecondaryIndexes"] = indexes
@@ -238,12 +258,35 @@ class LocalCloud:
     def _create_bucket(self, s3: Any, bucket: platform.BucketSpec) -> None:
         name = self.names[bucket.logical_id]
         s3.create_bucket(Bucket=name)
+        s3.put_bucket_encryption(
+            Bucket=name,
+            ServerSideEncryptionConfiguration={
+                "Rules": [
+                    {
+                        "ApplyServerSideEncryptionByDefault": {
+                            "SSEAlgorithm": "aws:kms",
+                            "KMSMasterKeyID": self.key_arns[platform.DATA_KEY.logical_id],
+                        },
+                        "BucketKeyEnabled": True,
+                    }
+                ]
+            },
+        )
+        s3.put_public_access_block(
+            Bucket=name,
+            PublicAccessBlockConfiguration={
+                "BlockPublicAcls": True,
+                "IgnorePublicAcls": True,
+                "BlockPublicPolicy": True,
+                "RestrictPublicBuckets": True,
+            },
+        )
         if bucket.versioned:
             s3.put_bucket_versioning(Bucket=name, VersioningConfiguration={"Status": "Enabled"})
         if bucket.expirations:
+            rules = [_lifecycle_rule(rule) for rule in bucket.lifecycle_rules()]
             s3.put_bucket_lifecycle_configuration(
-                Bucket=name,
-                LifecycleConfiguration={"Rules": lifecycle_rules(bucket)},
+                Bucket=name, LifecycleConfiguration={"Rules": rules}
             )
 
     def _create_function(self, iam: Any, lam: Any, fn: platform.FunctionSpec) -> None:
@@ -314,28 +357,19 @@ class LocalCloud:
         return None
 
 
-def lifecycle_rules(bucket: platform.BucketSpec) -> list[dict[str, Any]]:
-    """S3 lifecycle rules for a bucket spec (the CDK stack declares the same)."""
-    rules: list[dict[str, Any]] = [
-        {
-            "ID": f"expire-{prefix.strip('/')}",
-            "Filter": {"Prefix": prefix},
-            "Status": "Enabled",
-            "Expiration": {"Days": days},
+def _lifecycle_rule(rule: platform.LifecycleRule) -> dict[str, Any]:
+    converted: dict[str, Any] = {
+        "ID": rule.rule_id,
+        "Filter": {"Prefix": rule.prefix},
+        "Status": "Enabled",
+    }
+    if rule.expire_days:
+        converted["Expiration"] = {"Days": rule.expire_days}
+    if rule.abort_multipart_days:
+        converted["AbortIncompleteMultipartUpload"] = {
+            "DaysAfterInitiation": rule.abort_multipart_days
         }
-        for prefix, days in bucket.expirations
-    ]
-    rules.append(
-        {
-            "ID": "abort-incomplete-multipart",
-            "Filter": {"Prefix": ""},
-            "Status": "Enabled",
-            "AbortIncompleteMultipartUpload": {
-                "DaysAfterInitiation": min(days for _, days in bucket.expirations)
-            },
-        }
-    )
-    return rules
+    return converted
 
 
 def _placeholder_zip() -> bytes:

@@ -44,14 +44,20 @@ class DataStack(Stack):
         super().__init__(scope, construct_id, **kwargs)
         self.settings = settings
 
-        self.data_key = kms.Key(
-            self,
-            "DataKey",
-            description="Encrypts the ModelOps registry tables and data buckets.",
-            enable_key_rotation=True,
-            pending_window=Duration.days(30),
-            removal_policy=settings.removal_policy,
-        )
+        self.keys: dict[str, kms.Key] = {
+            spec.logical_id: kms.Key(
+                self,
+                spec.logical_id,
+                description=spec.description,
+                key_spec=kms.KeySpec(spec.key_spec),
+                key_usage=kms.KeyUsage(spec.key_usage),
+                enable_key_rotation=spec.rotation,
+                pending_window=Duration.days(30),
+                removal_policy=settings.removal_policy,
+            )
+            for spec in platform.KEYS
+        }
+        self.data_key = self.keys[platform.DATA_KEY.logical_id]
 
         self.tables: dict[str, dynamodb.Table] = {
             spec.logical_id: self._table(spec) for spec in platform.TABLES
@@ -79,7 +85,8 @@ class DataStack(Stack):
             spec.logical_id: self._bucket(spec) for spec in platform.BUCKETS
         }
 
-        self._export("DataKey", "Arn", self.data_key.key_arn)
+        for logical_id, key in self.keys.items():
+            self._export(logical_id, "Arn", key.key_arn)
         for logical_id, table in self.tables.items():
             self._export(logical_id, "Name", table.table_name)
         for logical_id, bucket in self.buckets.items():
@@ -135,6 +142,19 @@ class DataStack(Stack):
             object_ownership=s3.ObjectOwnership.BUCKET_OWNER_ENFORCED,
             server_access_logs_bucket=self.access_log_bucket,
             server_access_logs_prefix=f"{spec.logical_id}/",
+            lifecycle_rules=[
+                s3.LifecycleRule(
+                    id=rule.rule_id,
+                    prefix=rule.prefix or None,
+                    expiration=Duration.days(rule.expire_days) if rule.expire_days else None,
+                    abort_incomplete_multipart_upload_after=(
+                        Duration.days(rule.abort_multipart_days)
+                        if rule.abort_multipart_days
+                        else None
+                    ),
+                )
+                for rule in spec.lifecycle_rules()
+            ],
             removal_policy=self.settings.removal_policy,
         )
 

@@ -173,3 +173,22 @@ def test_data_outside_dev_is_retained_and_tables_are_deletion_protected(
     template.all_resources_properties(
         "AWS::DynamoDB::Table", Match.object_like({"DeletionProtectionEnabled": True})
     )
+
+
+@pytest.mark.parametrize("spec", platform.BUCKETS, ids=lambda s: s.logical_id)
+def test_bucket_lifecycle_rules_match_the_platform_definition(
+    synth: Synthesized, data_template: Template, spec: platform.BucketSpec
+) -> None:
+    props = _resource(synth, data_template, _data_stack(synth).buckets[spec.logical_id])[
+        "Properties"
+    ]
+    rules = {rule["Id"]: rule for rule in props["LifecycleConfiguration"]["Rules"]}
+    assert list(rules) == [rule.rule_id for rule in spec.lifecycle_rules()]
+    for rule in spec.lifecycle_rules():
+        if rule.expire_days:
+            assert rules[rule.rule_id]["ExpirationInDays"] == rule.expire_days
+            assert rules[rule.rule_id]["Prefix"] == rule.prefix
+        if rule.abort_multipart_days:
+            assert rules[rule.rule_id]["AbortIncompleteMultipartUpload"] == {
+                "DaysAfterInitiation": rule.abort_multipart_days
+            }

@@ -303,3 +303,41 @@ def test_unsigned_and_wrongly_signed_requests_are_refused_by_the_gateway(
     )
     status, _ = impostor.request("GET", "/models")
     assert status == 403
+
+
+def test_local_cloud_provisions_what_the_platform_definition_declares(
+    local_cloud: LocalCloud,
+) -> None:
+    from modelops import platform
+
+    kms = local_cloud.client("kms")
+    for key in platform.KEYS:
+        metadata = kms.describe_key(KeyId=local_cloud.key_arns[key.logical_id])["KeyMetadata"]
+        assert (metadata["KeySpec"], metadata["KeyUsage"]) == (key.key_spec, key.key_usage)
+    ddb = local_cloud.client("dynamodb")
+    for table in platform.TABLES:
+        described = ddb.describe_table(TableName=local_cloud.names[table.logical_id])["Table"]
+        assert {k["AttributeName"] for k in described["KeySchema"]} == {
+            table.partition_key,
+            table.sort_key,
+        } - {None}
+        assert [i["IndexName"] for i in described.get("GlobalSecondaryIndexes", [])] == [
+            i.name for i in table.indexes
+        ]
+        assert (
+            described["SSEDescription"]["KMSMasterKeyArn"]
+            == local_cloud.key_arns[platform.DATA_KEY.logical_id]
+        )
+    s3 = local_cloud.client("s3")
+    for bucket in platform.BUCKETS:
+        name = local_cloud.names[bucket.logical_id]
+        rules = s3.get_bucket_lifecycle_configuration(Bucket=name)["Rules"]
+        assert [r["ID"] for r in rules] == [r.rule_id for r in bucket.lifecycle_rules()]
+        assert s3.get_bucket_versioning(Bucket=name)["Status"] == "Enabled"
+    lam = local_cloud.client("lambda")
+    for fn in platform.FUNCTIONS:
+        config = lam.get_function_configuration(FunctionName=fn.name)
+        assert config["Environment"]["Variables"] == platform.function_environment(
+            fn, local_cloud.names
+        )
+        assert (config["Handler"], config["Architectures"]) == (fn.handler, ["arm64"])

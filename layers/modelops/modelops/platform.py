@@ -42,6 +42,25 @@ class TableSpec:
 
 
 @dataclass(frozen=True)
+class KeySpec:
+    """A KMS key. Data keys encrypt every table and bucket; signing keys come later."""
+
+    logical_id: str
+    description: str
+    key_spec: str = "SYMMETRIC_DEFAULT"
+    key_usage: str = "ENCRYPT_DECRYPT"
+    rotation: bool = True
+
+
+@dataclass(frozen=True)
+class LifecycleRule:
+    rule_id: str
+    prefix: str
+    expire_days: int | None = None
+    abort_multipart_days: int | None = None
+
+
+@dataclass(frozen=True)
 class BucketSpec:
     logical_id: str
     env_var: str
@@ -49,6 +68,19 @@ class BucketSpec:
     # (key prefix, days): objects under the prefix expire; incomplete multipart uploads
     # anywhere in the bucket are aborted after the shortest of these periods.
     expirations: tuple[tuple[str, int], ...] = ()
+
+    def lifecycle_rules(self) -> tuple[LifecycleRule, ...]:
+        if not self.expirations:
+            return ()
+        expiring = tuple(
+            LifecycleRule(f"expire-{prefix.strip('/')}", prefix, expire_days=days)
+            for prefix, days in self.expirations
+        )
+        shortest = min(days for _, days in self.expirations)
+        return (
+            *expiring,
+            LifecycleRule("abort-incomplete-multipart", "", abort_multipart_days=shortest),
+        )
 
 
 @dataclass(frozen=True)
@@ -87,6 +119,12 @@ ARTIFACT_BUCKET = BucketSpec(
     expirations=(("staging/", 1),),  # uploads are verified then copied to blobs/sha256/
 )
 
+DATA_KEY = KeySpec(
+    logical_id="DataKey",
+    description="Encrypts the ModelOps registry tables and data buckets.",
+)
+
+KEYS: tuple[KeySpec, ...] = (DATA_KEY,)
 TABLES: tuple[TableSpec, ...] = (REGISTRY_TABLE, IDEMPOTENCY_TABLE)
 BUCKETS: tuple[BucketSpec, ...] = (ARTIFACT_BUCKET,)
 
