@@ -22,6 +22,12 @@ from moto.server import ThreadedMotoServer
 from modelops import platform
 
 ROOT = Path(__file__).resolve().parent.parent
+# The named peer of the issue, and a second one carrying our house rules (Powertools Logger,
+# Tracer, Metrics and pydantic validation) to show what our own code adds on top of them.
+PEERS = {
+    "bench.baseline_handler": ("bare resolver + boto3 DynamoDB client", "<= 1.2"),
+    "bench.observed_handler": ("same + Logger/Tracer/Metrics + validation", "<= 1.2"),
+}
 TRACE_HEADER = "Root=1-5759e988-bd862e3fe1be46a994272793;Parent=53995c3f42cd8ad8;Sampled=1"
 EVENT = {
     "resource": "/models/{proxy+}",
@@ -108,24 +114,25 @@ def run(samples: int = 9) -> list[dict[str, object]]:
             "PYTHONDONTWRITEBYTECODE": "",
         }
         handlers = [fn.handler.rsplit(".", 1)[0] for fn in platform.FUNCTIONS if fn.api_routes]
-        modules = ["bench.baseline_handler", *handlers]
+        modules = [*PEERS, *handlers]
         for module in modules:  # warm the file cache and compile bytecode once
             _sample(module, env)
         times: dict[str, list[float]] = {m: [] for m in modules}
         for _ in range(samples):  # interleaved, so drift affects all alike
             for module in modules:
                 times[module].append(_sample(module, env))
-        baseline = statistics.median(times["bench.baseline_handler"])
+        medians = {module: statistics.median(samples) for module, samples in times.items()}
         return [
             {
                 "benchmark": f"cold start: {module}",
-                "peer": "bare resolver + boto3 DynamoDB client",
-                "ours_ms": round(statistics.median(times[module]) * 1000, 1),
-                "peer_ms": round(baseline * 1000, 1),
-                "ratio": round(statistics.median(times[module]) / baseline, 3),
-                "target": "<= 1.2",
+                "peer": peer,
+                "ours_ms": round(medians[module] * 1000, 1),
+                "peer_ms": round(medians[peer_module] * 1000, 1),
+                "ratio": round(medians[module] / medians[peer_module], 3),
+                "target": target,
             }
             for module in handlers
+            for peer_module, (peer, target) in PEERS.items()
         ]
     finally:
         server.stop()

@@ -79,6 +79,26 @@ class ModelOpsClient:
 
     # --- transport ---------------------------------------------------------------------
 
+    def send(
+        self,
+        method: str,
+        path: str,
+        body: Any = None,
+        query: Mapping[str, Any] | None = None,
+        headers: Mapping[str, str] | None = None,
+    ) -> requests.Response:
+        """Send one signed request and return the HTTP response as it came."""
+        params = {k: v for k, v in (query or {}).items() if v is not None}
+        return self._http.request(
+            method,
+            self._base + path,
+            params=params or None,
+            data=json.dumps(body).encode() if body is not None else b"",
+            headers={"Content-Type": "application/json", **(headers or {})},
+            auth=self._auth,
+            timeout=self._timeout,
+        )
+
     def request(
         self,
         method: str,
@@ -88,16 +108,7 @@ class ModelOpsClient:
         headers: Mapping[str, str] | None = None,
     ) -> tuple[int, Any]:
         """Send one signed request; returns (status, parsed JSON body) without raising."""
-        params = {k: v for k, v in (query or {}).items() if v is not None}
-        response = self._http.request(
-            method,
-            self._base + path,
-            params=params or None,
-            data=json.dumps(body).encode() if body is not None else b"",
-            headers={"Content-Type": "application/json", **(headers or {})},
-            auth=self._auth,
-            timeout=self._timeout,
-        )
+        response = self.send(method, path, body, query, headers)
         try:
             parsed = response.json() if response.content else None
         except ValueError:

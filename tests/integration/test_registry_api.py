@@ -341,3 +341,11 @@ def test_local_cloud_provisions_what_the_platform_definition_declares(
             fn, local_cloud.names
         )
         assert (config["Handler"], config["Architectures"]) == (fn.handler, ["arm64"])
+
+
+def test_correlation_id_is_taken_from_the_caller_and_returned(client: ModelOpsClient) -> None:
+    response = client.send(
+        "GET", "/models", query={"limit": 1}, headers={"X-Correlation-Id": "kernel-flow-42"}
+    )
+    assert response.status_code == 200
+    assert response.headers["X-Correlation-Id"] == "kernel-flow-42"
