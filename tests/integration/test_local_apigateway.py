@@ -23,26 +23,11 @@ from botocore.credentials import Credentials
 from localcloud.apigateway import LocalApiGateway
 from localcloud.sigv4 import Credential
 from modelops_cli.client import SigV4RequestAuth
+from tests.sigv4_principals import KERNEL, KNOWN, SESSION
 
 REGION = "eu-central-1"
 API_ACCOUNT = "444455556666"
 CONCURRENCY = 20
-KERNEL = Credential(
-    access_key_id="AKIAKERNELEXAMPLE001",
-    secret_access_key="kernel/secret/EXAMPLEKEY000000000000001",
-    principal_arn="arn:aws:iam::111122223333:user/kernel",
-    account_id="111122223333",
-    user_id="AIDAKERNELEXAMPLE0001",
-)
-SESSION = Credential(
-    access_key_id="ASIASESSIONEXAMPLE01",
-    secret_access_key="session/secret/EXAMPLEKEY00000000000002",
-    principal_arn="arn:aws:sts::111122223333:assumed-role/kernel-role/kernel-session",
-    account_id="111122223333",
-    user_id="AROASESSIONEXAMPLE01:kernel-session",
-    session_token="FQoGZXIvYXdzEXAMPLETOKEN//////////wEaDEXAMPLE==",
-)
-KNOWN = {credential.access_key_id: credential for credential in (KERNEL, SESSION)}
 
 
 def signed_as(credential: Credential, region: str = REGION) -> SigV4RequestAuth:

@@ -35,6 +35,17 @@ def make_dir(tmp_path: Path, files: dict[str, bytes]) -> Path:
     return tmp_path
 
 
+def model_body(artifact: dict[str, Any], family: str, **extra: Any) -> dict[str, Any]:
+    """A minimal model registration for ``artifact``, plus ``extra`` fields."""
+    return {
+        "family": family,
+        "version": "1.0.0",
+        "artifactId": artifact["artifactId"],
+        "codeRef": "c",
+        **extra,
+    }
+
+
 def upload(client: ModelOpsClient, tmp_path: Path, content: bytes | None = None) -> dict[str, Any]:
     data = content if content is not None else uuid.uuid4().bytes
     return client.upload_artifact(make_dir(tmp_path, {"model.bin": data}), unique("art"))
@@ -158,17 +169,8 @@ def test_model_registration_records_principal_and_full_lineage(
 
 def test_created_by_cannot_be_forged_in_the_body(client: ModelOpsClient, tmp_path: Path) -> None:
     art = upload(client, tmp_path)
-    status, body = client.request(
-        "POST",
-        "/models/register",
-        {
-            "family": unique("f"),
-            "version": "1.0.0",
-            "artifactId": art["artifactId"],
-            "codeRef": "c",
-            "createdBy": "arn:aws:iam::1:user/ceo",
-        },
-    )
+    forged = model_body(art, unique("f"), createdBy="arn:aws:iam::1:user/ceo")
+    status, body = client.request("POST", "/models/register", forged)
     assert status == 400 and body["error"]["details"][0]["field"] == "createdBy"
 
 
@@ -177,17 +179,8 @@ def test_a_model_with_an_unknown_parent_is_rejected_and_nothing_is_written(
 ) -> None:
     art = upload(client, tmp_path)
     family = unique("f")
-    status, body = client.request(
-        "POST",
-        "/models/register",
-        {
-            "family": family,
-            "version": "1.0.0",
-            "artifactId": art["artifactId"],
-            "codeRef": "c",
-            "lineage": {"datasets": ["ds-" + "0" * 24]},
-        },
-    )
+    orphan = model_body(art, family, lineage={"datasets": ["ds-" + "0" * 24]})
+    status, body = client.request("POST", "/models/register", orphan)
     assert status == 422 and body["error"]["code"] == "REFERENCE_NOT_FOUND"
     table = local_cloud.names["RegistryTable"]
     items = local_cloud.client("dynamodb").scan(TableName=table)["Items"]
@@ -201,17 +194,8 @@ def test_concurrent_conflicting_registrations_have_exactly_one_winner(
     family = unique("race")
 
     def register(i: int) -> tuple[int, Any]:
-        return client.request(
-            "POST",
-            "/models/register",
-            {
-                "family": family,
-                "version": "1.0.0",
-                "artifactId": art["artifactId"],
-                "codeRef": "c",
-                "metrics": {"run": float(i)},
-            },
-        )
+        body = model_body(art, family, metrics={"run": float(i)})
+        return client.request("POST", "/models/register", body)
 
     with ThreadPoolExecutor(8) as pool:
         results = list(pool.map(register, range(8)))
