@@ -165,6 +165,12 @@ def test_model_registration_records_principal_and_full_lineage(
     assert detail["lineage"]["roundTrips"] == 5
     events = client.model_lineage(tuned["modelId"], openlineage=True)["events"]
     assert {e["job"]["name"].split(":")[0] for e in events} == {"train", "derive"}
+    consumers = client.call("GET", f"/dataset/{raw['datasetId']}/consumers")["consumers"]
+    assert [c["nodeId"] for c in consumers] == [clean["datasetId"]]
+    fine_tunes = client.call("GET", f"/models/{base['modelId']}/consumers")["consumers"]
+    assert [c["nodeId"] for c in fine_tunes] == [tuned["modelId"]]
+    by_prefix = client.call("GET", "/models", query={"familyPrefix": family[:-2]})["items"]
+    assert {m["modelId"] for m in by_prefix} >= {base["modelId"], tuned["modelId"]}
 
 
 def test_created_by_cannot_be_forged_in_the_body(client: ModelOpsClient, tmp_path: Path) -> None:

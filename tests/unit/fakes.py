@@ -160,12 +160,20 @@ class MemoryRegistry:
         return self.models.get(model_id)
 
     def list_models(
-        self, family: str | None, status: ModelStatus | None, limit: int, token: str | None
+        self,
+        family: str | None,
+        status: ModelStatus | None,
+        limit: int,
+        token: str | None,
+        *,
+        family_prefix: str | None = None,
     ) -> Page[ModelVersion]:
         items = [
             m
             for m in sorted(self.models.values(), key=lambda m: (m.family, m.version))
-            if (family is None or m.family == family) and (status is None or m.status == status)
+            if (family is None or m.family == family)
+            and m.family.startswith(family_prefix or "")
+            and (status is None or m.status == status)
         ]
         return _page(items, limit, token)
 

@@ -220,3 +220,36 @@ def test_page_limits_outside_1_to_100_are_rejected(registry) -> None:  # type: i
     service, _ = registry
     with pytest.raises(ValidationFailed):
         service.list_models(None, None, 0, None)
+
+
+def test_family_prefix_search_finds_every_family_starting_with_it(registry) -> None:  # type: ignore[no-untyped-def]
+    service, repo = registry
+    for family in ("iris-clf", "iris-reg", "mnist-cnn"):
+        service.register_model(
+            model_request(add_artifact(repo, family.encode()), family=family), ALICE
+        )
+    found = service.list_models(None, None, 10, None, family_prefix="iris-")
+    assert [m.family for m in found.items] == ["iris-clf", "iris-reg"]
+    with pytest.raises(ValidationFailed, match="not both"):
+        service.list_models("iris-clf", None, 10, None, family_prefix="iris")
+
+
+def test_consumers_are_what_was_derived_directly_from_a_node(registry) -> None:  # type: ignore[no-untyped-def]
+    service, repo = registry
+    ds = service.register_dataset(dataset_request(add_artifact(repo, b"rows")), ALICE).dataset
+    base = service.register_model(
+        model_request(add_artifact(repo, b"w1"), lineage=ModelLineage(datasets=(ds.datasetId,))),
+        ALICE,
+    ).model
+    tuned = service.register_model(
+        model_request(
+            add_artifact(repo, b"w2"),
+            version="1.1.0",
+            lineage=ModelLineage(parentModels=(base.modelId,)),
+        ),
+        ALICE,
+    ).model
+    lineage = LineageService(repo)
+    assert [n.nodeId for n in lineage.consumers(ds.datasetId).consumers] == [base.modelId]
+    assert [n.nodeId for n in lineage.consumers(base.modelId).consumers] == [tuned.modelId]
+    assert lineage.consumers(tuned.modelId).consumers == []

@@ -13,6 +13,7 @@ from aws_lambda_powertools.metrics import MetricUnit
 from modelops import wiring
 from modelops.api import JSON, principal, read_responses, write_responses
 from modelops.contracts.registry import (
+    Consumers,
     DatasetList,
     DatasetResponse,
     LineageGraph,
@@ -67,3 +68,14 @@ def get_dataset(dataset_id: str) -> Dataset:
 def dataset_lineage(dataset_id: str) -> LineageGraph:
     wiring.registry_service().get_dataset(dataset_id)
     return wiring.lineage_service().ancestors(dataset_id)
+
+
+@router.get(
+    "/dataset/<dataset_id>/consumers",
+    summary="Datasets and models derived directly from this dataset (impact analysis).",
+    responses=read_responses(),
+    tags=["lineage"],
+)
+def dataset_consumers(dataset_id: str) -> Consumers:
+    wiring.registry_service().get_dataset(dataset_id)
+    return wiring.lineage_service().consumers(dataset_id)

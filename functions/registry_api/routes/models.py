@@ -13,6 +13,7 @@ from aws_lambda_powertools.metrics import MetricUnit
 from modelops import wiring
 from modelops.api import JSON, principal, read_responses, write_responses
 from modelops.contracts.registry import (
+    Consumers,
     LineageGraph,
     ModelDetail,
     ModelList,
@@ -47,11 +48,12 @@ def register_model(request: RegisterModelRequest) -> Response[ModelResponse]:
 )
 def list_models(
     family: Annotated[str | None, Query(max_length=128)] = None,
+    familyPrefix: Annotated[str | None, Query(max_length=128)] = None,  # noqa: N803
     status: Annotated[ModelStatus | None, Query()] = None,
     limit: Annotated[int, Query(ge=1, le=100)] = 20,
     nextToken: Annotated[str | None, Query(max_length=2048)] = None,  # noqa: N803
 ) -> ModelList:
-    return wiring.registry_service().list_models(family, status, limit, nextToken)
+    return wiring.registry_service().list_models(family, status, limit, nextToken, familyPrefix)
 
 
 @router.get(
@@ -85,3 +87,14 @@ def model_lineage(model_id: str) -> LineageGraph:
 def model_openlineage(model_id: str) -> OpenLineageExport:
     wiring.registry_service().get_model(model_id)
     return wiring.lineage_service().openlineage(model_id)
+
+
+@router.get(
+    "/models/<model_id>/consumers",
+    summary="Models derived directly from this one (fine-tunes, distillations).",
+    responses=read_responses(),
+    tags=["lineage"],
+)
+def model_consumers(model_id: str) -> Consumers:
+    wiring.registry_service().get_model(model_id)
+    return wiring.lineage_service().consumers(model_id)

@@ -95,11 +95,22 @@ class RegistryRepository(Protocol):
 
     def get_model(self, model_id: str) -> ModelVersion | None: ...
     def list_models(
-        self, family: str | None, status: ModelStatus | None, limit: int, token: str | None
-    ) -> Page[ModelVersion]: ...
+        self,
+        family: str | None,
+        status: ModelStatus | None,
+        limit: int,
+        token: str | None,
+        *,
+        family_prefix: str | None = None,
+    ) -> Page[ModelVersion]:
+        """Versions in (family, semantic version) order; ``family`` is exact,
+        ``family_prefix`` matches every family that starts with it."""
+        ...
 
     def get_nodes(self, node_ids: Sequence[str]) -> dict[str, LineageNode]:
         """Batch read of lineage nodes: one round trip per 100 ids."""
         ...
 
-    def children_of(self, node_id: str, limit: int) -> list[str]: ...
+    def children_of(self, node_id: str, limit: int) -> list[str]:
+        """Ids of the nodes that name ``node_id`` as a parent (one query on the edges)."""
+        ...

@@ -205,9 +205,15 @@ class RegistryTable:
         return _entity(self._get(f"MODEL#{model_id}", "MODEL"), ModelVersion)
 
     def list_models(
-        self, family: str | None, status: ModelStatus | None, limit: int, token: str | None
+        self,
+        family: str | None,
+        status: ModelStatus | None,
+        limit: int,
+        token: str | None,
+        *,
+        family_prefix: str | None = None,
     ) -> Page[ModelVersion]:
-        prefix = f"{family}#" if family else None
+        prefix = f"{family}#" if family else family_prefix
         status_value = status.value if status else None
         return self._list(
             "MODELS", prefix=prefix, status=status_value, limit=limit, token=token, cls=ModelVersion

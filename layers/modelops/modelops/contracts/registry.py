@@ -216,6 +216,13 @@ class LineageGraph(Contract):
     roundTrips: int = Field(description="Storage round trips the query took.")
 
 
+class Consumers(Contract):
+    root: str
+    consumers: list[LineageNode] = Field(
+        description="Nodes derived directly from the root (at most 100)."
+    )
+
+
 class ModelResponse(Contract):
     model: ModelVersion
     created: bool

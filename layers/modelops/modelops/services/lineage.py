@@ -8,12 +8,13 @@ from __future__ import annotations
 
 import uuid
 
-from modelops.contracts.registry import LineageEdge, LineageGraph, OpenLineageExport
+from modelops.contracts.registry import Consumers, LineageEdge, LineageGraph, OpenLineageExport
 from modelops.domain.entities import LineageNode
 from modelops.errors import NotFound
 from modelops.ports import RegistryRepository
 
 BATCH = 100
+MAX_CONSUMERS = 100  # one batch read
 MAX_NODES = 5000
 PRODUCER = "https://github.com/illuvrse/modelops"
 SCHEMA_URL = "https://openlineage.io/spec/2-0-2/OpenLineage.json#/definitions/RunEvent"
@@ -53,6 +54,12 @@ class LineageService:
             depth=depth,
             roundTrips=round_trips,
         )
+
+    def consumers(self, node_id: str) -> Consumers:
+        """What was derived directly from ``node_id``: datasets, models, fine-tunes."""
+        children = self._repo.children_of(node_id, MAX_CONSUMERS)
+        found = self._repo.get_nodes(children) if children else {}
+        return Consumers(root=node_id, consumers=sorted(found.values(), key=lambda n: n.nodeId))
 
     def openlineage(self, node_id: str) -> OpenLineageExport:
         """One COMPLETE RunEvent per derived node (datasets with parents, models)."""

@@ -183,9 +183,21 @@ class RegistryService:
         return model
 
     def list_models(
-        self, family: str | None, status: ModelStatus | None, limit: int, token: str | None
+        self,
+        family: str | None,
+        status: ModelStatus | None,
+        limit: int,
+        token: str | None,
+        family_prefix: str | None = None,
     ) -> ModelList:
-        page = self._repo.list_models(family, status, _page_limit(limit), token)
+        if family and family_prefix:
+            raise ValidationFailed(
+                "give family (exact) or familyPrefix (search), not both",
+                details=[{"field": "familyPrefix", "message": "conflicts with family"}],
+            )
+        page = self._repo.list_models(
+            family, status, _page_limit(limit), token, family_prefix=family_prefix
+        )
         return ModelList(items=page.items, nextToken=page.next_token)
 
     # --- helpers -----------------------------------------------------------------------
