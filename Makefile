@@ -25,7 +25,7 @@ build/layer/.built: $(VENV)/.installed constraints.txt pyproject.toml scripts/bu
 	$(PY) scripts/build_layer.py
 	touch $@
 
-demo: setup
+demo: $(VENV)/.installed
 	$(PY) -m modelops_cli.demo
 
 lint: setup
