@@ -39,11 +39,11 @@ def sigv4(local_cloud: LocalCloud) -> SigV4RequestAuth:
 def test_operation_answers_without_5xx_and_conforms_to_the_schema(
     label: str, local_cloud: LocalCloud, sigv4: SigV4RequestAuth
 ) -> None:
+    statuses: list[int] = []
+
     @settings(
         max_examples=25, deadline=None, database=None, suppress_health_check=list(HealthCheck)
     )
-    statuses: list[int] = []
-
     @given(case=OPERATIONS[label].as_strategy())
     def exercise(case: schemathesis.Case) -> None:
         # Raises on a 5xx, an undocumented status, a body or header off the schema, or
