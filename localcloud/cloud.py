@@ -33,11 +33,13 @@ from localcloud.apigateway import LocalApiGateway
 from localcloud.lambda_runtime import DEFAULT_ACCOUNT_ID, LambdaRuntime, LogSink
 from localcloud.sigv4 import Credential
 from modelops import platform
+from modelops.domain.access import Role
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 FUNCTIONS_ROOT = REPO_ROOT / "functions"
-# The callers of the platform, one IAM user each (roles are mapped in configuration).
-PRINCIPALS = ("kernel", "ml-engineer", "approver", "platform-admin")
+# The callers of the platform: one IAM user per role, bound to it in the functions'
+# configuration as CDK binds role patterns in AWS.
+PRINCIPALS = {role.value: role for role in Role}
 LAMBDA_RUNTIME = "python3.12"
 
 
@@ -87,6 +89,7 @@ class LocalCloud:
         self._gateway: LocalApiGateway | None = None
         self.principals: dict[str, Principal] = {}
         self.key_arns: dict[str, str] = {}
+        self.role_bindings: dict[str, tuple[str, ...]] = {}
         logical_ids = [t.logical_id for t in platform.TABLES] + [
             b.logical_id for b in platform.BUCKETS
         ]
@@ -190,10 +193,7 @@ class LocalCloud:
         for bucket in platform.BUCKETS:
             self._create_bucket(s3, bucket)
         iam = session.client("iam", endpoint_url=self.endpoint_url)
-        lam = session.client("lambda", endpoint_url=self.endpoint_url)
-        for fn in platform.FUNCTIONS:
-            self._create_function(iam, lam, fn)
-        for name in PRINCIPALS:
+        for name, role in PRINCIPALS.items():
             user = iam.create_user(UserName=name)["User"]
             key = iam.create_access_key(UserName=name)["AccessKey"]
             self.principals[name] = Principal(
@@ -202,6 +202,10 @@ class LocalCloud:
                 access_key_id=key["AccessKeyId"],
                 secret_access_key=key["SecretAccessKey"],
             )
+            self.role_bindings[user["Arn"]] = (role.value,)
+        lam = session.client("lambda", endpoint_url=self.endpoint_url)
+        for fn in platform.FUNCTIONS:
+            self._create_function(iam, lam, fn)
 
     def _create_key(self, kms: Any, key: platform.KeySpec) -> str:
         metadata = kms.create_key(
@@ -315,7 +319,9 @@ class LocalCloud:
             Timeout=fn.timeout_s,
             MemorySize=fn.memory_mb,
             Architectures=["arm64"],
-            Environment={"Variables": platform.function_environment(fn, self.names)},
+            Environment={
+                "Variables": platform.function_environment(fn, self.names, self.role_bindings)
+            },
         )
 
     def _open_log(self) -> LogSink | None:

@@ -47,6 +47,8 @@ class EnvironmentSettings:
     api_stage_name: str
     throttling_rate_limit: float
     throttling_burst_limit: int
+    # IAM principal ARN pattern -> roles (modelops.domain.access); every function gets them.
+    role_bindings: Mapping[str, tuple[str, ...]]
 
     @classmethod
     def from_context(cls, name: str, values: Mapping[str, Any]) -> EnvironmentSettings:
@@ -59,6 +61,10 @@ class EnvironmentSettings:
                 api_stage_name=str(values["apiStageName"]),
                 throttling_rate_limit=float(values["throttlingRateLimit"]),
                 throttling_burst_limit=int(values["throttlingBurstLimit"]),
+                role_bindings={
+                    str(pattern): tuple(str(r) for r in roles)
+                    for pattern, roles in dict(values["roleBindings"]).items()
+                },
             )
         except KeyError as e:
             raise ValueError(f"environment {name!r}: missing or invalid setting {e}") from e

@@ -120,6 +120,7 @@ class ServiceStack(Stack):
                 buckets=self.buckets,
                 log_retention=settings.log_retention,
                 removal_policy=settings.removal_policy,
+                role_bindings=settings.role_bindings,
             )
             for spec in platform.FUNCTIONS
         }

@@ -9,7 +9,7 @@ group, the X-Ray write actions, and the table and bucket grants derived from the
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 
 from aws_cdk import Duration, RemovalPolicy
 from aws_cdk import aws_dynamodb as dynamodb
@@ -43,6 +43,7 @@ class PythonFunction(Construct):
         buckets: Mapping[str, s3.IBucket],
         log_retention: logs.RetentionDays,
         removal_policy: RemovalPolicy,
+        role_bindings: Mapping[str, Sequence[str]],
     ) -> None:
         super().__init__(scope, construct_id)
         self.spec = spec
@@ -86,7 +87,7 @@ class PythonFunction(Construct):
             layers=[layer],
             memory_size=spec.memory_mb,
             timeout=Duration.seconds(spec.timeout_s),
-            environment=platform.function_environment(spec, physical_names),
+            environment=platform.function_environment(spec, physical_names, role_bindings),
             role=self.role,
             log_group=self.log_group,
             logging_format=lambda_.LoggingFormat.JSON,

@@ -162,7 +162,8 @@ def test_function_environment_is_platform_function_environment_with_imported_nam
         for logical_id in [*spec.tables, *spec.buckets]
     }
     # The same function the local cloud uses, fed with what CloudFormation resolves.
-    expected = platform.function_environment(spec, names)
+    bindings = _data(synth).settings.role_bindings
+    expected = platform.function_environment(spec, names, bindings)
 
     assert variables == expected
 

@@ -9,6 +9,7 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
+import boto3
 import pytest
 import requests
 
@@ -328,7 +329,7 @@ def test_local_cloud_provisions_what_the_platform_definition_declares(
     for fn in platform.FUNCTIONS:
         config = lam.get_function_configuration(FunctionName=fn.name)
         assert config["Environment"]["Variables"] == platform.function_environment(
-            fn, local_cloud.names
+            fn, local_cloud.names, local_cloud.role_bindings
         )
         assert (config["Handler"], config["Architectures"]) == (fn.handler, ["arm64"])
 
@@ -339,3 +340,39 @@ def test_correlation_id_is_taken_from_the_caller_and_returned(client: ModelOpsCl
     )
     assert response.status_code == 200
     assert response.headers["X-Correlation-Id"] == "kernel-flow-42"
+
+
+def test_unbound_principals_are_refused_and_roles_gate_every_mutating_route(
+    local_cloud: LocalCloud, tmp_path: Path, client: ModelOpsClient
+) -> None:
+    iam = local_cloud.client("iam")
+    iam.create_user(UserName="stranger")
+    keys = iam.create_access_key(UserName="stranger")["AccessKey"]
+    stranger = ModelOpsClient(
+        local_cloud.api_url,
+        boto3.session.Session(
+            aws_access_key_id=keys["AccessKeyId"],
+            aws_secret_access_key=keys["SecretAccessKey"],
+            region_name=local_cloud.region,
+        ),
+    )
+    status, body = stranger.request("GET", "/models")
+    assert (status, body["error"]["code"]) == (403, "FORBIDDEN")
+
+    approver = local_cloud.principals["approver"]
+    as_approver = ModelOpsClient(local_cloud.api_url, approver.session(local_cloud.region))
+    art = upload(client, tmp_path)
+    family = unique("gated")
+    attempts = [
+        (
+            "/artifact/upload",
+            {"name": "x", "files": [{"path": "a", "size": 1, "sha256": "a" * 64}]},
+        ),
+        ("/dataset/register", {"name": family, "artifactId": art["artifactId"], "license": "MIT"}),
+        ("/models/register", model_body(art, family)),
+    ]
+    for path, body in attempts:
+        status, answer = as_approver.request("POST", path, body)
+        assert (status, answer["error"]["code"]) == (403, "FORBIDDEN"), path
+    assert as_approver.call("GET", "/models", query={"family": family})["items"] == []
+    assert as_approver.call("GET", "/dataset", query={"name": family})["items"] == []

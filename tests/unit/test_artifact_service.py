@@ -6,6 +6,7 @@ import pytest
 
 from modelops.config import Settings
 from modelops.contracts.registry import CompletedPart, CompleteUploadRequest, StartUploadRequest
+from modelops.domain.access import Caller, Role
 from modelops.domain.entities import UploadStatus
 from modelops.domain.manifest import FileEntry
 from modelops.errors import (
@@ -19,8 +20,8 @@ from modelops.errors import (
 from modelops.services.artifacts import ArtifactService, blob_key
 from tests.unit.fakes import FixedClock, MemoryBlobStore, MemoryRegistry
 
-ALICE = "arn:aws:iam::123456789012:user/alice"
-MALLORY = "arn:aws:iam::123456789012:user/mallory"
+ALICE = Caller("arn:aws:iam::123456789012:user/alice", frozenset({Role.ML_ENGINEER}))
+MALLORY = Caller("arn:aws:iam::123456789012:user/mallory", frozenset({Role.ML_ENGINEER}))
 
 
 def entry(path: str, data: bytes) -> FileEntry:
@@ -40,7 +41,7 @@ def upload(
     service: ArtifactService,
     blobs: MemoryBlobStore,
     files: dict[str, bytes],
-    principal: str = ALICE,
+    principal: Caller = ALICE,
 ) -> str:
     started = service.start_upload(
         StartUploadRequest(name="model", files=[entry(p, d) for p, d in files.items()]), principal

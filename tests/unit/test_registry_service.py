@@ -6,14 +6,15 @@ from typing import Any
 import pytest
 
 from modelops.contracts.registry import RegisterDatasetRequest, RegisterModelRequest
+from modelops.domain.access import Caller, Role
 from modelops.domain.entities import Artifact, ModelLineage, ModelStatus, PiiFlag
 from modelops.domain.manifest import FileEntry, Manifest
-from modelops.errors import Conflict, DigestMismatch, ReferenceNotFound, ValidationFailed
+from modelops.errors import Conflict, DigestMismatch, Forbidden, ReferenceNotFound, ValidationFailed
 from modelops.services.lineage import LineageService
 from modelops.services.registry import RegistryService
 from tests.unit.fakes import FixedClock, MemoryRegistry
 
-ALICE = "arn:aws:iam::123456789012:user/alice"
+ALICE = Caller("arn:aws:iam::123456789012:user/alice", frozenset({Role.ML_ENGINEER}))
 
 
 def add_artifact(repo: MemoryRegistry, content: bytes) -> Artifact:
@@ -27,7 +28,7 @@ def add_artifact(repo: MemoryRegistry, content: bytes) -> Artifact:
         manifestDigest=manifest.manifest_digest,
         totalSize=len(content),
         files=manifest.files,
-        createdBy=ALICE,
+        createdBy=ALICE.principal,
         createdAt=FixedClock().now(),
         uploadId="upl-" + "0" * 32,
     )
@@ -63,7 +64,7 @@ def test_dataset_registration_is_idempotent_and_licence_is_canonical_spdx(regist
     assert again.dataset == first.dataset
     assert first.dataset.license == "BSD-3-Clause"
     assert first.dataset.checksum == artifact.rootDigest
-    assert first.dataset.createdBy == ALICE
+    assert first.dataset.createdBy == ALICE.principal
 
 
 def test_changed_content_under_the_same_name_is_a_new_version(registry) -> None:  # type: ignore[no-untyped-def]
@@ -253,3 +254,16 @@ def test_consumers_are_what_was_derived_directly_from_a_node(registry) -> None: 
     assert [n.nodeId for n in lineage.consumers(ds.datasetId).consumers] == [base.modelId]
     assert [n.nodeId for n in lineage.consumers(base.modelId).consumers] == [tuned.modelId]
     assert lineage.consumers(tuned.modelId).consumers == []
+
+
+def test_registration_needs_a_role_that_grants_it_and_writes_nothing_otherwise(registry) -> None:  # type: ignore[no-untyped-def]
+    service, repo = registry
+    artifact = add_artifact(repo, b"rows")
+    approver = Caller("arn:aws:iam::123456789012:user/ann", frozenset({Role.APPROVER}))
+    nobody = Caller("arn:aws:iam::123456789012:user/eve", frozenset())
+    for caller in (approver, nobody):
+        with pytest.raises(Forbidden, match="register needs one of the roles"):
+            service.register_dataset(dataset_request(artifact), caller)
+        with pytest.raises(Forbidden):
+            service.register_model(model_request(artifact), caller)
+    assert not repo.datasets and not repo.models and not repo.nodes

@@ -11,7 +11,7 @@ from aws_lambda_powertools.event_handler.openapi.params import Query
 from aws_lambda_powertools.metrics import MetricUnit
 
 from modelops import wiring
-from modelops.api import JSON, principal, read_responses, write_responses
+from modelops.api import JSON, caller, read_responses, write_responses
 from modelops.contracts.registry import (
     ArtifactResponse,
     CompleteUploadRequest,
@@ -30,7 +30,7 @@ metrics = Metrics()
     tags=["artifacts"],
 )
 def start_upload(request: StartUploadRequest) -> Response[StartUploadResponse]:
-    started = wiring.artifact_service().start_upload(request, principal(router))
+    started = wiring.artifact_service().start_upload(request, caller(router))
     return Response(status_code=201, content_type=JSON, body=started)
 
 
@@ -41,7 +41,7 @@ def start_upload(request: StartUploadRequest) -> Response[StartUploadResponse]:
     tags=["artifacts"],
 )
 def complete_upload(upload_id: str, request: CompleteUploadRequest) -> Response[ArtifactResponse]:
-    artifact = wiring.artifact_service().complete_upload(upload_id, request, principal(router))
+    artifact = wiring.artifact_service().complete_upload(upload_id, request, caller(router))
     metrics.add_metric(
         name="ArtifactBytesVerified", unit=MetricUnit.Bytes, value=artifact.totalSize
     )

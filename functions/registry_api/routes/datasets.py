@@ -11,7 +11,7 @@ from aws_lambda_powertools.event_handler.openapi.params import Query
 from aws_lambda_powertools.metrics import MetricUnit
 
 from modelops import wiring
-from modelops.api import JSON, principal, read_responses, write_responses
+from modelops.api import JSON, caller, read_responses, write_responses
 from modelops.contracts.registry import (
     Consumers,
     DatasetList,
@@ -32,7 +32,7 @@ metrics = Metrics()
     tags=["datasets"],
 )
 def register_dataset(request: RegisterDatasetRequest) -> Response[DatasetResponse]:
-    result = wiring.registry_service().register_dataset(request, principal(router))
+    result = wiring.registry_service().register_dataset(request, caller(router))
     if result.created:
         metrics.add_metric(name="DatasetsRegistered", unit=MetricUnit.Count, value=1)
     return Response(status_code=201 if result.created else 200, content_type=JSON, body=result)

@@ -11,7 +11,7 @@ from aws_lambda_powertools.event_handler.openapi.params import Query
 from aws_lambda_powertools.metrics import MetricUnit
 
 from modelops import wiring
-from modelops.api import JSON, principal, read_responses, write_responses
+from modelops.api import JSON, caller, read_responses, write_responses
 from modelops.contracts.registry import (
     Consumers,
     LineageGraph,
@@ -34,7 +34,7 @@ metrics = Metrics()
     tags=["models"],
 )
 def register_model(request: RegisterModelRequest) -> Response[ModelResponse]:
-    result = wiring.registry_service().register_model(request, principal(router))
+    result = wiring.registry_service().register_model(request, caller(router))
     if result.created:
         metrics.add_metric(name="ModelsRegistered", unit=MetricUnit.Count, value=1)
     return Response(status_code=201 if result.created else 200, content_type=JSON, body=result)

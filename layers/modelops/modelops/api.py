@@ -12,6 +12,7 @@ from typing import Any, cast
 from aws_lambda_powertools import Logger
 from aws_lambda_powertools.event_handler import APIGatewayRestResolver, Response
 from aws_lambda_powertools.event_handler.api_gateway import BaseRouter
+from aws_lambda_powertools.event_handler.middlewares import NextMiddleware
 from aws_lambda_powertools.event_handler.openapi.exceptions import RequestValidationError
 from aws_lambda_powertools.event_handler.openapi.types import (
     OpenAPIResponse,
@@ -22,6 +23,7 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from modelops import wiring
 from modelops.config import settings
+from modelops.domain.access import Caller, Permission, roles_of
 from modelops.errors import (
     Forbidden,
     IdempotencyKeyReused,
@@ -70,6 +72,16 @@ def error_response(error: ModelOpsError) -> Response[dict[str, Any]]:
 def build_resolver(logger: Logger) -> APIGatewayRestResolver:
     app = APIGatewayRestResolver(enable_validation=True)
 
+    def _bound_principals_only(
+        resolver: APIGatewayRestResolver, next_middleware: NextMiddleware
+    ) -> Response[Any]:
+        # Every route, reads included, is for principals that configuration binds to a
+        # role; mutating routes check their own permission in the service they call.
+        caller(resolver).require(Permission.READ)
+        return next_middleware(resolver)
+
+    app.use(middlewares=[_bound_principals_only])
+
     @app.exception_handler(ModelOpsError)
     def _typed(error: ModelOpsError) -> Response[dict[str, Any]]:
         logger.info("request rejected", extra={"code": error.code, "status": error.status})
@@ -106,15 +118,16 @@ def build_resolver(logger: Logger) -> APIGatewayRestResolver:
     return app
 
 
-def principal(router: BaseRouter) -> str:
-    """The caller's IAM principal ARN, as API Gateway's IAM authorizer established it."""
+def caller(router: BaseRouter) -> Caller:
+    """The caller: its IAM principal ARN, as API Gateway's IAM authorizer established it,
+    and the roles configuration binds to it."""
     event = router.current_event
     if not isinstance(event, APIGatewayProxyEvent):
         raise Forbidden("the request did not come through the REST API")
     arn = event.request_context.identity.user_arn
     if not arn:
         raise Forbidden("the request carries no IAM principal")
-    return str(arn)
+    return Caller(str(arn), roles_of(str(arn), settings().role_bindings))
 
 
 class _ServerError(Exception):

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import json
 import os
-from dataclasses import dataclass
+from collections.abc import Mapping
+from dataclasses import dataclass, field
 from functools import cache
 
 from modelops import platform
@@ -22,6 +24,8 @@ class Settings:
     idempotency_ttl_seconds: int = 24 * 3600
     # "virtual" in AWS; endpoints addressed by IP (the local cloud) need "path".
     s3_addressing_style: str = "virtual"
+    # principal ARN pattern -> role names (modelops.domain.access)
+    role_bindings: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
 
     def require(self, name: str) -> str:
         value = getattr(self, name)
@@ -39,4 +43,8 @@ def settings() -> Settings:
         idempotency_table=env.get(platform.IDEMPOTENCY_TABLE.env_var),
         artifact_bucket=env.get(platform.ARTIFACT_BUCKET.env_var),
         s3_addressing_style=env.get("S3_ADDRESSING_STYLE", "virtual"),
+        role_bindings={
+            pattern: tuple(roles)
+            for pattern, roles in json.loads(env.get(platform.ROLE_BINDINGS_ENV) or "{}").items()
+        },
     )

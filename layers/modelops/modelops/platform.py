@@ -13,6 +13,8 @@ handlers' configuration.
 
 from __future__ import annotations
 
+import json
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from enum import StrEnum
 
@@ -143,8 +145,10 @@ REGISTRY_API = FunctionSpec(
 
 FUNCTIONS: tuple[FunctionSpec, ...] = (REGISTRY_API,)
 
-# Shared by every function: Powertools settings. Resource variables are added per function.
+# Shared by every function: Powertools settings and who holds which role (principal ARN
+# pattern -> roles, see modelops.domain.access). Resource variables are added per function.
 METRICS_NAMESPACE = "ILLUVRSE/ModelOps"
+ROLE_BINDINGS_ENV = "ROLE_BINDINGS"
 
 
 def table(logical_id: str) -> TableSpec:
@@ -155,7 +159,11 @@ def bucket(logical_id: str) -> BucketSpec:
     return next(b for b in BUCKETS if b.logical_id == logical_id)
 
 
-def function_environment(fn: FunctionSpec, physical_names: dict[str, str]) -> dict[str, str]:
+def function_environment(
+    fn: FunctionSpec,
+    physical_names: Mapping[str, str],
+    role_bindings: Mapping[str, Sequence[str]],
+) -> dict[str, str]:
     """Environment variables a function gets, given logical id -> physical name.
 
     CDK passes CloudFormation tokens as physical names; the local cloud passes its own.
@@ -163,6 +171,10 @@ def function_environment(fn: FunctionSpec, physical_names: dict[str, str]) -> di
     env = {
         "POWERTOOLS_SERVICE_NAME": fn.name,
         "POWERTOOLS_METRICS_NAMESPACE": METRICS_NAMESPACE,
+        ROLE_BINDINGS_ENV: json.dumps(
+            {pattern: list(roles) for pattern, roles in sorted(role_bindings.items())},
+            separators=(",", ":"),
+        ),
     }
     for logical_id in fn.tables:
         env[table(logical_id).env_var] = physical_names[logical_id]

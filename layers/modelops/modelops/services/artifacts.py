@@ -18,6 +18,7 @@ from modelops.contracts.registry import (
     UploadTarget,
 )
 from modelops.domain import ids
+from modelops.domain.access import Caller, Permission
 from modelops.domain.digests import canonical_digest
 from modelops.domain.entities import Artifact, UploadPart, UploadSession, UploadStatus
 from modelops.domain.manifest import Manifest
@@ -48,7 +49,8 @@ class ArtifactService:
         self._clock = clock
         self._settings = settings
 
-    def start_upload(self, request: StartUploadRequest, principal: str) -> StartUploadResponse:
+    def start_upload(self, request: StartUploadRequest, caller: Caller) -> StartUploadResponse:
+        caller.require(Permission.REGISTER)
         manifest = Manifest(files=tuple(request.files))  # validates unique paths
         upload_id = f"{ids.UPLOAD}-{uuid.uuid4().hex}"
         part_bytes = request.partBytes or self._settings.multipart_part_bytes
@@ -98,7 +100,7 @@ class ArtifactService:
             files=manifest.files,
             parts=tuple(parts),
             status=UploadStatus.OPEN,
-            createdBy=principal,
+            createdBy=caller.principal,
             createdAt=now,
             expiresAt=now + timedelta(seconds=expiry),
             requestDigest=canonical_digest(request.model_dump(mode="json")),
@@ -112,12 +114,13 @@ class ArtifactService:
         )
 
     def complete_upload(
-        self, upload_id: str, request: CompleteUploadRequest, principal: str
+        self, upload_id: str, request: CompleteUploadRequest, caller: Caller
     ) -> Artifact:
+        caller.require(Permission.REGISTER)
         session = self._repo.get_upload(upload_id)
         if session is None:
             raise NotFound(f"upload {upload_id} does not exist")
-        if session.createdBy != principal:
+        if session.createdBy != caller.principal:
             raise Forbidden("only the principal that started an upload can complete it")
         if session.status is UploadStatus.COMPLETED and session.artifactId:
             return self._existing_artifact(session.artifactId)
@@ -169,7 +172,7 @@ class ArtifactService:
             manifestDigest=manifest.manifest_digest,
             totalSize=manifest.total_size,
             files=manifest.files,
-            createdBy=principal,
+            createdBy=caller.principal,
             createdAt=self._clock.now(),
             uploadId=upload_id,
         )

@@ -11,6 +11,7 @@ from modelops.contracts.registry import (
     RegisterModelRequest,
 )
 from modelops.domain import ids
+from modelops.domain.access import Caller, Permission
 from modelops.domain.digests import canonical_digest
 from modelops.domain.entities import (
     Artifact,
@@ -48,7 +49,8 @@ class RegistryService:
 
     # --- datasets ----------------------------------------------------------------------
 
-    def register_dataset(self, request: RegisterDatasetRequest, principal: str) -> DatasetResponse:
+    def register_dataset(self, request: RegisterDatasetRequest, caller: Caller) -> DatasetResponse:
+        caller.require(Permission.REGISTER)
         artifact = self._artifact(request.artifactId)
         if request.checksum is not None and request.checksum != artifact.rootDigest:
             raise DigestMismatch(
@@ -91,7 +93,7 @@ class RegistryService:
                 usageRestrictions=request.usageRestrictions,
                 description=request.description,
                 createdAt=now,
-                createdBy=principal,
+                createdBy=caller.principal,
                 requestDigest=digest,
             )
             node = LineageNode(
@@ -132,7 +134,8 @@ class RegistryService:
 
     # --- models ------------------------------------------------------------------------
 
-    def register_model(self, request: RegisterModelRequest, principal: str) -> ModelResponse:
+    def register_model(self, request: RegisterModelRequest, caller: Caller) -> ModelResponse:
+        caller.require(Permission.REGISTER)
         artifact = self._artifact(request.artifactId)
         digest = canonical_digest(request.model_dump(mode="json"))
         model_id = ids.model_id(request.family, request.version)
@@ -146,7 +149,7 @@ class RegistryService:
             rootDigest=artifact.rootDigest,
             metrics=request.metrics,
             createdAt=now,
-            createdBy=principal,
+            createdBy=caller.principal,
             status=ModelStatus.DRAFT,
             lineage=request.lineage,
             provenance=request.provenance,
