@@ -76,12 +76,31 @@ def test_every_table_has_point_in_time_recovery_and_kms_encryption_on_demand(
 
 
 def _data_key_id(template: Template) -> str:
-    (key_id,) = template.find_resources("AWS::KMS::Key")
+    (key_id,) = [
+        k
+        for k in template.find_resources("AWS::KMS::Key")
+        if k.startswith(platform.DATA_KEY.logical_id)
+    ]
     return key_id
 
 
 def test_data_key_rotates(data_template: Template) -> None:
     data_template.has_resource_properties("AWS::KMS::Key", {"EnableKeyRotation": True})
+
+
+@pytest.mark.parametrize("spec", platform.KEYS, ids=lambda s: s.logical_id)
+def test_keys_have_the_spec_and_usage_the_platform_declares(
+    data_template: Template, spec: platform.KeySpec
+) -> None:
+    (key,) = [
+        resource
+        for logical_id, resource in data_template.find_resources("AWS::KMS::Key").items()
+        if logical_id.startswith(spec.logical_id)
+    ]
+    props = key["Properties"]
+    assert props.get("KeySpec", "SYMMETRIC_DEFAULT") == spec.key_spec
+    assert props.get("KeyUsage", "ENCRYPT_DECRYPT") == spec.key_usage
+    assert props.get("EnableKeyRotation", False) is spec.rotation
 
 
 @pytest.mark.parametrize("spec", platform.BUCKETS, ids=lambda s: s.logical_id)
@@ -146,7 +165,7 @@ def test_stack_exports_what_the_service_stack_imports(
 ) -> None:
     data = _data_stack(synth)
     exported = {output["Export"]["Name"] for output in data_template.find_outputs("*").values()}
-    expected = {data.export_name("DataKey", "Arn")}
+    expected = {data.export_name(k.logical_id, "Arn") for k in platform.KEYS}
     expected |= {data.export_name(t.logical_id, "Name") for t in platform.TABLES}
     expected |= {data.export_name(b.logical_id, "Name") for b in platform.BUCKETS}
     assert exported == expected

@@ -45,13 +45,15 @@ class TableSpec:
 
 @dataclass(frozen=True)
 class KeySpec:
-    """A KMS key. Data keys encrypt every table and bucket; signing keys come later."""
+    """A KMS key: the data key encrypts every table and bucket; asymmetric signing keys
+    (private halves never leave KMS) sign statements, checkpoints and model bundles."""
 
     logical_id: str
     description: str
     key_spec: str = "SYMMETRIC_DEFAULT"
     key_usage: str = "ENCRYPT_DECRYPT"
-    rotation: bool = True
+    rotation: bool = True  # asymmetric keys cannot rotate automatically
+    env_var: str | None = None  # how functions that may use the key learn its ARN
 
 
 @dataclass(frozen=True)
@@ -126,7 +128,25 @@ DATA_KEY = KeySpec(
     description="Encrypts the ModelOps registry tables and data buckets.",
 )
 
-KEYS: tuple[KeySpec, ...] = (DATA_KEY,)
+SIGNING_KEY = KeySpec(
+    logical_id="SigningKey",
+    description="Ed25519 (ED25519_SHA_512, RAW): promotion statements and ledger checkpoints.",
+    key_spec="ECC_NIST_EDWARDS25519",
+    key_usage="SIGN_VERIFY",
+    rotation=False,
+    env_var="SIGNING_KEY_ARN",
+)
+
+MODEL_SIGNING_KEY = KeySpec(
+    logical_id="ModelSigningKey",
+    description="P-256 (ECDSA_SHA_256, DIGEST): OpenSSF model-signing bundles.",
+    key_spec="ECC_NIST_P256",
+    key_usage="SIGN_VERIFY",
+    rotation=False,
+    env_var="MODEL_SIGNING_KEY_ARN",
+)
+
+KEYS: tuple[KeySpec, ...] = (DATA_KEY, SIGNING_KEY, MODEL_SIGNING_KEY)
 TABLES: tuple[TableSpec, ...] = (REGISTRY_TABLE, IDEMPOTENCY_TABLE)
 BUCKETS: tuple[BucketSpec, ...] = (ARTIFACT_BUCKET,)
 

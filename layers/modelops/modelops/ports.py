@@ -114,3 +114,22 @@ class RegistryRepository(Protocol):
     def children_of(self, node_id: str, limit: int) -> list[str]:
         """Ids of the nodes that name ``node_id`` as a parent (one query on the edges)."""
         ...
+
+
+class Signer(Protocol):
+    """An asymmetric key that signs without revealing its private half (KMS)."""
+
+    @property
+    def key_id(self) -> str: ...
+
+    @property
+    def algorithm(self) -> str: ...
+
+    def sign(self, message: bytes) -> bytes:
+        """Ed25519 keys sign the message itself (1-4096 bytes); ECDSA keys sign a SHA-256
+        digest given as the message (32 bytes)."""
+        ...
+
+    def public_key(self) -> bytes:
+        """DER SubjectPublicKeyInfo."""
+        ...
