@@ -21,7 +21,7 @@ node_modules/.installed: package.json package-lock.json
 
 # The Lambda layer: arm64 wheels for the Lambda runtime, no Docker.
 layer: build/layer/.built
-build/layer/.built: $(VENV)/.installed constraints.txt pyproject.toml scripts/build_layer.py $(shell find layers/modelops/modelops -name '*.py' 2>/dev/null)
+build/layer/.built: $(VENV)/.installed constraints.txt pyproject.toml scripts/build_layer.py $(shell find layers/modelops/modelops -name '*.py' -o -name '*.cedar' 2>/dev/null)
 	$(PY) scripts/build_layer.py
 	touch $@
 
