@@ -80,3 +80,18 @@ def test_semver_sort_key_orders_prereleases_before_releases_and_numbers_numerica
         "1.10.0",
         "2.0.0",
     ]
+
+
+def test_root_digest_orders_paths_component_by_component_like_openssf() -> None:
+    # model_signing sorts "config/a.json" before "config.json" ('/' is compared as a
+    # separator, not as the character 0x2f that sorts after '.').
+    a, b = hashlib.sha256(b"a").hexdigest(), hashlib.sha256(b"b").hexdigest()
+    expected = hashlib.sha256(bytes.fromhex(a) + bytes.fromhex(b)).hexdigest()
+    assert root_digest([("config.json", b), ("config/a.json", a)]) == expected
+    manifest = Manifest(
+        files=(
+            FileEntry(path="config.json", size=1, sha256=b),
+            FileEntry(path="config/a.json", size=1, sha256=a),
+        )
+    )
+    assert [f.path for f in manifest.files] == ["config/a.json", "config.json"]

@@ -1,7 +1,8 @@
 """Content identity: SHA-256 per file and the OpenSSF model-signing root digest.
 
 The root digest of a set of files is SHA-256 over the concatenation of the raw 32-byte
-file digests, taken in sorted path order (OpenSSF model-signing v1.0, ``method: files``).
+file digests, taken in model_signing's resource order (paths compared component by
+component; OpenSSF model-signing v1.0, ``method: files``).
 S3 ETags and multipart checksums are not content hashes and are never used as such.
 """
 
@@ -42,10 +43,17 @@ def sha256_file(path: Path) -> tuple[str, int]:
         return sha256_stream(stream)
 
 
+def resource_order(path: str) -> str:
+    """OpenSSF model-signing's resource order: paths compared component by component, so
+    ``config/a.json`` precedes ``config.json``. Joining components with NUL (which no path
+    contains) makes plain string order agree."""
+    return path.replace("/", "\x00")
+
+
 def root_digest(files: Iterable[tuple[str, str]]) -> str:
-    """OpenSSF root digest over ``(path, sha256 hex)`` pairs."""
+    """OpenSSF root digest over ``(path, sha256 hex)`` pairs, in resource order."""
     hasher = hashlib.sha256()
-    for _, digest in sorted(files):
+    for _, digest in sorted(files, key=lambda pair: resource_order(pair[0])):
         hasher.update(bytes.fromhex(digest))
     return hasher.hexdigest()
 

@@ -7,9 +7,17 @@ from pathlib import Path, PurePosixPath
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
-from modelops.domain.digests import SHA256_HEX, canonical_digest, root_digest, sha256_file
+from modelops.domain.digests import (
+    SHA256_HEX,
+    canonical_digest,
+    resource_order,
+    root_digest,
+    sha256_file,
+)
 
 MAX_FILES = 1000
+# What OpenSSF model-signing never hashes at the top of a model directory.
+GIT_PATHS = (".git", ".gitattributes", ".github", ".gitignore")
 MAX_FILE_BYTES = 5 * 1024**4  # S3's object size limit (5 TiB).
 
 
@@ -22,8 +30,8 @@ def validate_relative_path(path: str) -> str:
     pure = PurePosixPath(path)
     if pure.is_absolute() or any(part in ("", ".", "..") for part in path.split("/")):
         raise ValueError("path must be relative with no '.', '..' or empty segments")
-    if pure.parts[0].startswith(".git"):
-        raise ValueError("'.git*' paths are not part of an artifact")
+    if pure.parts[0] in GIT_PATHS:
+        raise ValueError(f"{', '.join(GIT_PATHS)} are not part of an artifact")
     return path
 
 
@@ -51,7 +59,7 @@ class FileEntry(BaseModel):
 
 
 class Manifest(BaseModel):
-    """Files sorted by path; ``root_digest`` is the OpenSSF digest of digests."""
+    """Files in resource order; ``root_digest`` is the OpenSSF digest of digests."""
 
     model_config = ConfigDict(frozen=True, extra="forbid", defer_build=True)
 
@@ -61,8 +69,9 @@ class Manifest(BaseModel):
     def _unique_sorted(self) -> Manifest:
         require_unique_paths(self.files)
         paths = [f.path for f in self.files]
-        if paths != sorted(paths):
-            object.__setattr__(self, "files", tuple(sorted(self.files, key=lambda f: f.path)))
+        if paths != sorted(paths, key=resource_order):
+            ordered = sorted(self.files, key=lambda f: resource_order(f.path))
+            object.__setattr__(self, "files", tuple(ordered))
         return self
 
     @property
@@ -80,11 +89,11 @@ class Manifest(BaseModel):
 
     @classmethod
     def of_directory(cls, directory: Path) -> Manifest:
-        """Hash every regular file below ``directory`` (symlinks refused, ``.git*`` skipped)."""
+        """Hash every regular file below ``directory`` (symlinks refused, GIT_PATHS skipped)."""
         names = []
         for path in sorted(directory.rglob("*")):
             rel = path.relative_to(directory).as_posix()
-            if rel.split("/")[0].startswith(".git"):
+            if rel.split("/")[0] in GIT_PATHS:
                 continue
             if path.is_symlink():
                 raise ValueError(f"symlinks are not allowed in an artifact: {rel}")
