@@ -5,7 +5,7 @@ PY := $(VENV)/bin/python
 UV_VERSION := 0.13.9
 export JSII_SILENCE_WARNING_DEPRECATED_NODE_VERSION := 1
 
-.PHONY: setup demo test lint typecheck unit integration infra e2e layer synth schemas bench clean local-up
+.PHONY: verifier setup demo test lint typecheck unit integration infra e2e layer synth schemas bench clean local-up
 
 setup: $(VENV)/.installed node_modules/.installed
 
@@ -17,6 +17,14 @@ $(VENV)/.installed: pyproject.toml constraints.txt
 
 node_modules/.installed: package.json package-lock.json
 	npm ci --no-audit --no-fund --loglevel=error
+	touch $@
+
+# The stock OpenSSF verifier (model_signing CLI), kept out of the project's venv.
+VERIFIER := build/verifier
+verifier: $(VERIFIER)/.installed
+$(VERIFIER)/.installed: $(VENV)/.installed constraints.txt
+	python3 -m venv $(VERIFIER)
+	$(VENV)/bin/uv pip install -q -p $(VERIFIER)/bin/python -c constraints.txt model-signing pyopenssl
 	touch $@
 
 # The Lambda layer: arm64 wheels for the Lambda runtime, no Docker.
@@ -42,7 +50,7 @@ schemas: setup
 synth: setup layer
 	npx --no-install cdk synth --quiet --no-notices
 
-test: setup layer lint typecheck
+test: setup layer verifier lint typecheck
 	$(VENV)/bin/pytest
 
 unit: setup

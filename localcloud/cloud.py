@@ -28,7 +28,7 @@ from moto.core.config import default_user_config
 from moto.iam.models import iam_backends
 from moto.server import ThreadedMotoServer
 
-from localcloud import kms_ed25519
+from localcloud import kms_digest, kms_ed25519
 from localcloud.apigateway import LocalApiGateway
 from localcloud.lambda_runtime import DEFAULT_ACCOUNT_ID, LambdaRuntime, LogSink
 from localcloud.sigv4 import Credential
@@ -100,6 +100,7 @@ class LocalCloud:
     def start(self) -> LocalCloud:
         default_user_config["stepfunctions"] = {"execute_state_machine": True}
         kms_ed25519.install()
+        kms_digest.install()
         logging.getLogger("werkzeug").setLevel(logging.WARNING)  # moto's per-request lines
         self._moto = ThreadedMotoServer(ip_address=self._host, port=self._moto_port, verbose=False)
         self._moto.start()
@@ -261,7 +262,19 @@ class LocalCloud:
 
     def _create_bucket(self, s3: Any, bucket: platform.BucketSpec) -> None:
         name = self.names[bucket.logical_id]
-        s3.create_bucket(Bucket=name)
+        s3.create_bucket(
+            Bucket=name, ObjectLockEnabledForBucket=bucket.object_lock_days is not None
+        )
+        if bucket.object_lock_days is not None:
+            s3.put_object_lock_configuration(
+                Bucket=name,
+                ObjectLockConfiguration={
+                    "ObjectLockEnabled": "Enabled",
+                    "Rule": {
+                        "DefaultRetention": {"Mode": "COMPLIANCE", "Days": bucket.object_lock_days}
+                    },
+                },
+            )
         s3.put_bucket_encryption(
             Bucket=name,
             ServerSideEncryptionConfiguration={

@@ -155,8 +155,18 @@ class DataStack(Stack):
                 )
                 for rule in spec.lifecycle_rules()
             ],
+            object_lock_enabled=spec.object_lock_days is not None or None,
+            object_lock_default_retention=self._retention(spec),
             removal_policy=self.settings.removal_policy,
         )
+
+    def _retention(self, spec: platform.BucketSpec) -> s3.ObjectLockRetention | None:
+        if spec.object_lock_days is None:
+            return None
+        days = Duration.days(spec.object_lock_days)
+        if self.settings.object_lock_mode == "COMPLIANCE":
+            return s3.ObjectLockRetention.compliance(days)
+        return s3.ObjectLockRetention.governance(days)
 
 
 def _string_attribute(name: str) -> dynamodb.Attribute:

@@ -49,6 +49,9 @@ class EnvironmentSettings:
     throttling_burst_limit: int
     # IAM principal ARN pattern -> roles (modelops.domain.access); every function gets them.
     role_bindings: Mapping[str, tuple[str, ...]]
+    # Object Lock on the audit bucket: COMPLIANCE (nobody can delete early, not even root)
+    # or GOVERNANCE (privileged deletes allowed, so a dev stack can be torn down).
+    object_lock_mode: str
 
     @classmethod
     def from_context(cls, name: str, values: Mapping[str, Any]) -> EnvironmentSettings:
@@ -61,6 +64,7 @@ class EnvironmentSettings:
                 api_stage_name=str(values["apiStageName"]),
                 throttling_rate_limit=float(values["throttlingRateLimit"]),
                 throttling_burst_limit=int(values["throttlingBurstLimit"]),
+                object_lock_mode=_object_lock_mode(values["objectLockMode"]),
                 role_bindings={
                     str(pattern): tuple(str(r) for r in roles)
                     for pattern, roles in dict(values["roleBindings"]).items()
@@ -81,3 +85,10 @@ class EnvironmentSettings:
 
     def stack_name(self, role: str) -> str:
         return f"modelops-{self.name}-{role}"
+
+
+def _object_lock_mode(value: object) -> str:
+    mode = str(value).upper()
+    if mode not in {"COMPLIANCE", "GOVERNANCE"}:
+        raise ValueError(f"objectLockMode must be COMPLIANCE or GOVERNANCE, not {value!r}")
+    return mode

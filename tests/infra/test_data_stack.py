@@ -201,7 +201,8 @@ def test_bucket_lifecycle_rules_match_the_platform_definition(
     props = _resource(synth, data_template, _data_stack(synth).buckets[spec.logical_id])[
         "Properties"
     ]
-    rules = {rule["Id"]: rule for rule in props["LifecycleConfiguration"]["Rules"]}
+    configured = props.get("LifecycleConfiguration", {"Rules": []})
+    rules = {rule["Id"]: rule for rule in configured["Rules"]}
     assert list(rules) == [rule.rule_id for rule in spec.lifecycle_rules()]
     for rule in spec.lifecycle_rules():
         if rule.expire_days:
@@ -211,3 +212,22 @@ def test_bucket_lifecycle_rules_match_the_platform_definition(
             assert rules[rule.rule_id]["AbortIncompleteMultipartUpload"] == {
                 "DaysAfterInitiation": rule.abort_multipart_days
             }
+
+
+@pytest.mark.parametrize(("environment", "mode"), [(None, "GOVERNANCE"), ("prod", "COMPLIANCE")])
+def test_audit_bucket_is_write_once_in_compliance_mode_outside_dev(
+    synth_env: Callable[[str | None], Synthesized], environment: str | None, mode: str
+) -> None:
+    synth = synth_env(environment)
+    data = _data_stack(synth)
+    template = Template.from_stack(data)
+    for spec in platform.BUCKETS:
+        props = _resource(synth, template, data.buckets[spec.logical_id])["Properties"]
+        if spec.object_lock_days is None:
+            assert "ObjectLockConfiguration" not in props
+            continue
+        assert props["ObjectLockEnabled"] is True
+        assert props["ObjectLockConfiguration"]["Rule"]["DefaultRetention"] == {
+            "Mode": mode,
+            "Days": spec.object_lock_days,
+        }

@@ -322,8 +322,12 @@ def test_local_cloud_provisions_what_the_platform_definition_declares(
     s3 = local_cloud.client("s3")
     for bucket in platform.BUCKETS:
         name = local_cloud.names[bucket.logical_id]
-        rules = s3.get_bucket_lifecycle_configuration(Bucket=name)["Rules"]
-        assert [r["ID"] for r in rules] == [r.rule_id for r in bucket.lifecycle_rules()]
+        if bucket.lifecycle_rules():
+            rules = s3.get_bucket_lifecycle_configuration(Bucket=name)["Rules"]
+            assert [r["ID"] for r in rules] == [r.rule_id for r in bucket.lifecycle_rules()]
+        if bucket.object_lock_days:
+            lock = s3.get_object_lock_configuration(Bucket=name)["ObjectLockConfiguration"]
+            assert lock["Rule"]["DefaultRetention"]["Days"] == bucket.object_lock_days
         assert s3.get_bucket_versioning(Bucket=name)["Status"] == "Enabled"
     lam = local_cloud.client("lambda")
     for fn in platform.FUNCTIONS:

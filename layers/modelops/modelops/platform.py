@@ -72,6 +72,9 @@ class BucketSpec:
     # (key prefix, days): objects under the prefix expire; incomplete multipart uploads
     # anywhere in the bucket are aborted after the shortest of these periods.
     expirations: tuple[tuple[str, int], ...] = ()
+    # Object Lock default retention in days (WORM): compliance mode where the environment
+    # asks for it (staging, prod), governance mode where it must be tearable (dev).
+    object_lock_days: int | None = None
 
     def lifecycle_rules(self) -> tuple[LifecycleRule, ...]:
         if not self.expirations:
@@ -147,8 +150,24 @@ MODEL_SIGNING_KEY = KeySpec(
 )
 
 KEYS: tuple[KeySpec, ...] = (DATA_KEY, SIGNING_KEY, MODEL_SIGNING_KEY)
-TABLES: tuple[TableSpec, ...] = (REGISTRY_TABLE, IDEMPOTENCY_TABLE)
-BUCKETS: tuple[BucketSpec, ...] = (ARTIFACT_BUCKET,)
+# The audit ledger: one hash chain per stream, seq zero-padded so items sort by it;
+# checkpoints live under pk "CHECKPOINT#<stream>".
+LEDGER_TABLE = TableSpec(
+    logical_id="LedgerTable",
+    env_var="LEDGER_TABLE",
+    partition_key="stream",
+    sort_key="seq",
+)
+
+# Signed ledger checkpoints, write-once.
+AUDIT_BUCKET = BucketSpec(
+    logical_id="AuditBucket",
+    env_var="AUDIT_BUCKET",
+    object_lock_days=3650,
+)
+
+TABLES: tuple[TableSpec, ...] = (REGISTRY_TABLE, IDEMPOTENCY_TABLE, LEDGER_TABLE)
+BUCKETS: tuple[BucketSpec, ...] = (ARTIFACT_BUCKET, AUDIT_BUCKET)
 
 REGISTRY_API = FunctionSpec(
     name="registry-api",

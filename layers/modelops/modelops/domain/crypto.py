@@ -28,27 +28,33 @@ def verify_ed25519(public_key_der: bytes, signature: bytes, message: bytes) -> b
     return True
 
 
-def verify_ecdsa_sha256_digest(public_key_der: bytes, signature_der: bytes, digest: bytes) -> bool:
-    """ECDSA over a SHA-256 digest (what KMS ECDSA_SHA_256 with MessageType DIGEST produces)."""
+def verify_ecdsa(public_key_der: bytes, signature_der: bytes, message: bytes) -> bool:
+    """ECDSA over ``message`` with the hash matched to the curve (P-256/SHA-256,
+    P-384/SHA-384, P-521/SHA-512), as OpenSSF model signing pairs them."""
     from cryptography.exceptions import InvalidSignature
     from cryptography.hazmat.primitives import hashes
     from cryptography.hazmat.primitives.asymmetric import ec
-    from cryptography.hazmat.primitives.asymmetric.utils import Prehashed
 
+    curve_hashes: dict[str, type[hashes.HashAlgorithm]] = {
+        "secp256r1": hashes.SHA256,
+        "secp384r1": hashes.SHA384,
+        "secp521r1": hashes.SHA512,
+    }
     key = _public_key(public_key_der)
-    if not isinstance(key, ec.EllipticCurvePublicKey):
-        raise ValueError("not an elliptic-curve public key")
+    if not isinstance(key, ec.EllipticCurvePublicKey) or key.curve.name not in curve_hashes:
+        raise ValueError("not an ECDSA P-256, P-384 or P-521 public key")
     try:
-        key.verify(signature_der, digest, ec.ECDSA(Prehashed(hashes.SHA256())))
+        key.verify(signature_der, message, ec.ECDSA(curve_hashes[key.curve.name]()))
     except InvalidSignature:
         return False
     return True
 
 
-def public_key_pem(public_key_der: bytes) -> bytes:
+def canonical_public_key(public_key_der: bytes) -> bytes:
+    """The key re-encoded as cryptography writes it (DER SubjectPublicKeyInfo)."""
     from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
 
-    pem: bytes = _public_key(public_key_der).public_bytes(
-        Encoding.PEM, PublicFormat.SubjectPublicKeyInfo
+    der: bytes = _public_key(public_key_der).public_bytes(
+        Encoding.DER, PublicFormat.SubjectPublicKeyInfo
     )
-    return pem
+    return der
