@@ -17,7 +17,21 @@ from modelops.domain.entities import (
     UploadSession,
     UploadStatus,
 )
-from modelops.ports import AlreadyExists, MissingReferences, Page, VersionTaken
+from modelops.domain.promotion import (
+    ApproverKey,
+    DatasetApproval,
+    FamilyPolicy,
+    Promotion,
+    StageChange,
+)
+from modelops.ports import (
+    AlreadyExists,
+    MissingReferences,
+    Page,
+    PromotionPending,
+    StaleWrite,
+    VersionTaken,
+)
 
 
 class FixedClock:
@@ -190,3 +204,101 @@ def _page(items: list[Any], limit: int, token: str | None) -> Page[Any]:
     start = int(token or 0)
     end = start + limit
     return Page(items[start:end], str(end) if end < len(items) else None)
+
+
+class MemoryPlatform(MemoryRegistry):
+    """The registry plus promotions, as the single-table adapter implements both."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.policies: dict[str, FamilyPolicy] = {}
+        self.approver_keys: dict[str, ApproverKey] = {}
+        self.dataset_approvals: dict[str, DatasetApproval] = {}
+        self.promotions: dict[str, Promotion] = {}
+        self.pending: dict[str, str] = {}
+        self.changes: list[StageChange] = []
+
+    def get_family_policy(self, family: str) -> FamilyPolicy | None:
+        return self.policies.get(family)
+
+    def put_family_policy(self, policy: FamilyPolicy) -> None:
+        self.policies[policy.family] = policy
+
+    def put_approver_key(self, key: ApproverKey) -> None:
+        with self._lock:
+            if key.keyId in self.approver_keys:
+                raise AlreadyExists(key.keyId)
+            self.approver_keys[key.keyId] = key
+
+    def get_approver_key(self, key_id: str) -> ApproverKey | None:
+        return self.approver_keys.get(key_id)
+
+    def put_dataset_approval(self, approval: DatasetApproval) -> None:
+        self.dataset_approvals[approval.datasetId] = approval
+
+    def get_dataset_approval(self, dataset_id: str) -> DatasetApproval | None:
+        return self.dataset_approvals.get(dataset_id)
+
+    def create_pending_promotion(self, promotion: Promotion) -> None:
+        with self._lock:
+            if promotion.modelId in self.pending:
+                raise PromotionPending(self.pending[promotion.modelId])
+            self.pending[promotion.modelId] = promotion.promotionId
+            self.promotions[promotion.promotionId] = promotion
+
+    def get_promotion(self, promotion_id: str) -> Promotion | None:
+        return self.promotions.get(promotion_id)
+
+    def save_promotion(self, promotion: Promotion, expected_revision: int) -> None:
+        with self._lock:
+            if self.promotions[promotion.promotionId].revision != expected_revision:
+                raise StaleWrite(promotion.promotionId)
+            self.promotions[promotion.promotionId] = promotion
+
+    def move_stages(
+        self,
+        moves: Sequence[tuple[ModelVersion, ModelStatus]],
+        changes: Sequence[StageChange],
+        promotion: Promotion | None,
+        expected_revision: int | None,
+    ) -> None:
+        with self._lock:
+            if any(self.models[m.modelId].status is not expected for m, expected in moves):
+                raise StaleWrite("model status changed")
+            if promotion is not None and expected_revision is not None:
+                if self.promotions[promotion.promotionId].revision != expected_revision:
+                    raise StaleWrite(promotion.promotionId)
+                self.pending.pop(promotion.modelId, None)
+            for model, _ in moves:
+                self.models[model.modelId] = model
+            self.changes.extend(changes)
+            if promotion is not None:
+                self.promotions[promotion.promotionId] = promotion
+
+    def stage_changes(self, family: str) -> list[StageChange]:
+        return [c for c in self.changes if c.family == family]
+
+
+class MemorySigner:
+    """An Ed25519 key held in memory, standing in for the KMS key."""
+
+    def __init__(self) -> None:
+        from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+
+        self._key = Ed25519PrivateKey.generate()
+
+    @property
+    def key_id(self) -> str:
+        return "arn:aws:kms:us-east-1:123456789012:key/memory"
+
+    @property
+    def algorithm(self) -> str:
+        return "ED25519_SHA_512"
+
+    def sign(self, message: bytes) -> bytes:
+        return self._key.sign(message)
+
+    def public_key(self) -> bytes:
+        from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
+
+        return self._key.public_key().public_bytes(Encoding.DER, PublicFormat.SubjectPublicKeyInfo)

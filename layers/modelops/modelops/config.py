@@ -17,6 +17,10 @@ class Settings:
     registry_table: str | None = None
     idempotency_table: str | None = None
     artifact_bucket: str | None = None
+    signing_key_arn: str | None = None
+    model_signing_key_arn: str | None = None
+    # An external SentinelNet's base URL; empty: the embedded Cedar engine decides.
+    sentinelnet_url: str | None = None
     # Files larger than this are uploaded in parts (S3 multipart).
     multipart_threshold_bytes: int = 100 * 1024 * 1024
     multipart_part_bytes: int = 64 * 1024 * 1024
@@ -42,6 +46,9 @@ def settings() -> Settings:
         registry_table=env.get(platform.REGISTRY_TABLE.env_var),
         idempotency_table=env.get(platform.IDEMPOTENCY_TABLE.env_var),
         artifact_bucket=env.get(platform.ARTIFACT_BUCKET.env_var),
+        signing_key_arn=env.get(str(platform.SIGNING_KEY.env_var)),
+        model_signing_key_arn=env.get(str(platform.MODEL_SIGNING_KEY.env_var)),
+        sentinelnet_url=env.get("SENTINELNET_URL") or None,
         s3_addressing_style=env.get("S3_ADDRESSING_STYLE", "virtual"),
         role_bindings={
             pattern: tuple(roles)

@@ -70,6 +70,18 @@ class DigestMismatch(ModelOpsError):
     status = 422
 
 
+class PromotionBlocked(ModelOpsError):
+    """A promotion gate failed; ``details`` lists every failed gate."""
+
+    code = "PROMOTION_BLOCKED"
+    status = 409
+
+
+class SignatureInvalid(ModelOpsError):
+    code = "SIGNATURE_INVALID"
+    status = 422
+
+
 class IdempotencyKeyReused(ModelOpsError):
     code = "IDEMPOTENCY_KEY_REUSED"
     status = 422

@@ -14,6 +14,13 @@ from modelops.domain.entities import (
     ModelVersion,
     UploadSession,
 )
+from modelops.domain.promotion import (
+    ApproverKey,
+    DatasetApproval,
+    FamilyPolicy,
+    Promotion,
+    StageChange,
+)
 
 
 class AlreadyExists(Exception):
@@ -133,3 +140,51 @@ class Signer(Protocol):
     def public_key(self) -> bytes:
         """DER SubjectPublicKeyInfo."""
         ...
+
+
+class PromotionPending(Exception):
+    """Another promotion of this model is waiting for approvals."""
+
+    def __init__(self, promotion_id: str) -> None:
+        super().__init__(promotion_id)
+        self.promotion_id = promotion_id
+
+
+class StaleWrite(Exception):
+    """What the write was conditioned on has changed (a concurrent writer won)."""
+
+
+class PromotionRepository(Protocol):
+    def get_family_policy(self, family: str) -> FamilyPolicy | None: ...
+    def put_family_policy(self, policy: FamilyPolicy) -> None: ...
+    def put_approver_key(self, key: ApproverKey) -> None:
+        """Raises AlreadyExists when the key id is registered."""
+        ...
+
+    def get_approver_key(self, key_id: str) -> ApproverKey | None: ...
+    def put_dataset_approval(self, approval: DatasetApproval) -> None: ...
+    def get_dataset_approval(self, dataset_id: str) -> DatasetApproval | None: ...
+
+    def create_pending_promotion(self, promotion: Promotion) -> None:
+        """Raises PromotionPending when the model already has a pending promotion."""
+        ...
+
+    def get_promotion(self, promotion_id: str) -> Promotion | None: ...
+    def save_promotion(self, promotion: Promotion, expected_revision: int) -> None:
+        """Raises StaleWrite unless the stored promotion is at ``expected_revision``."""
+        ...
+
+    def move_stages(
+        self,
+        moves: Sequence[tuple[ModelVersion, ModelStatus]],
+        changes: Sequence[StageChange],
+        promotion: Promotion | None,
+        expected_revision: int | None,
+    ) -> None:
+        """Atomically: each model as it will be (conditioned on the status it must still
+        have), the stage changes, and the promotion record (created when expected_revision is
+        None, else conditioned on it) with the model's pending marker cleared. Raises
+        StaleWrite."""
+        ...
+
+    def stage_changes(self, family: str) -> list[StageChange]: ...

@@ -4,12 +4,15 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 from functools import cache
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from modelops.config import settings
 from modelops.services.artifacts import ArtifactService
 from modelops.services.lineage import LineageService
 from modelops.services.registry import RegistryService
+
+if TYPE_CHECKING:
+    from modelops.services.promotion import PromotionService
 
 
 class SystemClock:
@@ -58,6 +61,42 @@ def registry_service() -> RegistryService:
 @cache
 def lineage_service() -> LineageService:
     return LineageService(registry_repository())
+
+
+@cache
+def statement_signer() -> Any:
+    """The Ed25519 KMS key: promotion statements and ledger checkpoints."""
+    from modelops.adapters.kms import KmsSigner
+
+    return KmsSigner(boto_client("kms"), settings().require("signing_key_arn"))
+
+
+@cache
+def policy_engine() -> Any:
+    """SentinelNet: an external service when configured, else the embedded Cedar policies."""
+    url = settings().sentinelnet_url
+    if url:
+        from modelops.adapters.sentinelnet_http import SentinelNetClient
+
+        return SentinelNetClient(url)
+    from modelops.adapters.cedar_policy import CedarPolicyEngine
+
+    return CedarPolicyEngine()
+
+
+@cache
+def promotion_service() -> PromotionService:
+    from modelops.services.promotion import PromotionService
+
+    return PromotionService(
+        registry=registry_repository(),
+        promotions=registry_repository(),
+        lineage=lineage_service(),
+        policy=policy_engine(),
+        signer=statement_signer(),
+        clock=SystemClock(),
+        region=settings().region,
+    )
 
 
 @cache

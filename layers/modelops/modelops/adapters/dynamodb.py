@@ -9,6 +9,13 @@ Items (pk / sk):
   NODE#<id> / NODE                   lineage vertex with its adjacency list (parents)
   EDGE#<child> / <parent>            lineage edge        gsi1: USEDBY#<parent> / <child>
 
+  FAMILY#<family> / POLICY           family policy (risk tier, approvals, metric gates)
+  FAMILY#<family> / STAGE#<time>#<m> stage change (history: which version was where, when)
+  PROMOTION#<id> / PROMOTION         promotion with gates, statement, approvals (rev)
+  MODEL#<id> / PENDING               marker: a promotion of this model awaits approvals
+  APPROVER#<keyId> / APPROVER        approver public key and its principal
+  DSAPPROVAL#<datasetId> / APPROVAL  PII dataset approval
+
 Every multi-item write is one TransactWriteItems call with conditions, so a failure leaves
 nothing half-written and concurrent writers of the same key cannot both win.
 """
@@ -22,7 +29,7 @@ from collections.abc import Sequence
 from typing import Any, TypeVar
 
 from pydantic import BaseModel
-from pynamodb.attributes import UnicodeAttribute
+from pynamodb.attributes import NumberAttribute, UnicodeAttribute
 from pynamodb.connection import Connection
 from pynamodb.exceptions import TransactWriteError
 from pynamodb.indexes import AllProjection, GlobalSecondaryIndex
@@ -40,8 +47,22 @@ from modelops.domain.entities import (
     UploadStatus,
     semver_sort_key,
 )
+from modelops.domain.promotion import (
+    ApproverKey,
+    DatasetApproval,
+    FamilyPolicy,
+    Promotion,
+    StageChange,
+)
 from modelops.errors import ValidationFailed
-from modelops.ports import AlreadyExists, MissingReferences, Page, VersionTaken
+from modelops.ports import (
+    AlreadyExists,
+    MissingReferences,
+    Page,
+    PromotionPending,
+    StaleWrite,
+    VersionTaken,
+)
 
 E = TypeVar("E", bound=BaseModel)
 _KEY = platform.REGISTRY_TABLE
@@ -71,6 +92,7 @@ class RegistryItem(Model):
     kind = UnicodeAttribute()
     status = UnicodeAttribute(null=True)
     doc = UnicodeAttribute(null=True)
+    rev = NumberAttribute(null=True)  # optimistic concurrency where a record evolves
     gsi1 = Gsi1()
 
 
@@ -190,16 +212,7 @@ class RegistryTable:
     # --- models ------------------------------------------------------------------------
 
     def create_model(self, model: ModelVersion, node: LineageNode) -> None:
-        record = _item(
-            f"MODEL#{model.modelId}",
-            "MODEL",
-            "model",
-            model,
-            status=model.status.value,
-            gsi1pk="MODELS",
-            gsi1sk=f"{model.family}#{semver_sort_key(model.version)}#{model.version}",
-        )
-        self._create_with_lineage([record], node, [], model.modelId)
+        self._create_with_lineage([self._model_item(model)], node, [], model.modelId)
 
     def get_model(self, model_id: str) -> ModelVersion | None:
         return _entity(self._get(f"MODEL#{model_id}", "MODEL"), ModelVersion)
@@ -315,6 +328,108 @@ class RegistryTable:
         )
         items = [e for e in (_entity(i, cls) for i in results) if e is not None]
         return Page(items, _encode_token(results.last_evaluated_key))
+
+    # --- promotion ----------------------------------------------------------------------
+
+    def get_family_policy(self, family: str) -> FamilyPolicy | None:
+        return _entity(self._get(f"FAMILY#{family}", "POLICY"), FamilyPolicy)
+
+    def put_family_policy(self, policy: FamilyPolicy) -> None:
+        _item(f"FAMILY#{policy.family}", "POLICY", "family-policy", policy).save()
+
+    def put_approver_key(self, key: ApproverKey) -> None:
+        self._put_new(_item(f"APPROVER#{key.keyId}", "APPROVER", "approver-key", key))
+
+    def get_approver_key(self, key_id: str) -> ApproverKey | None:
+        return _entity(self._get(f"APPROVER#{key_id}", "APPROVER"), ApproverKey)
+
+    def put_dataset_approval(self, approval: DatasetApproval) -> None:
+        _item(f"DSAPPROVAL#{approval.datasetId}", "APPROVAL", "dataset-approval", approval).save()
+
+    def get_dataset_approval(self, dataset_id: str) -> DatasetApproval | None:
+        return _entity(self._get(f"DSAPPROVAL#{dataset_id}", "APPROVAL"), DatasetApproval)
+
+    def create_pending_promotion(self, promotion: Promotion) -> None:
+        marker = _item(f"MODEL#{promotion.modelId}", "PENDING", "pending-promotion")
+        marker.doc = json.dumps({"promotionId": promotion.promotionId})
+        try:
+            with TransactWrite(connection=self._connection) as tx:
+                tx.save(marker, condition=RegistryItem.pk.does_not_exist())
+                tx.save(self._promotion_item(promotion), condition=RegistryItem.pk.does_not_exist())
+        except TransactWriteError as exc:
+            existing = self._get(f"MODEL#{promotion.modelId}", "PENDING")
+            if existing is not None and existing.doc:
+                raise PromotionPending(json.loads(existing.doc)["promotionId"]) from exc
+            raise
+
+    def get_promotion(self, promotion_id: str) -> Promotion | None:
+        return _entity(self._get(f"PROMOTION#{promotion_id}", "PROMOTION"), Promotion)
+
+    def save_promotion(self, promotion: Promotion, expected_revision: int) -> None:
+        try:
+            self._promotion_item(promotion).save(condition=RegistryItem.rev == expected_revision)
+        except Exception as exc:
+            if _conditional_failure(exc):
+                raise StaleWrite(promotion.promotionId) from exc
+            raise
+
+    def move_stages(
+        self,
+        moves: Sequence[tuple[ModelVersion, ModelStatus]],
+        changes: Sequence[StageChange],
+        promotion: Promotion | None,
+        expected_revision: int | None,
+    ) -> None:
+        try:
+            with TransactWrite(connection=self._connection) as tx:
+                for model, expected in moves:
+                    tx.save(
+                        self._model_item(model), condition=RegistryItem.status == expected.value
+                    )
+                for change in changes:
+                    sk = f"STAGE#{change.at.isoformat()}#{change.modelId}"
+                    tx.save(_item(f"FAMILY#{change.family}", sk, "stage-change", change))
+                if promotion is not None:
+                    item = self._promotion_item(promotion)
+                    if expected_revision is None:
+                        tx.save(item, condition=RegistryItem.pk.does_not_exist())
+                    else:
+                        tx.save(item, condition=RegistryItem.rev == expected_revision)
+                        tx.delete(RegistryItem(pk=f"MODEL#{promotion.modelId}", sk="PENDING"))
+        except TransactWriteError as exc:
+            raise StaleWrite(", ".join(m.modelId for m, _ in moves)) from exc
+
+    def stage_changes(self, family: str) -> list[StageChange]:
+        items = RegistryItem.query(
+            f"FAMILY#{family}",
+            range_key_condition=RegistryItem.sk.startswith("STAGE#"),
+            consistent_read=True,
+        )
+        return [c for c in (_entity(i, StageChange) for i in items) if c is not None]
+
+    def _promotion_item(self, promotion: Promotion) -> RegistryItem:
+        return _item(
+            f"PROMOTION#{promotion.promotionId}",
+            "PROMOTION",
+            "promotion",
+            promotion,
+            status=promotion.status,
+            rev=promotion.revision,
+            gsi1pk=f"PROMOTIONS#{promotion.modelId}",
+            gsi1sk=promotion.requestedAt.isoformat(),
+        )
+
+    @staticmethod
+    def _model_item(model: ModelVersion) -> RegistryItem:
+        return _item(
+            f"MODEL#{model.modelId}",
+            "MODEL",
+            "model",
+            model,
+            status=model.status.value,
+            gsi1pk="MODELS",
+            gsi1sk=f"{model.family}#{semver_sort_key(model.version)}#{model.version}",
+        )
 
 
 def _conditional_failure(exc: Exception) -> bool:

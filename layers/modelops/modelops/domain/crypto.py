@@ -8,9 +8,13 @@ from typing import Any
 
 
 def _public_key(der: bytes) -> Any:
+    from cryptography.exceptions import UnsupportedAlgorithm
     from cryptography.hazmat.primitives.serialization import load_der_public_key
 
-    return load_der_public_key(der)
+    try:
+        return load_der_public_key(der)
+    except (ValueError, UnsupportedAlgorithm) as exc:
+        raise ValueError(f"not a DER SubjectPublicKeyInfo: {exc}") from exc
 
 
 def verify_ed25519(public_key_der: bytes, signature: bytes, message: bytes) -> bool:

@@ -7,7 +7,8 @@ import hashlib
 import re
 
 ARTIFACT, DATASET, MODEL, SOURCE, UPLOAD = "art", "ds", "mdl", "src", "upl"
-ID_PATTERN = re.compile(r"^(art|ds|mdl|src|upl)-[0-9a-f]{24,32}$")
+PROMOTION, APPROVER_KEY = "prm", "apk"
+ID_PATTERN = re.compile(r"^(art|ds|mdl|src|upl|prm|apk)-[0-9a-f]{24,32}$")
 
 
 def _derive(prefix: str, *parts: str, length: int = 24) -> str:
@@ -33,6 +34,10 @@ def source_id(ref: str) -> str:
 
 def upload_id(principal: str, client_token: str) -> str:
     return _derive(UPLOAD, principal, client_token)
+
+
+def approver_key_id(public_key_fingerprint: str) -> str:
+    return f"{APPROVER_KEY}-{public_key_fingerprint[:24]}"
 
 
 def kind_of(entity_id: str) -> str:

@@ -8,14 +8,16 @@ import base64
 import binascii
 import hashlib
 from datetime import datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from pydantic import Field
 
 from modelops.domain.crypto import verify_ed25519
 from modelops.domain.digests import canonical_json
 from modelops.domain.entities import Entity
-from modelops.ports import Signer
+
+if TYPE_CHECKING:
+    from modelops.ports import Signer
 
 MAX_STATEMENT_BYTES = 4096  # KMS RAW message limit for ED25519_SHA_512
 

@@ -1,0 +1,86 @@
+"""Contracts of promotion, approvals, family policies and stage history."""
+
+from __future__ import annotations
+
+import base64
+import binascii
+
+from pydantic import Field, field_validator
+
+from modelops.contracts.registry import Contract
+from modelops.domain.entities import ModelStatus, ModelVersion
+from modelops.domain.policy import RiskTier
+from modelops.domain.promotion import (
+    ApproverKey,
+    FamilyPolicy,
+    MetricRule,
+    Promotion,
+    StageChange,
+)
+
+
+def _base64(value: str) -> str:
+    try:
+        base64.b64decode(value, validate=True)
+    except binascii.Error as exc:
+        raise ValueError("must be base64") from exc
+    return value
+
+
+class PromoteRequest(Contract):
+    targetStage: ModelStatus = Field(
+        description="staging or prod (one rung up), one rung down, or deprecated."
+    )
+    reason: str = Field(default="", max_length=1024)
+
+
+class PromotionResponse(Contract):
+    model: ModelVersion
+    promotion: Promotion | None = Field(
+        default=None, description="Present for promotions (moves up the ladder)."
+    )
+    change: StageChange | None = Field(default=None, description="The stage move, once made.")
+
+
+class ApproveRequest(Contract):
+    keyId: str = Field(pattern=r"^apk-[0-9a-f]{24}$")
+    signature: str = Field(
+        max_length=256, description="Base64 Ed25519 signature over the promotion statement."
+    )
+
+    _b64 = field_validator("signature")(_base64)
+
+
+class RegisterApproverRequest(Contract):
+    principal: str = Field(pattern=r"^arn:\S+$", max_length=2048)
+    publicKey: str = Field(
+        max_length=512, description="Base64 DER SubjectPublicKeyInfo of an Ed25519 key."
+    )
+
+    _b64 = field_validator("publicKey")(_base64)
+
+
+class FamilyPolicyRequest(Contract):
+    riskTier: RiskTier = "low"
+    approvalsRequired: int = Field(default=0, ge=0, le=10)
+    gates: dict[ModelStatus, list[MetricRule]] = Field(default_factory=dict)
+
+
+class FamilyPolicyResponse(Contract):
+    policy: FamilyPolicy
+
+
+class ApproverResponse(Contract):
+    approver: ApproverKey
+
+
+class DatasetApprovalRequest(Contract):
+    note: str = Field(default="", max_length=1024)
+
+
+class StageHistory(Contract):
+    family: str
+    changes: list[StageChange]
+    holder: StageChange | None = Field(
+        default=None, description="With stage and at: the move that put that stage's holder there."
+    )

@@ -1,0 +1,502 @@
+"""Governed promotion: ladder, metric gates, policy clearance, KMS signature, M-of-N
+approvals; PII dataset approvals; approver keys; stage history."""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import hashlib
+import uuid
+from datetime import datetime
+
+from modelops.contracts.promotion import (
+    ApproveRequest,
+    DatasetApprovalRequest,
+    FamilyPolicyRequest,
+    PromoteRequest,
+    PromotionResponse,
+    RegisterApproverRequest,
+    StageHistory,
+)
+from modelops.domain import ids
+from modelops.domain.access import Caller, Permission
+from modelops.domain.crypto import verify_ed25519
+from modelops.domain.digests import canonical_digest, canonical_json
+from modelops.domain.entities import Dataset, ModelStatus, ModelVersion
+from modelops.domain.policy import (
+    DatasetFacts,
+    PolicyDecision,
+    PolicyEngine,
+    PolicyRequest,
+    is_non_commercial,
+)
+from modelops.domain.promotion import (
+    STATEMENT_TYPE,
+    TARGET_ENV,
+    Approval,
+    ApproverKey,
+    DatasetApproval,
+    FamilyPolicy,
+    GateResult,
+    Promotion,
+    StageChange,
+    move_kind,
+    version_at,
+)
+from modelops.domain.signing import MAX_STATEMENT_BYTES, fingerprint, sign_statement
+from modelops.errors import (
+    Conflict,
+    Forbidden,
+    NotFound,
+    PromotionBlocked,
+    ReferenceNotFound,
+    SignatureInvalid,
+    ValidationFailed,
+)
+from modelops.ports import (
+    AlreadyExists,
+    Clock,
+    PromotionPending,
+    PromotionRepository,
+    RegistryRepository,
+    Signer,
+    StaleWrite,
+)
+from modelops.services.lineage import LineageService
+
+PURPOSE = "inference"  # what a promoted model's data is used for from now on
+
+
+class PromotionService:
+    def __init__(
+        self,
+        *,
+        registry: RegistryRepository,
+        promotions: PromotionRepository,
+        lineage: LineageService,
+        policy: PolicyEngine,
+        signer: Signer,
+        clock: Clock,
+        region: str,
+    ) -> None:
+        self._registry = registry
+        self._promotions = promotions
+        self._lineage = lineage
+        self._policy = policy
+        self._signer = signer
+        self._clock = clock
+        self._region = region
+
+    # --- configuration ---------------------------------------------------------------
+
+    def set_family_policy(
+        self, family: str, request: FamilyPolicyRequest, caller: Caller
+    ) -> FamilyPolicy:
+        caller.require(Permission.ADMINISTER)
+        try:
+            policy = FamilyPolicy(
+                family=family,
+                riskTier=request.riskTier,
+                approvalsRequired=request.approvalsRequired,
+                gates={stage: tuple(rules) for stage, rules in request.gates.items()},
+                updatedBy=caller.principal,
+                updatedAt=self._clock.now(),
+            )
+        except ValueError as exc:
+            raise ValidationFailed(str(exc)) from exc
+        self._promotions.put_family_policy(policy)
+        return policy
+
+    def family_policy(self, family: str) -> FamilyPolicy:
+        return self._promotions.get_family_policy(family) or FamilyPolicy(family=family)
+
+    def register_approver(self, request: RegisterApproverRequest, caller: Caller) -> ApproverKey:
+        caller.require(Permission.ADMINISTER)
+        der = base64.b64decode(request.publicKey)
+        try:
+            verify_ed25519(der, b"\x00" * 64, b"probe")  # only checks that it is Ed25519
+        except ValueError as exc:
+            raise ValidationFailed(
+                "publicKey must be an Ed25519 SubjectPublicKeyInfo (DER, base64)",
+                details=[{"field": "publicKey", "message": str(exc)}],
+            ) from exc
+        key = ApproverKey(
+            keyId=ids.approver_key_id(fingerprint(der)),
+            principal=request.principal,
+            publicKey=request.publicKey,
+            fingerprint=fingerprint(der),
+            registeredBy=caller.principal,
+            registeredAt=self._clock.now(),
+        )
+        try:
+            self._promotions.put_approver_key(key)
+        except AlreadyExists:
+            stored = self._promotions.get_approver_key(key.keyId)
+            if stored is None or stored.principal != key.principal:
+                raise Conflict(f"key {key.keyId} is registered to another principal") from None
+            return stored
+        return key
+
+    def approve_dataset(
+        self, dataset_id: str, request: DatasetApprovalRequest, caller: Caller
+    ) -> DatasetApproval:
+        caller.require(Permission.APPROVE)
+        dataset = self._registry.get_dataset(dataset_id)
+        if dataset is None:
+            raise NotFound(f"dataset {dataset_id} does not exist")
+        if not dataset.pii:
+            raise ValidationFailed(f"dataset {dataset_id} is not flagged PII; nothing to approve")
+        approval = DatasetApproval(
+            datasetId=dataset_id,
+            approvedBy=caller.principal,
+            approvedAt=self._clock.now(),
+            note=request.note,
+        )
+        self._promotions.put_dataset_approval(approval)
+        return approval
+
+    # --- moving between stages ---------------------------------------------------------
+
+    def promote(self, model_id: str, request: PromoteRequest, caller: Caller) -> PromotionResponse:
+        caller.require(Permission.PROMOTE)
+        model = self._model(model_id)
+        target = request.targetStage
+        kind = move_kind(model.status, target)
+        if kind is None:
+            raise PromotionBlocked(
+                f"{model.status.value} -> {target.value} is not a move the ladder allows "
+                "(draft -> staging -> prod one rung at a time, one rung down, or deprecated)",
+                details=[{"field": "targetStage", "gate": "ladder", "message": "not allowed"}],
+            )
+        if kind != "promote":
+            change = self._change(model, target, caller.principal, None)
+            moved = model.model_copy(update={"status": target})
+            self._move([(moved, model.status)], [change], None, None)
+            return PromotionResponse(model=moved, change=change)
+
+        policy = self.family_policy(model.family)
+        datasets = self._lineage_datasets(model_id)
+        prod = self._current(model.family, ModelStatus.PROD)
+        gates = [
+            GateResult(
+                gate="ladder", passed=True, message=f"{model.status.value} -> {target.value}"
+            )
+        ]
+        failures = [
+            message
+            for rule in policy.gates.get(target, ())
+            for message in rule.failures(model.metrics, prod.metrics if prod else None)
+        ]
+        gates.append(
+            GateResult(
+                gate="metrics",
+                passed=not failures,
+                message="; ".join(failures) or f"{len(policy.gates.get(target, ()))} rule(s) met",
+            )
+        )
+        decision = self._decide(caller, model, policy, target, datasets)
+        gates.append(
+            GateResult(
+                gate="policy",
+                passed=decision.allowed,
+                message="; ".join(
+                    f"{d.policyId}: {d.reason}" + (f" ({d.datasetId})" if d.datasetId else "")
+                    for d in decision.denials
+                )
+                or f"allowed by {decision.engine}",
+            )
+        )
+        failed = [g for g in gates if not g.passed]
+        if failed:
+            raise PromotionBlocked(
+                f"{len(failed)} gate(s) failed: "
+                + "; ".join(f"{g.gate}: {g.message}" for g in failed),
+                details=[{"gate": g.gate, "message": g.message} for g in failed],
+            )
+
+        now = self._clock.now()
+        promotion_id = f"{ids.PROMOTION}-{uuid.uuid4().hex[:24]}"
+        statement = self._statement(
+            promotion_id=promotion_id,
+            model=model,
+            target=target,
+            datasets=datasets,
+            decision=decision,
+            caller=caller,
+            now=now,
+        )
+        required = policy.approvalsRequired if target is ModelStatus.PROD else 0
+        promotion = Promotion(
+            promotionId=promotion_id,
+            modelId=model_id,
+            family=model.family,
+            version=model.version,
+            fromStage=model.status,
+            toStage=target,
+            requestedBy=caller.principal,
+            requestedAt=now,
+            status="PENDING_APPROVAL" if required else "COMPLETED",
+            gates=tuple(gates),
+            statement=statement.decode(),
+            statementDigest=hashlib.sha256(statement).hexdigest(),
+            approvalsRequired=required,
+        )
+        if required:
+            try:
+                self._promotions.create_pending_promotion(promotion)
+            except PromotionPending as pending:
+                raise Conflict(
+                    f"promotion {pending.promotion_id} of {model_id} is already waiting for "
+                    "approvals; approve it or let it lapse before requesting another"
+                ) from None
+            return PromotionResponse(model=model, promotion=promotion)
+        return self._complete(model, promotion, prod, caller.principal, expected_revision=None)
+
+    def approve(
+        self, model_id: str, promotion_id: str, request: ApproveRequest, caller: Caller
+    ) -> PromotionResponse:
+        caller.require(Permission.APPROVE)
+        promotion = self._promotions.get_promotion(promotion_id)
+        if promotion is None or promotion.modelId != model_id:
+            raise NotFound(f"promotion {promotion_id} of {model_id} does not exist")
+        if promotion.status != "PENDING_APPROVAL":
+            raise Conflict(f"promotion {promotion_id} is {promotion.status}, not pending")
+        if caller.principal == promotion.requestedBy:
+            raise Forbidden("the principal that requested a promotion cannot approve it")
+        if any(a.principal == caller.principal for a in promotion.approvals):
+            raise Conflict(f"{caller.principal} has already approved {promotion_id}")
+        key = self._promotions.get_approver_key(request.keyId)
+        if key is None:
+            raise ReferenceNotFound(f"approver key {request.keyId} is not registered")
+        if key.principal != caller.principal:
+            raise Forbidden(f"approver key {request.keyId} belongs to another principal")
+        try:
+            signature = base64.b64decode(request.signature, validate=True)
+        except binascii.Error:
+            signature = b""
+        if not verify_ed25519(
+            base64.b64decode(key.publicKey), signature, promotion.statement.encode()
+        ):
+            raise SignatureInvalid(
+                "the signature does not verify over the promotion statement with that key",
+                details=[{"field": "signature", "message": "invalid"}],
+            )
+        approvals = (
+            *promotion.approvals,
+            Approval(
+                principal=caller.principal,
+                keyId=key.keyId,
+                signature=request.signature,
+                approvedAt=self._clock.now(),
+            ),
+        )
+        gates = (
+            *tuple(g for g in promotion.gates if g.gate != "approvals"),
+            GateResult(
+                gate="approvals",
+                passed=len(approvals) >= promotion.approvalsRequired,
+                message=f"{len(approvals)} of {promotion.approvalsRequired} approvals",
+            ),
+        )
+        updated = promotion.model_copy(
+            update={"approvals": approvals, "gates": gates, "revision": promotion.revision + 1}
+        )
+        model = self._model(model_id)
+        if len(approvals) < promotion.approvalsRequired:
+            try:
+                self._promotions.save_promotion(updated, expected_revision=promotion.revision)
+            except StaleWrite:
+                raise Conflict("the promotion changed meanwhile; retry the approval") from None
+            return PromotionResponse(model=model, promotion=updated)
+        if model.status is not promotion.fromStage:
+            raise Conflict(f"{model_id} moved to {model.status.value} since the request")
+        prod = self._current(model.family, ModelStatus.PROD)
+        return self._complete(
+            model, updated, prod, promotion.requestedBy, expected_revision=promotion.revision
+        )
+
+    # --- history -----------------------------------------------------------------------
+
+    def history(self, family: str, stage: ModelStatus | None, at: datetime | None) -> StageHistory:
+        changes = sorted(self._promotions.stage_changes(family), key=lambda c: c.at)
+        holder = version_at(changes, stage, at) if stage is not None and at is not None else None
+        return StageHistory(family=family, changes=changes, holder=holder)
+
+    # --- internals ---------------------------------------------------------------------
+
+    def _model(self, model_id: str) -> ModelVersion:
+        model = self._registry.get_model(model_id)
+        if model is None:
+            raise NotFound(f"model {model_id} does not exist")
+        return model
+
+    def _current(self, family: str, stage: ModelStatus) -> ModelVersion | None:
+        page = self._registry.list_models(family, stage, 100, None)
+        return page.items[0] if page.items else None
+
+    def _lineage_datasets(self, model_id: str) -> list[Dataset]:
+        graph = self._lineage.ancestors(model_id)
+        datasets = []
+        for node in graph.nodes:
+            if node.kind == "dataset":
+                dataset = self._registry.get_dataset(node.nodeId)
+                if dataset is not None:
+                    datasets.append(dataset)
+        return sorted(datasets, key=lambda d: d.datasetId)
+
+    def _decide(
+        self,
+        caller: Caller,
+        model: ModelVersion,
+        policy: FamilyPolicy,
+        target: ModelStatus,
+        datasets: list[Dataset],
+    ) -> PolicyDecision:
+        facts = tuple(
+            DatasetFacts(
+                datasetId=d.datasetId,
+                license=d.license,
+                piiFlags=d.piiFlags,
+                piiApproved=bool(d.pii and self._promotions.get_dataset_approval(d.datasetId)),
+                commercialUse=d.usageRestrictions.commercialUse
+                and not is_non_commercial(d.license),
+                permittedPurposes=d.usageRestrictions.permittedPurposes,
+                exportRegions=d.usageRestrictions.exportRegions,
+            )
+            for d in datasets
+        )
+        return self._policy.decide(
+            PolicyRequest(
+                action="promote",
+                principal=caller.principal,
+                roles=tuple(sorted(caller.roles)),
+                modelFamily=model.family,
+                riskTier=policy.riskTier,
+                targetEnv=TARGET_ENV[target],
+                region=self._region,
+                purpose=PURPOSE,
+                datasets=facts,
+            )
+        )
+
+    def _statement(
+        self,
+        *,
+        promotion_id: str,
+        model: ModelVersion,
+        target: ModelStatus,
+        datasets: list[Dataset],
+        decision: PolicyDecision,
+        caller: Caller,
+        now: datetime,
+    ) -> bytes:
+        """What approvers and KMS sign: digests only, at most 4096 bytes."""
+        listed = [{"datasetId": d.datasetId, "checksum": d.checksum} for d in datasets]
+        statement = {
+            "type": STATEMENT_TYPE,
+            "promotionId": promotion_id,
+            "modelId": model.modelId,
+            "family": model.family,
+            "version": model.version,
+            "artifactId": model.artifactId,
+            "rootDigest": model.rootDigest,
+            "datasets": listed,
+            "evaluationDigest": canonical_digest({"metrics": model.metrics}),
+            "policyDecision": {
+                "engine": decision.engine,
+                "allowed": decision.allowed,
+                "requestDigest": decision.requestDigest,
+                "policySetDigest": decision.policySetDigest,
+            },
+            "from": model.status.value,
+            "to": target.value,
+            "requestedBy": caller.principal,
+            "requestedAt": now.isoformat(),
+        }
+        encoded = canonical_json(statement)
+        if len(encoded) > MAX_STATEMENT_BYTES:  # a long lineage: bind its digest instead
+            statement["datasets"] = {"count": len(listed), "digest": canonical_digest(listed)}
+            encoded = canonical_json(statement)
+        return encoded
+
+    def _complete(
+        self,
+        model: ModelVersion,
+        promotion: Promotion,
+        prod: ModelVersion | None,
+        requested_by: str,
+        expected_revision: int | None,
+    ) -> PromotionResponse:
+        now = self._clock.now()
+        _, signature = sign_statement(self._signer, _parsed(promotion.statement), requested_by, now)
+        promoted = model.model_copy(
+            update={
+                "status": promotion.toStage,
+                "signerId": signature.keyId,
+                "signature": signature.signature,
+            }
+        )
+        moves = [(promoted, model.status)]
+        changes = [self._change(model, promotion.toStage, requested_by, promotion.promotionId)]
+        if (
+            promotion.toStage is ModelStatus.PROD
+            and prod is not None
+            and prod.modelId != model.modelId
+        ):
+            # One prod version per family at a time: the previous one steps down.
+            moves.append(
+                (prod.model_copy(update={"status": ModelStatus.STAGING}), ModelStatus.PROD)
+            )
+            changes.append(
+                self._change(prod, ModelStatus.STAGING, requested_by, promotion.promotionId)
+            )
+        completed = promotion.model_copy(
+            update={
+                "status": "COMPLETED",
+                "signature": signature,
+                "completedAt": now,
+                "gates": (
+                    *promotion.gates,
+                    GateResult(
+                        gate="signature", passed=True, message=f"signed by {signature.keyId}"
+                    ),
+                ),
+            }
+        )
+        self._move(moves, changes, completed, expected_revision)
+        return PromotionResponse(model=promoted, promotion=completed, change=changes[0])
+
+    def _move(
+        self,
+        moves: list[tuple[ModelVersion, ModelStatus]],
+        changes: list[StageChange],
+        promotion: Promotion | None,
+        expected_revision: int | None,
+    ) -> None:
+        try:
+            self._promotions.move_stages(moves, changes, promotion, expected_revision)
+        except StaleWrite:
+            raise Conflict(
+                "the model or promotion changed while this request ran; read it again and retry"
+            ) from None
+
+    def _change(
+        self, model: ModelVersion, target: ModelStatus, by: str, promotion_id: str | None
+    ) -> StageChange:
+        return StageChange(
+            family=model.family,
+            modelId=model.modelId,
+            version=model.version,
+            fromStage=model.status,
+            toStage=target,
+            at=self._clock.now(),
+            by=by,
+            promotionId=promotion_id,
+        )
+
+
+def _parsed(statement: str) -> dict[str, object]:
+    import json
+
+    parsed: dict[str, object] = json.loads(statement)
+    return parsed
