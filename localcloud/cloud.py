@@ -3,10 +3,11 @@ definition the CDK stacks deploy (``modelops.platform``).
 
 ``LocalCloud().start()`` brings up, in this process:
 1. moto's threaded server on 127.0.0.1 with Step Functions execution on;
-2. the KMS Ed25519 extension;
+2. the KMS Ed25519 and DIGEST extensions, and atomic DynamoDB requests;
 3. the Lambda runtime (warm worker processes running ``functions/`` handlers);
-4. every table, bucket, IAM role and function of ``modelops.platform``, with the
-   environment variables CDK would give each function;
+4. every key, table, bucket, event bus, IAM role and function of ``modelops.platform``,
+   with the environment variables CDK would give each function (schedules are not run:
+   what a scheduled function does is reachable through the API too);
 5. IAM users for the platform's principals, with access keys;
 6. the local API Gateway, verifying SigV4 and mapping access keys to those principals.
 """
@@ -28,7 +29,7 @@ from moto.core.config import default_user_config
 from moto.iam.models import iam_backends
 from moto.server import ThreadedMotoServer
 
-from localcloud import kms_digest, kms_ed25519
+from localcloud import dynamodb_atomic, kms_digest, kms_ed25519
 from localcloud.apigateway import LocalApiGateway
 from localcloud.lambda_runtime import DEFAULT_ACCOUNT_ID, LambdaRuntime, LogSink
 from localcloud.sigv4 import Credential
@@ -39,7 +40,8 @@ REPO_ROOT = Path(__file__).resolve().parent.parent
 FUNCTIONS_ROOT = REPO_ROOT / "functions"
 # The callers of the platform: one IAM user per role, bound to it in the functions'
 # configuration as CDK binds role patterns in AWS.
-PRINCIPALS = {role.value: role for role in Role}
+# Two approvers, so that M-of-N approval can be exercised.
+PRINCIPALS = {role.value: role for role in Role} | {"approver-2": Role.APPROVER}
 LAMBDA_RUNTIME = "python3.12"
 
 
@@ -93,6 +95,7 @@ class LocalCloud:
         logical_ids = [t.logical_id for t in platform.TABLES] + [
             b.logical_id for b in platform.BUCKETS
         ]
+        logical_ids += [b.logical_id for b in platform.BUSES]
         self.names = {logical_id: physical_name(logical_id) for logical_id in logical_ids}
 
     # --- lifecycle ---------------------------------------------------------------------
@@ -101,6 +104,7 @@ class LocalCloud:
         default_user_config["stepfunctions"] = {"execute_state_machine": True}
         kms_ed25519.install()
         kms_digest.install()
+        dynamodb_atomic.install()
         logging.getLogger("werkzeug").setLevel(logging.WARNING)  # moto's per-request lines
         self._moto = ThreadedMotoServer(ip_address=self._host, port=self._moto_port, verbose=False)
         self._moto.start()
@@ -193,6 +197,9 @@ class LocalCloud:
         s3 = session.client("s3", endpoint_url=self.endpoint_url)
         for bucket in platform.BUCKETS:
             self._create_bucket(s3, bucket)
+        events = session.client("events", endpoint_url=self.endpoint_url)
+        for bus in platform.BUSES:
+            events.create_event_bus(Name=self.names[bus.logical_id], Description=bus.description)
         iam = session.client("iam", endpoint_url=self.endpoint_url)
         for name, role in PRINCIPALS.items():
             user = iam.create_user(UserName=name)["User"]
@@ -332,10 +339,13 @@ class LocalCloud:
             Timeout=fn.timeout_s,
             MemorySize=fn.memory_mb,
             Architectures=["arm64"],
-            Environment={
-                "Variables": platform.function_environment(fn, self.names, self.role_bindings)
-            },
+            Environment={"Variables": self.function_environment(fn)},
         )
+
+    def function_environment(self, fn: platform.FunctionSpec) -> dict[str, str]:
+        """What CDK would give ``fn``: physical names, key ARNs and bus names of this cloud."""
+        resources = {**self.names, **self.key_arns}
+        return platform.function_environment(fn, resources, self.role_bindings)
 
     def _open_log(self) -> LogSink | None:
         if self._log_file is None:

@@ -11,6 +11,7 @@ standard AWS credential chain) and, over SigV4-signed HTTP only:
 
 from __future__ import annotations
 
+import base64
 import hashlib
 import inspect
 import json
@@ -18,7 +19,7 @@ import os
 import sys
 import tempfile
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -114,7 +115,10 @@ def run_flow(client: ModelOpsClient, workdir: Path, say: Say) -> dict[str, Any]:
         sourceRefs=["https://archive.ics.uci.edu/dataset/53/iris", "sklearn://datasets/iris"],
         license="CC-BY-4.0",
         piiFlags=[],
-        usageRestrictions={"commercialUse": True, "permittedPurposes": ["training", "evaluation"]},
+        usageRestrictions={
+            "commercialUse": True,
+            "permittedPurposes": ["training", "evaluation", "inference"],
+        },
         description="Fisher's Iris data as shipped by scikit-learn.",
     )
     dataset = raw["dataset"]
@@ -196,6 +200,108 @@ def run_flow(client: ModelOpsClient, workdir: Path, say: Say) -> dict[str, Any]:
     }
 
 
+def run_trust_flow(
+    clients: Mapping[str, tuple[ModelOpsClient, str]], registered: dict[str, Any], say: Say
+) -> dict[str, Any]:
+    """Governed promotion and the audit ledger, as the platform admin, the engineer and two
+    approvers (each holding an Ed25519 key of their own) see them. ``clients`` maps a role
+    name to its client and its principal ARN."""
+    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+    from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
+
+    from modelops.domain.signing import ManifestSignature, verify_statement
+    from modelops_cli.audit import Export, fetch_public_keys
+
+    engineer, admin = clients["ml-engineer"][0], clients["platform-admin"][0]
+    approvers = {name: clients[name] for name in ("approver", "approver-2")}
+    model = registered["model"]
+    family = model["family"]
+
+    say("6. The platform admin makes iris-classifier high-risk and registers two approvers")
+    admin.call(
+        "POST",
+        f"/models/families/{family}/policy",
+        {
+            "riskTier": "high",
+            "approvalsRequired": 2,
+            "gates": {"prod": [{"metric": "accuracy", "threshold": 0.9}]},
+        },
+    )
+    keys: dict[str, tuple[Ed25519PrivateKey, str]] = {}
+    for name, (_, principal) in approvers.items():
+        private = (
+            Ed25519PrivateKey.generate()
+        )  # stays with the approver; the platform gets the public half
+        der = private.public_key().public_bytes(Encoding.DER, PublicFormat.SubjectPublicKeyInfo)
+        registered_key = admin.call(
+            "POST",
+            "/approvers",
+            {"principal": principal, "publicKey": base64.b64encode(der).decode()},
+        )["approver"]
+        keys[name] = (private, registered_key["keyId"])
+        say(f"   {name}: key {registered_key['keyId']}")
+
+    say("7. A weaker candidate is refused at the prod gate")
+    weak = engineer.register_model(
+        **{
+            "family": family,
+            "version": model["version"] + ".weak",
+            "artifactId": model["artifactId"],
+            "codeRef": model["codeRef"],
+            "metrics": {"accuracy": 0.62},
+            "lineage": model["lineage"],
+        }
+    )["model"]
+    engineer.call("POST", f"/models/{weak['modelId']}/promote", {"targetStage": "staging"})
+    status, refusal = engineer.request(
+        "POST", f"/models/{weak['modelId']}/promote", {"targetStage": "prod"}
+    )
+    say(f"   {status} {refusal['error']['code']}: {refusal['error']['message']}")
+
+    say("8. The trained model climbs draft -> staging -> prod")
+    staged = engineer.call(
+        "POST", f"/models/{model['modelId']}/promote", {"targetStage": "staging"}
+    )
+    say(f"   staging: signed by {staged['promotion']['signature']['keyId'].rsplit('/', 1)[-1]}")
+    status, pending = engineer.request(
+        "POST", f"/models/{model['modelId']}/promote", {"targetStage": "prod"}
+    )
+    promotion = pending["promotion"]
+    needed = promotion["approvalsRequired"]
+    say(f"   prod: {status} {promotion['status']} ({needed} approvals needed)")
+    for name, (client, _) in approvers.items():
+        private, key_id = keys[name]
+        signature = base64.b64encode(private.sign(promotion["statement"].encode())).decode()
+        status, answer = client.request(
+            "POST",
+            f"/models/{model['modelId']}/promotions/{promotion['promotionId']}/approve",
+            {"keyId": key_id, "signature": signature},
+        )
+        say(f"   {name} approves: {status} {answer['promotion']['status']}")
+    promoted = answer["model"]
+    record = ManifestSignature.model_validate(answer["promotion"]["signature"])
+    public_keys = fetch_public_keys(engineer)
+    verified = verify_statement(
+        record, answer["promotion"]["statement"].encode(), public_keys[record.keyId]
+    )
+    say(
+        f"   {family} {promoted['version']} is {promoted['status']}; KMS signature verifies "
+        f"offline: {verified}"
+    )
+
+    say("9. The audit ledger, verified offline from its export and the public key")
+    streams = engineer.call("GET", "/audit/streams")["streams"]
+    for stream in streams:  # checkpoints come every 100 events or 15 minutes; force one now
+        admin.call("POST", "/audit/checkpoint", query={"stream": stream})
+    export = Export.download(engineer, streams)
+    report = export.verify(public_keys)
+    say(
+        f"   {report.recordsChecked} events in {len(report.streams)} stream(s), "
+        f"{report.checkpointsChecked} signed checkpoints, ok={report.ok}"
+    )
+    return {"promoted": promoted, "refusal": refusal, "ledger": report}
+
+
 def main() -> int:
     started = time.perf_counter()
     say: Say = lambda line: print(line, flush=True)  # noqa: E731
@@ -209,12 +315,14 @@ def main() -> int:
 
             log_path = Path(".localcloud") / "demo-functions.log"
             with LocalCloud(log_file=log_path) as cloud:
-                engineer = cloud.principals["ml-engineer"]
+                clients = {
+                    name: (ModelOpsClient(cloud.api_url, p.session(cloud.region)), p.arn)
+                    for name, p in cloud.principals.items()
+                }
                 say(f"Local cloud up: API {cloud.api_url}, AWS (moto) {cloud.endpoint_url}")
-                say(f"Signed as {engineer.arn}; function logs in {log_path}")
-                run_flow(
-                    ModelOpsClient(cloud.api_url, engineer.session(cloud.region)), Path(tmp), say
-                )
+                say(f"Signed as {clients['ml-engineer'][1]}; function logs in {log_path}")
+                registered = run_flow(clients["ml-engineer"][0], Path(tmp), say)
+                run_trust_flow(clients, registered, say)
     say(f"Done in {time.perf_counter() - started:.1f} s.")
     return 0
 

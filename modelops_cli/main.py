@@ -55,6 +55,11 @@ def build_parser() -> argparse.ArgumentParser:
     up.add_argument("--aws-port", type=int, default=0, help="moto port (0: any free port)")
     up.add_argument("--info-file", help="write the connection details as JSON here")
     up.set_defaults(run=_local_up)
+
+    from modelops_cli import audit, verify
+
+    audit.add_parser(commands)
+    verify.add_parser(commands)
     return parser
 
 

@@ -8,12 +8,14 @@ from __future__ import annotations
 
 import importlib
 import json
+import pkgutil
 import sys
 from pathlib import Path
 from typing import Any
 
 from pydantic import BaseModel
 
+from modelops import contracts as contracts_package
 from modelops import platform
 from modelops.contracts import registry
 from modelops.errors import ERROR_STATUS
@@ -52,8 +54,7 @@ def openapi() -> dict[str, Any]:
         if not document:
             document = part
             continue
-        document["paths"].update(part["paths"])
-        document["components"]["schemas"].update(part["components"]["schemas"])
+        merge_openapi(document, part, fn.name)
     document["components"]["schemas"]["ErrorResponse"] = registry.ErrorResponse.model_json_schema(
         ref_template="#/components/schemas/{model}"
     )
@@ -62,14 +63,32 @@ def openapi() -> dict[str, Any]:
     return document
 
 
+def merge_openapi(document: dict[str, Any], part: dict[str, Any], function: str) -> None:
+    """Add another function's paths and component schemas to ``document``. A path belongs to
+    one function; a schema name two functions use must mean the same schema."""
+    paths = document.setdefault("paths", {})
+    for path, operations in part.get("paths", {}).items():
+        if path in paths:
+            raise ValueError(f"{function} serves {path}, which another function serves too")
+        paths[path] = operations
+    schemas = document.setdefault("components", {}).setdefault("schemas", {})
+    for name, schema in part.get("components", {}).get("schemas", {}).items():
+        if schemas.setdefault(name, schema) != schema:
+            raise ValueError(f"{function} defines schema {name} unlike another function")
+
+
 def contracts() -> dict[str, dict[str, Any]]:
-    models = {
-        name: value
-        for name, value in vars(registry).items()
-        if isinstance(value, type)
-        and issubclass(value, BaseModel)
-        and value.__module__ == registry.__name__
-    }
+    """JSON Schema of every contract model, from every module of modelops.contracts."""
+    models: dict[str, type[BaseModel]] = {}
+    for info in pkgutil.iter_modules(contracts_package.__path__):
+        module = importlib.import_module(f"{contracts_package.__name__}.{info.name}")
+        models |= {
+            name: value
+            for name, value in vars(module).items()
+            if isinstance(value, type)
+            and issubclass(value, BaseModel)
+            and value.__module__ == module.__name__
+        }
     return {name: model.model_json_schema() for name, model in sorted(models.items())}
 
 

@@ -1,7 +1,9 @@
-"""DataStack: the stateful resources (tables, buckets and the key that encrypts them).
+"""DataStack: the stateful resources (tables, buckets, keys and event buses).
 
-Everything here is built from ``modelops.platform.TABLES`` and ``modelops.platform.BUCKETS``;
-this module adds no resource of its own beyond the data key and the access-log bucket.
+Everything here is built from ``modelops.platform.TABLES``, ``BUCKETS``, ``KEYS`` and
+``BUSES``; this module adds no resource of its own beyond the access-log bucket. Event buses
+live here because other systems' rules and permissions attach to them: replacing the
+service stack must not replace a bus.
 
 The stateless stacks reach these resources only through named exports (``export_name``):
 table and bucket names, and the data key's ARN. Names that we choose keep the contract
@@ -22,6 +24,7 @@ from typing import Any
 
 from aws_cdk import CfnOutput, Duration, Stack
 from aws_cdk import aws_dynamodb as dynamodb
+from aws_cdk import aws_events as events
 from aws_cdk import aws_kms as kms
 from aws_cdk import aws_s3 as s3
 from constructs import Construct
@@ -85,8 +88,18 @@ class DataStack(Stack):
             spec.logical_id: self._bucket(spec) for spec in platform.BUCKETS
         }
 
+        self.buses: dict[str, events.EventBus] = {
+            spec.logical_id: events.EventBus(self, spec.logical_id, description=spec.description)
+            for spec in platform.BUSES
+        }
+        for bus in self.buses.values():
+            bus.apply_removal_policy(settings.removal_policy)
+
         for logical_id, key in self.keys.items():
             self._export(logical_id, "Arn", key.key_arn)
+        for logical_id, bus in self.buses.items():
+            self._export(logical_id, "Name", bus.event_bus_name)
+            self._export(logical_id, "Arn", bus.event_bus_arn)
         for logical_id, table in self.tables.items():
             self._export(logical_id, "Name", table.table_name)
         for logical_id, bucket in self.buckets.items():

@@ -47,6 +47,15 @@ def acknowledge(data: DataStack, service: ServiceStack) -> None:
     """Attach every acknowledgement of the app to its construct."""
     for fn in service.functions.values():
         _acknowledge_function(data, fn)
+    for rule in service.schedules.values():
+        _ack(
+            rule,
+            "Serverless-EventBusDLQ",
+            "A schedule tick carries no payload: a run that fails after its retries leaves "
+            "its work to the next tick, which does all of it (every uncheckpointed record), so "
+            "a dead-letter queue would keep nothing worth replaying. Failures raise and show "
+            "in the function's Errors metric.",
+        )
     _acknowledge_api(service)
 
 
@@ -76,6 +85,14 @@ def _acknowledge_function(data: DataStack, fn: PythonFunction) -> None:
             "Invoked only synchronously by API Gateway (Lambda proxy integration): a failed "
             "request returns its error to the caller, and there is no asynchronous "
             "invocation whose event a dead-letter queue could keep.",
+        )
+    elif spec.schedule:
+        _ack(
+            fn.function,
+            "Serverless-LambdaDLQ",
+            f"Invoked only by its schedule ({spec.schedule}) with an empty event: the next "
+            "run redoes whatever a failed run left undone, so a dead-letter queue would keep "
+            "nothing worth replaying.",
         )
 
     policy = fn.role.node.try_find_child("DefaultPolicy")

@@ -1,8 +1,8 @@
 """ServiceStack: the stateless resources (layer, functions, REST API).
 
-Functions and routes come from ``modelops.platform.FUNCTIONS``. Tables, buckets and the
-data key are the DataStack's, imported here through its named exports and looked up by the
-logical ids the specs name.
+Functions, routes and schedules come from ``modelops.platform.FUNCTIONS``. Tables, buckets,
+keys and event buses are the DataStack's, imported here through its named exports and looked
+up by the logical ids the specs name.
 """
 
 from __future__ import annotations
@@ -11,9 +11,11 @@ import json
 from pathlib import Path
 from typing import Any
 
-from aws_cdk import Fn, Stack
+from aws_cdk import Duration, Fn, Stack
 from aws_cdk import aws_apigateway as apigw
 from aws_cdk import aws_dynamodb as dynamodb
+from aws_cdk import aws_events as events
+from aws_cdk import aws_events_targets as targets
 from aws_cdk import aws_kms as kms
 from aws_cdk import aws_lambda as lambda_
 from aws_cdk import aws_logs as logs
@@ -109,6 +111,22 @@ class ServiceStack(Stack):
             for spec in platform.BUCKETS
         }
 
+        # Signing keys are used by ARN (identity-policy grants); the data key is above.
+        self.keys: dict[str, kms.IKey] = {
+            spec.logical_id: data_key
+            if spec.logical_id == platform.DATA_KEY.logical_id
+            else kms.Key.from_key_arn(
+                self, spec.logical_id, Fn.import_value(data.export_name(spec.logical_id, "Arn"))
+            )
+            for spec in platform.KEYS
+        }
+        self.buses: dict[str, events.IEventBus] = {
+            spec.logical_id: events.EventBus.from_event_bus_name(
+                self, spec.logical_id, Fn.import_value(data.export_name(spec.logical_id, "Name"))
+            )
+            for spec in platform.BUSES
+        }
+
         self.functions: dict[str, PythonFunction] = {
             spec.name: PythonFunction(
                 self,
@@ -118,6 +136,8 @@ class ServiceStack(Stack):
                 layer=self.layer,
                 tables=self.tables,
                 buckets=self.buckets,
+                keys=self.keys,
+                buses=self.buses,
                 log_retention=settings.log_retention,
                 removal_policy=settings.removal_policy,
                 role_bindings=settings.role_bindings,
@@ -161,6 +181,24 @@ class ServiceStack(Stack):
         )
         for fn in self.functions.values():
             self._route(fn.function, fn.spec.api_routes)
+
+        self.schedules: dict[str, events.Rule] = {
+            fn.spec.name: self._schedule(fn) for fn in self.functions.values() if fn.spec.schedule
+        }
+
+    def _schedule(self, fn: PythonFunction) -> events.Rule:
+        """An EventBridge rule on the default bus invoking ``fn`` on its spec's schedule."""
+        return events.Rule(
+            self,
+            f"{_pascal_case(fn.spec.name)}Schedule",
+            description=f"Invokes {fn.spec.name}: {fn.spec.schedule}.",
+            schedule=events.Schedule.expression(str(fn.spec.schedule)),
+            targets=[
+                targets.LambdaFunction(
+                    fn.function, retry_attempts=2, max_event_age=Duration.minutes(15)
+                )
+            ],
+        )
 
     def _route(self, function: lambda_.IFunction, segments: tuple[str, ...]) -> None:
         """``/<segment>`` and ``/<segment>/{proxy+}`` with ANY, proxied to ``function``."""

@@ -3,8 +3,8 @@
 Every function gets the same runtime (Python 3.12 on arm64), active X-Ray tracing, JSON
 logs into its own log group with a retention, the modelops layer, and an execution role
 that holds nothing but what its ``FunctionSpec`` asks for: write access to its own log
-group, the X-Ray write actions, and the table and bucket grants derived from the spec's
-``Access`` levels.
+group, the X-Ray write actions, and the table, bucket, key and event-bus grants derived from
+the spec's ``Access`` levels (identity policies: keys and buses are named one by one).
 """
 
 from __future__ import annotations
@@ -13,7 +13,9 @@ from collections.abc import Mapping, Sequence
 
 from aws_cdk import Duration, RemovalPolicy
 from aws_cdk import aws_dynamodb as dynamodb
+from aws_cdk import aws_events as events
 from aws_cdk import aws_iam as iam
+from aws_cdk import aws_kms as kms
 from aws_cdk import aws_lambda as lambda_
 from aws_cdk import aws_logs as logs
 from aws_cdk import aws_s3 as s3
@@ -26,6 +28,11 @@ ARCHITECTURE = lambda_.Architecture.ARM_64
 
 # X-Ray's write actions have no resource-level permissions: "*" is the only valid resource.
 XRAY_WRITE_ACTIONS = ("xray:PutTraceSegments", "xray:PutTelemetryRecords")
+# KMS key access: public keys are read to verify offline, so READ never includes kms:Verify.
+KEY_ACTIONS = {
+    platform.Access.READ: ("kms:GetPublicKey",),
+    platform.Access.SIGN: ("kms:Sign", "kms:GetPublicKey"),
+}
 
 
 class PythonFunction(Construct):
@@ -41,6 +48,8 @@ class PythonFunction(Construct):
         layer: lambda_.ILayerVersion,
         tables: Mapping[str, dynamodb.ITable],
         buckets: Mapping[str, s3.IBucket],
+        keys: Mapping[str, kms.IKey],
+        buses: Mapping[str, events.IEventBus],
         log_retention: logs.RetentionDays,
         removal_policy: RemovalPolicy,
         role_bindings: Mapping[str, Sequence[str]],
@@ -75,6 +84,8 @@ class PythonFunction(Construct):
         # logical id -> physical name (a CloudFormation token), for the environment.
         physical_names = {name: tables[name].table_name for name in spec.tables}
         physical_names |= {name: buckets[name].bucket_name for name in spec.buckets}
+        physical_names |= {name: keys[name].key_arn for name in spec.keys}
+        physical_names |= {name: buses[name].event_bus_name for name in spec.buses}
 
         self.function = lambda_.Function(
             self,
@@ -106,6 +117,10 @@ class PythonFunction(Construct):
             _grant_table(tables[logical_id], access, self.role)
         for logical_id, access in spec.buckets.items():
             _grant_bucket(buckets[logical_id], access, self.role)
+        for logical_id, access in spec.keys.items():
+            _grant_key(keys[logical_id], access, self.role)
+        for logical_id in spec.buses:
+            buses[logical_id].grant_put_events_to(self.role)
 
 
 def _grant_table(table: dynamodb.ITable, access: platform.Access, role: iam.IRole) -> None:
@@ -124,3 +139,9 @@ def _grant_bucket(bucket: s3.IBucket, access: platform.Access, role: iam.IRole) 
         bucket.grant_read_write(role)
     else:
         raise ValueError(f"unsupported bucket access {access!r}")
+
+
+def _grant_key(key: kms.IKey, access: platform.Access, role: iam.IRole) -> None:
+    if access not in KEY_ACTIONS:
+        raise ValueError(f"unsupported key access {access!r}")
+    key.grant(role, *KEY_ACTIONS[access])

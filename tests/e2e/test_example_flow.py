@@ -1,6 +1,7 @@
 """The example flow as a client runs it: against ``modelops local up`` started as a user
 would (a separate process), or against a deployed stack when MODELOPS_E2E_API_URL is set
-(credentials then come from the standard AWS chain)."""
+(credentials then come from the standard AWS chain, as one principal: the registry part
+runs; the governance part needs the other roles' credentials and runs locally)."""
 
 from __future__ import annotations
 
@@ -17,16 +18,17 @@ import boto3
 import pytest
 
 from modelops_cli.client import ModelOpsClient
-from modelops_cli.demo import run_flow
+from modelops_cli.demo import run_flow, run_trust_flow
 
 MODELOPS = Path(sys.executable).with_name("modelops")
+Clients = dict[str, tuple[ModelOpsClient, str]]
 
 
 @pytest.fixture(scope="module")
-def api(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[ModelOpsClient, str | None]]:
+def api(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[ModelOpsClient, Clients]]:
     deployed = os.environ.get("MODELOPS_E2E_API_URL")
     if deployed:
-        yield ModelOpsClient(deployed), None
+        yield ModelOpsClient(deployed), {}
         return
     info_file = tmp_path_factory.mktemp("local-up") / "info.json"
     process = subprocess.Popen(
@@ -42,32 +44,46 @@ def api(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[ModelOpsClie
             assert time.monotonic() < deadline, "modelops local up did not start within 60 s"
             time.sleep(0.2)
         info = json.loads(info_file.read_text())
-        engineer = info["principals"]["ml-engineer"]
-        session = boto3.session.Session(
-            aws_access_key_id=engineer["accessKeyId"],
-            aws_secret_access_key=engineer["secretAccessKey"],
-            region_name=info["region"],
-        )
-        yield ModelOpsClient(info["apiUrl"], session), engineer["arn"]
+        clients = {
+            name: (
+                ModelOpsClient(
+                    info["apiUrl"],
+                    boto3.session.Session(
+                        aws_access_key_id=p["accessKeyId"],
+                        aws_secret_access_key=p["secretAccessKey"],
+                        region_name=info["region"],
+                    ),
+                ),
+                p["arn"],
+            )
+            for name, p in info["principals"].items()
+        }
+        yield clients["ml-engineer"][0], clients
     finally:
         process.send_signal(signal.SIGINT)
         output, _ = process.communicate(timeout=30)
         assert process.returncode == 0 and "The local cloud stopped." in output
 
 
-def test_example_flow_registers_data_and_a_model_with_verifiable_lineage(
-    api: tuple[ModelOpsClient, str | None], tmp_path: Path
+def test_example_flow_registers_data_and_a_model_and_governs_its_promotion(
+    api: tuple[ModelOpsClient, Clients], tmp_path: Path
 ) -> None:
-    client, engineer_arn = api
+    client, clients = api
     lines: list[str] = []
     result = run_flow(client, tmp_path, lines.append)
     model, lineage = result["model"], result["lineage"]
     assert model["status"] == "draft" and model["metrics"]["accuracy"] > 0.8
-    if engineer_arn:
-        assert model["createdBy"] == engineer_arn
     ids = {node["nodeId"] for node in lineage["nodes"]}
     assert {model["modelId"], result["split"]["datasetId"], result["raw"]["datasetId"]} <= ids
     assert result["split"]["transformations"][0]["name"] == "stratified-split"
     assert len(result["events"]) == 3
     assert any("409 CONFLICT" in line for line in lines)
     assert any("422 DIGEST_MISMATCH" in line for line in lines)
+    if not clients:
+        return
+    assert model["createdBy"] == clients["ml-engineer"][1]
+    trust = run_trust_flow(clients, result, lines.append)
+    assert trust["refusal"]["error"]["code"] == "PROMOTION_BLOCKED"
+    assert trust["promoted"]["status"] == "prod" and trust["promoted"]["signature"]
+    assert trust["ledger"].ok and trust["ledger"].checkpointsChecked >= 1
+    assert any("KMS signature verifies offline: True" in line for line in lines)

@@ -168,7 +168,24 @@ def test_stack_exports_what_the_service_stack_imports(
     expected = {data.export_name(k.logical_id, "Arn") for k in platform.KEYS}
     expected |= {data.export_name(t.logical_id, "Name") for t in platform.TABLES}
     expected |= {data.export_name(b.logical_id, "Name") for b in platform.BUCKETS}
+    expected |= {data.export_name(b.logical_id, a) for b in platform.BUSES for a in ("Name", "Arn")}
     assert exported == expected
+
+
+@pytest.mark.parametrize("spec", platform.BUSES, ids=lambda s: s.logical_id)
+def test_event_bus_is_declared_by_the_platform_and_kept_outside_dev(
+    synth: Synthesized,
+    synth_env: Callable[[str | None], Synthesized],
+    data_template: Template,
+    spec: platform.BusSpec,
+) -> None:
+    props = _resource(synth, data_template, _data_stack(synth).buses[spec.logical_id])
+    assert props["Properties"]["Description"] == spec.description
+    assert props["DeletionPolicy"] == "Delete"
+    prod = synth_env("prod").template("data")
+    prod.all_resources(
+        "AWS::Events::EventBus", {"DeletionPolicy": "Retain", "UpdateReplacePolicy": "Retain"}
+    )
 
 
 def test_dev_data_can_be_torn_down(data_template: Template) -> None:

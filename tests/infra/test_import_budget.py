@@ -73,6 +73,8 @@ def test_domain_package_never_imports_functions_stacks_or_the_local_cloud() -> N
                 "localcloud",
                 "modelops_cli",
                 "registry_api",
+                "audit_api",
+                "audit_tasks",
                 "moto",
                 "aws_cdk",
             }

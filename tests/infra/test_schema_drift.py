@@ -4,7 +4,10 @@ from __future__ import annotations
 
 import json
 
-from scripts.generate_schemas import render
+import pytest
+
+from modelops import platform
+from scripts.generate_schemas import merge_openapi, openapi, render
 
 
 def test_committed_schemas_match_the_code() -> None:
@@ -30,3 +33,19 @@ def test_openapi_requires_sigv4_and_documents_typed_errors_on_every_operation() 
                     path,
                     status,
                 )
+
+
+def test_openapi_merges_every_rest_function_and_refuses_conflicts() -> None:
+    document = openapi()
+    for fn in platform.FUNCTIONS:
+        for segment in fn.api_routes:
+            assert any(path.startswith(f"/{segment}") for path in document["paths"]), segment
+    assert {"VerifyResponse", "ExportResponse", "ErrorResponse"} <= set(
+        document["components"]["schemas"]
+    )
+    part = {"paths": {"/audit/verify": {}}, "components": {"schemas": {}}}
+    with pytest.raises(ValueError, match="/audit/verify"):
+        merge_openapi(document, part, "other-api")
+    part = {"paths": {}, "components": {"schemas": {"VerifyResponse": {"type": "string"}}}}
+    with pytest.raises(ValueError, match="VerifyResponse"):
+        merge_openapi(document, part, "other-api")

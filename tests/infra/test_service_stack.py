@@ -159,20 +159,28 @@ def test_function_environment_is_platform_function_environment_with_imported_nam
     ]["Environment"]["Variables"]
     names = {
         logical_id: {"Fn::ImportValue": data.export_name(logical_id, "Name")}
-        for logical_id in [*spec.tables, *spec.buckets]
+        for logical_id in [*spec.tables, *spec.buckets, *spec.buses]
+    }
+    names |= {
+        logical_id: {"Fn::ImportValue": data.export_name(logical_id, "Arn")}
+        for logical_id in spec.keys
     }
     # The same function the local cloud uses, fed with what CloudFormation resolves.
     bindings = _data(synth).settings.role_bindings
     expected = platform.function_environment(spec, names, bindings)
 
     assert variables == expected
+    for logical_id in spec.keys:
+        assert str(platform.key(logical_id).env_var) in variables
+    for logical_id in spec.buses:
+        assert platform.bus(logical_id).env_var in variables
 
 
 # --- Permissions --------------------------------------------------------------------------
 
 
 @SPECS
-def test_function_policies_reference_only_the_tables_and_buckets_its_spec_names(
+def test_function_policies_reference_only_the_resources_its_spec_names(
     synth: Synthesized, service_template: Template, spec: platform.FunctionSpec
 ) -> None:
     data = _data(synth)
@@ -184,7 +192,86 @@ def test_function_policies_reference_only_the_tables_and_buckets_its_spec_names(
     declared |= {data.export_name(logical_id, "Name") for logical_id in spec.buckets}
     if declared:
         declared.add(data.export_name("DataKey", "Arn"))
+    declared |= {data.export_name(logical_id, "Arn") for logical_id in spec.keys}
+    declared |= {data.export_name(logical_id, "Name") for logical_id in spec.buses}
     assert referenced == declared
+
+
+def _statements_with(statements: list[dict[str, Any]], action: str) -> list[dict[str, Any]]:
+    return [s for s in statements if action in _as_list(s["Action"])]
+
+
+@SPECS
+def test_function_signs_with_the_keys_its_spec_grants_sign_and_no_other(
+    synth: Synthesized, service_template: Template, spec: platform.FunctionSpec
+) -> None:
+    data = _data(synth)
+    role_id = _logical_id(synth, _function(synth, spec).role)
+    statements = _role_statements(service_template, role_id)
+
+    signing = _statements_with(statements, "kms:Sign")
+    signed_keys = {name for s in signing for name in _import_values(s["Resource"])}
+    granted = {
+        data.export_name(logical_id, "Arn")
+        for logical_id, access in spec.keys.items()
+        if access is platform.Access.SIGN
+    }
+    assert signed_keys == granted
+    for statement in signing:
+        assert set(_as_list(statement["Action"])) == {"kms:Sign", "kms:GetPublicKey"}
+        assert statement["Effect"] == "Allow"
+    assert not _statements_with(statements, "kms:Verify")
+
+
+@SPECS
+def test_function_publishes_only_to_the_buses_its_spec_names(
+    synth: Synthesized, service_template: Template, spec: platform.FunctionSpec
+) -> None:
+    data = _data(synth)
+    role_id = _logical_id(synth, _function(synth, spec).role)
+    publishing = _statements_with(_role_statements(service_template, role_id), "events:PutEvents")
+
+    buses = {name for s in publishing for name in _import_values(s["Resource"])}
+    assert buses == {data.export_name(logical_id, "Name") for logical_id in spec.buses}
+    for statement in publishing:
+        assert _as_list(statement["Action"]) == ["events:PutEvents"]
+
+
+def test_ledger_writers_hold_the_ledger_the_audit_bucket_the_signing_key_and_the_bus() -> None:
+    for spec in (platform.REGISTRY_API, platform.AUDIT_API, platform.AUDIT_CHECKPOINTS):
+        assert spec.tables[platform.LEDGER_TABLE.logical_id] is platform.Access.READ_WRITE
+        assert spec.buckets[platform.AUDIT_BUCKET.logical_id] is platform.Access.READ_WRITE
+        assert spec.keys[platform.SIGNING_KEY.logical_id] is platform.Access.SIGN
+        assert spec.buses == (platform.EVENT_BUS.logical_id,)
+
+
+def test_only_the_registry_signs_model_bundles() -> None:
+    signers = [
+        spec.name
+        for spec in platform.FUNCTIONS
+        if spec.keys.get(platform.MODEL_SIGNING_KEY.logical_id) is platform.Access.SIGN
+    ]
+    assert signers == [platform.REGISTRY_API.name]
+
+
+def test_scheduled_functions_get_a_rule_with_their_schedule_and_retries(
+    synth: Synthesized, service_template: Template
+) -> None:
+    scheduled = [spec for spec in platform.FUNCTIONS if spec.schedule]
+    assert [spec.name for spec in scheduled] == [platform.AUDIT_CHECKPOINTS.name]
+    rules = service_template.find_resources("AWS::Events::Rule")
+    for spec in scheduled:
+        function_arn = {"Fn::GetAtt": [_logical_id(synth, _function(synth, spec).function), "Arn"]}
+        (rule,) = (
+            r["Properties"]
+            for r in rules.values()
+            if r["Properties"].get("ScheduleExpression") == spec.schedule
+        )
+        assert rule["State"] == "ENABLED"
+        (target,) = rule["Targets"]
+        assert target["Arn"] == function_arn
+        assert target["RetryPolicy"]["MaximumRetryAttempts"] == 2
+    assert spec.schedule == "rate(15 minutes)"
 
 
 @SPECS
@@ -198,7 +285,9 @@ def test_function_has_no_wildcard_resource_except_for_xray(
         if "*" in _as_list(statement["Resource"]):
             assert all(a.startswith("xray:") for a in actions), statement
         for action in actions:
-            assert action.split(":")[0] in {"logs", "xray", "dynamodb", "s3", "kms"}, action
+            assert action.split(":")[0] in {"logs", "xray", "dynamodb", "s3", "kms", "events"}, (
+                action
+            )
             assert not action.endswith(":*"), action
 
 

@@ -332,10 +332,16 @@ def test_local_cloud_provisions_what_the_platform_definition_declares(
     lam = local_cloud.client("lambda")
     for fn in platform.FUNCTIONS:
         config = lam.get_function_configuration(FunctionName=fn.name)
-        assert config["Environment"]["Variables"] == platform.function_environment(
-            fn, local_cloud.names, local_cloud.role_bindings
+        variables = config["Environment"]["Variables"]
+        assert variables == local_cloud.function_environment(fn)
+        assert variables == platform.function_environment(
+            fn, {**local_cloud.names, **local_cloud.key_arns}, local_cloud.role_bindings
         )
         assert (config["Handler"], config["Architectures"]) == (fn.handler, ["arm64"])
+    events = local_cloud.client("events")
+    for bus in platform.BUSES:
+        described = events.describe_event_bus(Name=local_cloud.names[bus.logical_id])
+        assert described["Name"] == local_cloud.names[bus.logical_id]
 
 
 def test_correlation_id_is_taken_from_the_caller_and_returned(client: ModelOpsClient) -> None:

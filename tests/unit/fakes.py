@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import threading
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -17,6 +17,7 @@ from modelops.domain.entities import (
     UploadSession,
     UploadStatus,
 )
+from modelops.domain.ledger import Checkpoint, LedgerRecord
 from modelops.domain.promotion import (
     ApproverKey,
     DatasetApproval,
@@ -29,6 +30,7 @@ from modelops.ports import (
     MissingReferences,
     Page,
     PromotionPending,
+    SequenceTaken,
     StaleWrite,
     VersionTaken,
 )
@@ -91,6 +93,12 @@ class MemoryBlobStore:
 
     def presign_get(self, key: str, expires_s: int, filename: str) -> str:
         return f"memory://get/{key}?filename={filename}"
+
+    def put_bytes(self, key: str, data: bytes, content_type: str) -> None:
+        self.objects[key] = data
+
+    def get_bytes(self, key: str) -> bytes | None:
+        return self.objects.get(key)
 
 
 class MemoryRegistry:
@@ -278,6 +286,10 @@ class MemoryPlatform(MemoryRegistry):
     def stage_changes(self, family: str) -> list[StageChange]:
         return [c for c in self.changes if c.family == family]
 
+    def promotions_of(self, model_id: str) -> list[Promotion]:
+        found = [p for p in self.promotions.values() if p.modelId == model_id]
+        return sorted(found, key=lambda p: p.requestedAt)
+
 
 class MemorySigner:
     """An Ed25519 key held in memory, standing in for the KMS key."""
@@ -297,6 +309,111 @@ class MemorySigner:
 
     def sign(self, message: bytes) -> bytes:
         return self._key.sign(message)
+
+    def public_key(self) -> bytes:
+        from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
+
+        return self._key.public_key().public_bytes(Encoding.DER, PublicFormat.SubjectPublicKeyInfo)
+
+
+class MemoryLedgerStore:
+    """The ledger in memory: a conditional put per seq and per checkpoint start, like the
+    DynamoDB adapter. ``conflicts`` counts appends refused because the seq was taken."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self.records_by_stream: dict[str, dict[int, LedgerRecord]] = {}
+        self.indexed: dict[str, dict[int, Checkpoint]] = {}  # stream -> fromSeq -> checkpoint
+        self.archived: dict[str, dict[int, Checkpoint]] = {}  # stream -> toSeq -> checkpoint
+        self.conflicts = 0
+        self.before_append: Any = None  # a hook tests use to interleave another writer
+
+    def append(self, record: LedgerRecord) -> None:
+        if self.before_append is not None:
+            hook, self.before_append = self.before_append, None
+            hook(record)
+        with self._lock:
+            stream = self.records_by_stream.setdefault(record.stream, {})
+            if record.seq in stream:
+                self.conflicts += 1
+                raise SequenceTaken(f"{record.stream} {record.seq}")
+            stream[record.seq] = record
+
+    def head(self, stream: str) -> LedgerRecord | None:
+        with self._lock:
+            records = self.records_by_stream.get(stream, {})
+            return records[max(records)] if records else None
+
+    def records(self, stream: str, from_seq: int, limit: int) -> Page[LedgerRecord]:
+        with self._lock:
+            stored = dict(self.records_by_stream.get(stream, {}))
+        seqs = sorted(seq for seq in stored if seq >= from_seq)
+        page = [stored[seq] for seq in seqs[:limit]]
+        more = len(seqs) > limit
+        return Page(page, str(page[-1].seq + 1) if more else None)
+
+    def streams(self) -> list[str]:
+        return sorted(set(self.records_by_stream) | set(self.archived))
+
+    def put_checkpoint(self, checkpoint: Checkpoint) -> None:
+        with self._lock:
+            indexed = self.indexed.setdefault(checkpoint.stream, {})
+            existing = indexed.get(checkpoint.fromSeq)
+            if existing is not None and existing != checkpoint:
+                raise AlreadyExists(f"{checkpoint.stream} {checkpoint.fromSeq}")
+            indexed[checkpoint.fromSeq] = checkpoint
+            self.archived.setdefault(checkpoint.stream, {})[checkpoint.toSeq] = checkpoint
+
+    def latest_checkpoint(self, stream: str) -> Checkpoint | None:
+        with self._lock:
+            indexed = self.indexed.get(stream, {})
+            return indexed[max(indexed)] if indexed else None
+
+    def checkpoints(
+        self, stream: str, from_seq: int = 1, to_seq: int | None = None
+    ) -> list[Checkpoint]:
+        with self._lock:
+            archived = dict(self.archived.get(stream, {}))
+        return [
+            archived[end]
+            for end in sorted(archived)
+            if end >= from_seq and (to_seq is None or archived[end].fromSeq <= to_seq)
+        ]
+
+
+class MemoryPublisher:
+    def __init__(self, *, failing: bool = False) -> None:
+        self.published: list[tuple[str, dict[str, Any]]] = []
+        self.failing = failing
+
+    def publish(self, detail_type: str, detail: Mapping[str, Any]) -> None:
+        if self.failing:
+            raise RuntimeError("EventBridge is down")
+        self.published.append((detail_type, dict(detail)))
+
+
+class MemoryEcdsaSigner:
+    """A P-256 key held in memory, standing in for the KMS model-signing key (DIGEST)."""
+
+    def __init__(self) -> None:
+        from cryptography.hazmat.primitives.asymmetric import ec
+
+        self._key = ec.generate_private_key(ec.SECP256R1())
+
+    @property
+    def key_id(self) -> str:
+        return "arn:aws:kms:us-east-1:123456789012:key/memory-p256"
+
+    @property
+    def algorithm(self) -> str:
+        return "ECDSA_SHA_256"
+
+    def sign(self, message: bytes) -> bytes:
+        from cryptography.hazmat.primitives import hashes
+        from cryptography.hazmat.primitives.asymmetric import ec
+        from cryptography.hazmat.primitives.asymmetric.utils import Prehashed
+
+        return self._key.sign(message, ec.ECDSA(Prehashed(hashes.SHA256())))
 
     def public_key(self) -> bytes:
         from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat

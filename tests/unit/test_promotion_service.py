@@ -27,7 +27,13 @@ from modelops.errors import Conflict, Forbidden, PromotionBlocked, SignatureInva
 from modelops.services.lineage import LineageService
 from modelops.services.promotion import PromotionService
 from modelops.services.registry import RegistryService
-from tests.unit.fakes import FixedClock, MemoryPlatform, MemorySigner
+from tests.unit.fakes import (
+    FixedClock,
+    MemoryBlobStore,
+    MemoryEcdsaSigner,
+    MemoryPlatform,
+    MemorySigner,
+)
 
 ENGINEER = Caller("arn:aws:iam::123456789012:user/eng", frozenset({Role.ML_ENGINEER}))
 ADMIN = Caller("arn:aws:iam::123456789012:user/admin", frozenset({Role.PLATFORM_ADMIN}))
@@ -42,6 +48,7 @@ class Setup:
         self.repo = MemoryPlatform()
         self.clock = FixedClock()
         self.signer = MemorySigner()
+        self.blobs = MemoryBlobStore()
         self.registry = RegistryService(self.repo, self.clock)
         self.service = PromotionService(
             registry=self.repo,
@@ -49,6 +56,8 @@ class Setup:
             lineage=LineageService(self.repo),
             policy=CedarPolicyEngine(),
             signer=self.signer,
+            model_signer=MemoryEcdsaSigner(),
+            blobs=self.blobs,
             clock=self.clock,
             region="us-east-1",
         )
@@ -165,7 +174,7 @@ def test_metric_gates_compare_with_the_current_prod_version(setup: Setup) -> Non
     setup.promote(champion, ModelStatus.PROD)
     challenger = setup.model("1.1.0", 0.91)
     setup.promote(challenger, ModelStatus.STAGING)
-    with pytest.raises(PromotionBlocked, match="improves on prod's 0.9 by 0.01") as blocked:
+    with pytest.raises(PromotionBlocked, match=r"improves on prod's 0\.9 by 0\.01") as blocked:
         setup.promote(challenger, ModelStatus.PROD)
     assert [d["gate"] for d in blocked.value.details] == ["metrics"]
     better = setup.model("1.2.0", 0.95)
@@ -178,7 +187,7 @@ def test_metric_gates_compare_with_the_current_prod_version(setup: Setup) -> Non
 def test_unapproved_pii_dataset_blocks_promotion_until_an_approver_allows_it(setup: Setup) -> None:
     pii = setup.dataset("customers", piiFlags=["email"])
     model_id = setup.model("1.0.0", 0.9, (pii,))
-    with pytest.raises(PromotionBlocked, match="dataset.pii-not-approved") as blocked:
+    with pytest.raises(PromotionBlocked, match=r"dataset\.pii-not-approved") as blocked:
         setup.promote(model_id, ModelStatus.STAGING)
     assert blocked.value.details == [
         {"gate": "policy", "message": blocked.value.details[0]["message"]}
@@ -193,7 +202,7 @@ def test_non_commercial_data_can_reach_staging_but_not_prod(setup: Setup) -> Non
     research = setup.dataset("research", license="CC-BY-NC-4.0")
     model_id = setup.model("1.0.0", 0.9, (research,))
     setup.promote(model_id, ModelStatus.STAGING)
-    with pytest.raises(PromotionBlocked, match="dataset.non-commercial-in-prod"):
+    with pytest.raises(PromotionBlocked, match=r"dataset\.non-commercial-in-prod"):
         setup.promote(model_id, ModelStatus.PROD)
 
 
@@ -277,3 +286,19 @@ def test_history_answers_which_version_was_in_prod_at_a_time(setup: Setup) -> No
     later = setup.service.history("clf", ModelStatus.PROD, after + timedelta(days=1))
     assert later.holder is None
     assert [c.toStage for c in later.changes][-1] is ModelStatus.DEPRECATED
+
+
+def test_promotion_signs_an_openssf_bundle_of_the_model_files_and_provenance_has_the_keys(
+    setup: Setup,
+) -> None:
+    from modelops.services.promotion import bundle_key
+
+    model_id = setup.model("1.0.0", 0.9)
+    assert setup.service.provenance(model_id).modelSigningBundle is None
+    setup.promote(model_id, ModelStatus.STAGING)
+    provenance = setup.service.provenance(model_id)
+    bundle = provenance.modelSigningBundle
+    assert bundle is not None and bundle_key(model_id) in setup.blobs.objects
+    assert bundle["mediaType"] == "application/vnd.dev.sigstore.bundle.v0.3+json"
+    assert [p.toStage for p in provenance.promotions] == [ModelStatus.STAGING]
+    assert {k.algorithm for k in provenance.keys} == {"ED25519_SHA_512", "ECDSA_SHA_256"}

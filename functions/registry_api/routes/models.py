@@ -64,7 +64,11 @@ def list_models(
 )
 def get_model(model_id: str) -> ModelDetail:
     model = wiring.registry_service().get_model(model_id)
-    return ModelDetail(model=model, lineage=wiring.lineage_service().ancestors(model_id))
+    return ModelDetail(
+        model=model,
+        lineage=wiring.lineage_service().ancestors(model_id),
+        promotions=wiring.registry_repository().promotions_of(model_id),
+    )
 
 
 @router.get(

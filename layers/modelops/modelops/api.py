@@ -25,6 +25,7 @@ from modelops import wiring
 from modelops.config import settings
 from modelops.domain.access import Caller, Permission, roles_of
 from modelops.errors import (
+    AuditFailed,
     Forbidden,
     IdempotencyKeyReused,
     ModelOpsError,
@@ -209,7 +210,8 @@ def _as_proxy(error: ModelOpsError) -> dict[str, Any]:
 def run_api(
     app: APIGatewayRestResolver, logger: Logger, event: dict[str, Any], context: LambdaContext
 ) -> dict[str, Any]:
-    """Resolve one API Gateway event: correlation id in, POST retries deduplicated."""
+    """Resolve one API Gateway event: correlation id in, POST retries deduplicated, every
+    call that is not a read audited (``modelops.api_audit``)."""
     headers = {k.lower(): v for k, v in (event.get("headers") or {}).items()}
     correlation_id = headers.get("x-correlation-id") or (event.get("requestContext") or {}).get(
         "requestId", ""
@@ -220,5 +222,35 @@ def run_api(
         response = _replayed(app, event, context, key)
     else:
         response = app.resolve(event, context)
+    if str(event.get("httpMethod") or "").upper() not in _READS:
+        response = _audited(app, logger, event, context, response, correlation_id=correlation_id)
     response.setdefault("headers", {})["X-Correlation-Id"] = correlation_id
+    return response
+
+
+_READS = frozenset({"GET", "HEAD", "OPTIONS"})
+
+
+def _audited(
+    app: APIGatewayRestResolver,
+    logger: Logger,
+    event: dict[str, Any],
+    context: LambdaContext,
+    response: dict[str, Any],
+    *,
+    correlation_id: str,
+) -> dict[str, Any]:
+    """``response`` once its audit event is appended; a 500 if it could not be."""
+    from modelops import api_audit  # only calls that are not reads load the ledger
+
+    try:
+        api_audit.record(app, event, context, response, correlation_id)
+    except Exception:
+        logger.exception(
+            "audit append failed: answering 500 instead",
+            extra={"status": response.get("statusCode"), "path": event.get("path")},
+        )
+        return _as_proxy(
+            AuditFailed("the call's audit record could not be written; retry the request")
+        )
     return response

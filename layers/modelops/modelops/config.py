@@ -17,6 +17,13 @@ class Settings:
     registry_table: str | None = None
     idempotency_table: str | None = None
     artifact_bucket: str | None = None
+    # The audit ledger and where its events go (modelops.services.audit).
+    ledger_table: str | None = None
+    audit_bucket: str | None = None
+    event_bus_name: str | None = None
+    # The ledger stream this function's mutating calls are recorded in: its name without
+    # "-api" ("registry-api" -> "registry").
+    audit_stream: str | None = None
     signing_key_arn: str | None = None
     model_signing_key_arn: str | None = None
     # An external SentinelNet's base URL; empty: the embedded Cedar engine decides.
@@ -38,6 +45,10 @@ class Settings:
         return str(value)
 
 
+def _audit_stream(service_name: str | None) -> str | None:
+    return service_name.removesuffix("-api") if service_name else None
+
+
 @cache
 def settings() -> Settings:
     env = os.environ
@@ -46,6 +57,10 @@ def settings() -> Settings:
         registry_table=env.get(platform.REGISTRY_TABLE.env_var),
         idempotency_table=env.get(platform.IDEMPOTENCY_TABLE.env_var),
         artifact_bucket=env.get(platform.ARTIFACT_BUCKET.env_var),
+        ledger_table=env.get(platform.LEDGER_TABLE.env_var),
+        audit_bucket=env.get(platform.AUDIT_BUCKET.env_var),
+        event_bus_name=env.get(platform.EVENT_BUS.env_var),
+        audit_stream=_audit_stream(env.get("POWERTOOLS_SERVICE_NAME")),
         signing_key_arn=env.get(str(platform.SIGNING_KEY.env_var)),
         model_signing_key_arn=env.get(str(platform.MODEL_SIGNING_KEY.env_var)),
         sentinelnet_url=env.get("SENTINELNET_URL") or None,

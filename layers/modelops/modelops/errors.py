@@ -92,6 +92,20 @@ class RequestInProgress(ModelOpsError):
     status = 409
 
 
+class AuditFailed(ModelOpsError):
+    """The call's audit record could not be appended; nothing is answered unaudited."""
+
+    code = "AUDIT_FAILED"
+    status = 500
+
+
+class LedgerCorrupt(ModelOpsError):
+    """A stored audit record or checkpoint does not parse; ``GET /audit/verify`` names it."""
+
+    code = "LEDGER_CORRUPT"
+    status = 409
+
+
 def _all_error_classes() -> list[type[ModelOpsError]]:
     seen: list[type[ModelOpsError]] = [ModelOpsError]
     stack: list[type[ModelOpsError]] = [ModelOpsError]

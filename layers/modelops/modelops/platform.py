@@ -24,6 +24,9 @@ class Access(StrEnum):
 
     READ = "read"
     READ_WRITE = "read_write"
+    # Keys only: READ is kms:GetPublicKey (signatures are verified offline, never with
+    # kms:Verify); SIGN is kms:Sign and kms:GetPublicKey.
+    SIGN = "sign"
 
 
 @dataclass(frozen=True)
@@ -54,6 +57,17 @@ class KeySpec:
     key_usage: str = "ENCRYPT_DECRYPT"
     rotation: bool = True  # asymmetric keys cannot rotate automatically
     env_var: str | None = None  # how functions that may use the key learn its ARN
+
+
+@dataclass(frozen=True)
+class BusSpec:
+    """An EventBridge event bus: lifecycle and audit events go out on it (to Kernel,
+    Finance, Resource Allocator); functions that may publish learn its name from
+    ``env_var``."""
+
+    logical_id: str
+    env_var: str
+    description: str = ""
 
 
 @dataclass(frozen=True)
@@ -101,6 +115,11 @@ class FunctionSpec:
     buckets: dict[str, Access] = field(default_factory=dict)
     # Top-level API path segments routed to this function ("models" -> /models, /models/...).
     api_routes: tuple[str, ...] = ()
+    # KMS keys by logical id (Access.READ or Access.SIGN) and event buses it may publish to.
+    keys: dict[str, Access] = field(default_factory=dict)
+    buses: tuple[str, ...] = ()
+    # An EventBridge schedule expression ("rate(15 minutes)") that invokes the function.
+    schedule: str | None = None
     memory_mb: int = 512
     timeout_s: int = 29
 
@@ -169,6 +188,18 @@ AUDIT_BUCKET = BucketSpec(
 TABLES: tuple[TableSpec, ...] = (REGISTRY_TABLE, IDEMPOTENCY_TABLE, LEDGER_TABLE)
 BUCKETS: tuple[BucketSpec, ...] = (ARTIFACT_BUCKET, AUDIT_BUCKET)
 
+EVENT_BUS = BusSpec(
+    logical_id="EventBus",
+    env_var="EVENT_BUS_NAME",
+    description="ModelOps events out: audit events and checkpoints (source illuvrse.modelops).",
+)
+BUSES: tuple[BusSpec, ...] = (EVENT_BUS,)
+
+# What every function that appends to the audit ledger holds (see modelops.services.audit).
+LEDGER_WRITER_TABLES = {LEDGER_TABLE.logical_id: Access.READ_WRITE}
+LEDGER_WRITER_BUCKETS = {AUDIT_BUCKET.logical_id: Access.READ_WRITE}
+LEDGER_WRITER_KEYS = {SIGNING_KEY.logical_id: Access.SIGN}
+
 REGISTRY_API = FunctionSpec(
     name="registry-api",
     handler="registry_api.handler.handler",
@@ -176,13 +207,43 @@ REGISTRY_API = FunctionSpec(
     tables={
         REGISTRY_TABLE.logical_id: Access.READ_WRITE,
         IDEMPOTENCY_TABLE.logical_id: Access.READ_WRITE,
+        **LEDGER_WRITER_TABLES,
     },
-    buckets={ARTIFACT_BUCKET.logical_id: Access.READ_WRITE},
-    api_routes=("artifact", "dataset", "models"),
+    buckets={ARTIFACT_BUCKET.logical_id: Access.READ_WRITE, **LEDGER_WRITER_BUCKETS},
+    # + the P-256 key: promotions sign an OpenSSF model-signing bundle of the artifact
+    keys={**LEDGER_WRITER_KEYS, MODEL_SIGNING_KEY.logical_id: Access.SIGN},
+    buses=(EVENT_BUS.logical_id,),
+    api_routes=("artifact", "dataset", "models", "approvers"),
     memory_mb=1024,
 )
 
-FUNCTIONS: tuple[FunctionSpec, ...] = (REGISTRY_API,)
+AUDIT_API = FunctionSpec(
+    name="audit-api",
+    handler="audit_api.handler.handler",
+    description="The audit ledger's REST API: verify, export, public keys, checkpoints.",
+    tables={IDEMPOTENCY_TABLE.logical_id: Access.READ_WRITE, **LEDGER_WRITER_TABLES},
+    buckets=dict(LEDGER_WRITER_BUCKETS),
+    keys=dict(LEDGER_WRITER_KEYS),
+    buses=(EVENT_BUS.logical_id,),
+    api_routes=("audit",),
+    memory_mb=1024,
+)
+
+# Signs a checkpoint over every stream's uncheckpointed records, every 15 minutes (the
+# ledger also checkpoints every 100 records as they are appended).
+AUDIT_CHECKPOINTS = FunctionSpec(
+    name="audit-checkpoints",
+    handler="audit_tasks.checkpoint_streams.handler",
+    description="Signs a checkpoint over each audit stream's uncheckpointed records.",
+    tables=dict(LEDGER_WRITER_TABLES),
+    buckets=dict(LEDGER_WRITER_BUCKETS),
+    keys=dict(LEDGER_WRITER_KEYS),
+    buses=(EVENT_BUS.logical_id,),
+    schedule="rate(15 minutes)",
+    timeout_s=300,
+)
+
+FUNCTIONS: tuple[FunctionSpec, ...] = (REGISTRY_API, AUDIT_API, AUDIT_CHECKPOINTS)
 
 # Shared by every function: Powertools settings and who holds which role (principal ARN
 # pattern -> roles, see modelops.domain.access). Resource variables are added per function.
@@ -198,12 +259,21 @@ def bucket(logical_id: str) -> BucketSpec:
     return next(b for b in BUCKETS if b.logical_id == logical_id)
 
 
+def key(logical_id: str) -> KeySpec:
+    return next(k for k in KEYS if k.logical_id == logical_id)
+
+
+def bus(logical_id: str) -> BusSpec:
+    return next(b for b in BUSES if b.logical_id == logical_id)
+
+
 def function_environment(
     fn: FunctionSpec,
     physical_names: Mapping[str, str],
     role_bindings: Mapping[str, Sequence[str]],
 ) -> dict[str, str]:
-    """Environment variables a function gets, given logical id -> physical name.
+    """Environment variables a function gets, given logical id -> physical name (for keys:
+    their ARN; for buses: their name).
 
     CDK passes CloudFormation tokens as physical names; the local cloud passes its own.
     """
@@ -219,4 +289,11 @@ def function_environment(
         env[table(logical_id).env_var] = physical_names[logical_id]
     for logical_id in fn.buckets:
         env[bucket(logical_id).env_var] = physical_names[logical_id]
+    for logical_id in fn.keys:
+        env_var = key(logical_id).env_var
+        if env_var is None:
+            raise ValueError(f"{fn.name}: key {logical_id} declares no env_var to pass its ARN")
+        env[env_var] = physical_names[logical_id]
+    for logical_id in fn.buses:
+        env[bus(logical_id).env_var] = physical_names[logical_id]
     return env

@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from datetime import datetime
-from typing import Generic, Protocol, TypeVar
+from typing import TYPE_CHECKING, Any, Generic, Protocol, TypeVar
 
 from modelops.domain.entities import (
     Artifact,
@@ -22,6 +22,9 @@ from modelops.domain.promotion import (
     StageChange,
 )
 
+if TYPE_CHECKING:
+    from modelops.domain.ledger import Checkpoint, LedgerRecord
+
 
 class AlreadyExists(Exception):
     """The item's key is taken (a conditional put failed)."""
@@ -29,6 +32,23 @@ class AlreadyExists(Exception):
 
 class VersionTaken(Exception):
     """Another writer took the dataset version number first."""
+
+
+class SequenceTaken(Exception):
+    """Another writer appended at this seq of the ledger stream first."""
+
+
+class UnreadableEntry(Exception):
+    """A stored ledger record or checkpoint does not parse (it was edited in storage)."""
+
+    def __init__(
+        self, stream: str, message: str, *, seq: int | None = None, checkpoint: int | None = None
+    ) -> None:
+        super().__init__(message)
+        self.stream = stream
+        self.message = message
+        self.seq = seq
+        self.checkpoint = checkpoint
 
 
 class MissingReferences(Exception):
@@ -68,6 +88,8 @@ class BlobStore(Protocol):
     def copy(self, source_key: str, target_key: str) -> None: ...
     def delete(self, key: str) -> None: ...
     def presign_get(self, key: str, expires_s: int, filename: str) -> str: ...
+    def put_bytes(self, key: str, data: bytes, content_type: str) -> None: ...
+    def get_bytes(self, key: str) -> bytes | None: ...
 
 
 class RegistryRepository(Protocol):
@@ -188,3 +210,48 @@ class PromotionRepository(Protocol):
         ...
 
     def stage_changes(self, family: str) -> list[StageChange]: ...
+    def promotions_of(self, model_id: str) -> list[Promotion]:
+        """Every promotion of the model, oldest first."""
+        ...
+
+
+class LedgerStore(Protocol):
+    """The audit ledger: streams of hash-chained records and their signed checkpoints."""
+
+    def append(self, record: LedgerRecord) -> None:
+        """Store ``record`` at its seq; raises SequenceTaken if that seq is taken."""
+        ...
+
+    def head(self, stream: str) -> LedgerRecord | None:
+        """The stream's last record (a consistent read), None if it has none."""
+        ...
+
+    def records(self, stream: str, from_seq: int, limit: int) -> Page[LedgerRecord]:
+        """Records from ``from_seq`` on in seq order; ``next_token`` is the next from_seq.
+        Raises UnreadableEntry for an item that is not a record."""
+        ...
+
+    def streams(self) -> list[str]:
+        """Every stream that has records or checkpoints, sorted."""
+        ...
+
+    def put_checkpoint(self, checkpoint: Checkpoint) -> None:
+        """Store ``checkpoint`` (index and write-once copy). Raises AlreadyExists if another
+        checkpoint starts at its fromSeq; storing the same checkpoint again completes a
+        write that failed half-way."""
+        ...
+
+    def latest_checkpoint(self, stream: str) -> Checkpoint | None: ...
+
+    def checkpoints(
+        self, stream: str, from_seq: int = 1, to_seq: int | None = None
+    ) -> list[Checkpoint]:
+        """The write-once copies that cover any of from_seq..to_seq (None: every one from
+        from_seq on), in order: what verification trusts. Raises UnreadableEntry."""
+        ...
+
+
+class EventPublisher(Protocol):
+    """Events out to other systems (EventBridge)."""
+
+    def publish(self, detail_type: str, detail: Mapping[str, Any]) -> None: ...

@@ -12,6 +12,8 @@ from modelops.services.lineage import LineageService
 from modelops.services.registry import RegistryService
 
 if TYPE_CHECKING:
+    from modelops.adapters.dynamodb import RegistryTable
+    from modelops.services.audit import AuditService
     from modelops.services.promotion import PromotionService
 
 
@@ -35,7 +37,7 @@ def boto_client(service: str) -> Any:
 
 
 @cache
-def registry_repository() -> Any:
+def registry_repository() -> RegistryTable:
     from modelops.adapters.dynamodb import RegistryTable
 
     return RegistryTable(settings().require("registry_table"), settings().region)
@@ -72,6 +74,14 @@ def statement_signer() -> Any:
 
 
 @cache
+def model_signer() -> Any:
+    """The P-256 KMS key: OpenSSF model-signing bundles."""
+    from modelops.adapters.kms import KmsSigner
+
+    return KmsSigner(boto_client("kms"), settings().require("model_signing_key_arn"))
+
+
+@cache
 def policy_engine() -> Any:
     """SentinelNet: an external service when configured, else the embedded Cedar policies."""
     url = settings().sentinelnet_url
@@ -94,6 +104,8 @@ def promotion_service() -> PromotionService:
         lineage=lineage_service(),
         policy=policy_engine(),
         signer=statement_signer(),
+        model_signer=model_signer(),
+        blobs=blob_store(),
         clock=SystemClock(),
         region=settings().region,
     )
@@ -106,3 +118,30 @@ def idempotency_store() -> Any:
     return DynamoDBPersistenceLayer(
         table_name=settings().require("idempotency_table"), boto3_client=boto_client("dynamodb")
     )
+
+
+@cache
+def ledger_store() -> Any:
+    from modelops.adapters.ledger import DynamoLedgerStore
+
+    return DynamoLedgerStore(
+        boto_client("dynamodb"),
+        boto_client("s3"),
+        settings().require("ledger_table"),
+        settings().require("audit_bucket"),
+    )
+
+
+@cache
+def event_publisher() -> Any:
+    from modelops.adapters.eventbridge import EventBridgePublisher
+
+    return EventBridgePublisher(boto_client("events"), settings().require("event_bus_name"))
+
+
+@cache
+def audit_service() -> AuditService:
+    """The audit ledger; imported on first use, so only mutating calls pay for it."""
+    from modelops.services.audit import AuditService
+
+    return AuditService(ledger_store(), statement_signer(), event_publisher(), SystemClock())

@@ -407,6 +407,10 @@ class RegistryTable:
         )
         return [c for c in (_entity(i, StageChange) for i in items) if c is not None]
 
+    def promotions_of(self, model_id: str) -> list[Promotion]:
+        items = RegistryItem.gsi1.query(f"PROMOTIONS#{model_id}")
+        return [p for p in (_entity(i, Promotion) for i in items) if p is not None]
+
     def _promotion_item(self, promotion: Promotion) -> RegistryItem:
         return _item(
             f"PROMOTION#{promotion.promotionId}",

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+from typing import Any
 
 from pydantic import Field, field_validator
 
@@ -76,6 +77,28 @@ class ApproverResponse(Contract):
 
 class DatasetApprovalRequest(Contract):
     note: str = Field(default="", max_length=1024)
+
+
+class PublicKeyInfo(Contract):
+    keyId: str
+    algorithm: str
+    publicKeyDer: str = Field(description="Base64 DER SubjectPublicKeyInfo.")
+    fingerprint: str = Field(description="SHA-256 of the DER public key.")
+
+
+class Provenance(Contract):
+    """Everything needed to verify a model version offline, public keys included (pin them
+    out of band for trust: ``modelops verify model --statement-key/--model-key``)."""
+
+    model: ModelVersion
+    promotions: list[Promotion] = Field(
+        description="Each with its gates, signed statement, approvals and KMS signature."
+    )
+    modelSigningBundle: dict[str, Any] | None = Field(
+        default=None,
+        description="OpenSSF model-signing v1.0 bundle of the model's files (model.sig).",
+    )
+    keys: list[PublicKeyInfo]
 
 
 class StageHistory(Contract):

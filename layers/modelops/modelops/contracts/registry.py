@@ -22,6 +22,7 @@ from modelops.domain.entities import (
 )
 from modelops.domain.ids import ID_PATTERN
 from modelops.domain.manifest import MAX_FILES, FileEntry, require_unique_paths
+from modelops.domain.promotion import Promotion
 
 MAX_PARENTS = 32
 ARTIFACT_ID = r"^art-[0-9a-f]{32}$"
@@ -231,6 +232,11 @@ class ModelResponse(Contract):
 class ModelDetail(Contract):
     model: ModelVersion
     lineage: LineageGraph
+    promotions: list[Promotion] = Field(
+        default_factory=list,
+        description="Signed promotions (statement, KMS signature, approvals); keys and the "
+        "OpenSSF bundle at /models/{id}/provenance.",
+    )
 
 
 class ModelList(Contract):

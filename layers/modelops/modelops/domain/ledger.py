@@ -172,6 +172,7 @@ class ProblemKind(StrEnum):
     CHECKPOINT_LAST_HASH_MISMATCH = "checkpoint_last_hash_mismatch"
     CHECKPOINT_UNKNOWN_KEY = "checkpoint_unknown_key"
     CHECKPOINT_SIGNATURE_INVALID = "checkpoint_signature_invalid"
+    UNREADABLE = "unreadable"  # a stored record or checkpoint is not one (storage-level edit)
 
 
 class LedgerProblem(Entity):

@@ -66,3 +66,25 @@ def verify_statement(record: ManifestSignature, message: bytes, public_key_der: 
     except binascii.Error:
         return False
     return verify_ed25519(public_key_der, signature, message)
+
+
+_PEM_BEGIN = "-----BEGIN PUBLIC KEY-----"
+_PEM_END = "-----END PUBLIC KEY-----"
+
+
+def public_key_pem(public_key_der: bytes) -> str:
+    """PEM text of a DER SubjectPublicKeyInfo (what ``openssl pkey -pubin`` reads)."""
+    text = base64.b64encode(public_key_der).decode()
+    lines = [text[i : i + 64] for i in range(0, len(text), 64)]
+    return "\n".join([_PEM_BEGIN, *lines, _PEM_END]) + "\n"
+
+
+def public_key_der(pem: str) -> bytes:
+    """The DER SubjectPublicKeyInfo inside PEM text; ValueError if there is none."""
+    start, end = pem.find(_PEM_BEGIN), pem.find(_PEM_END)
+    if start < 0 or end < start:
+        raise ValueError("not a PEM public key (BEGIN/END PUBLIC KEY lines)")
+    try:
+        return base64.b64decode("".join(pem[start + len(_PEM_BEGIN) : end].split()), validate=True)
+    except binascii.Error as exc:
+        raise ValueError(f"not a PEM public key: {exc}") from exc

@@ -6,6 +6,8 @@ from __future__ import annotations
 import base64
 import binascii
 import hashlib
+import json
+import re
 import uuid
 from datetime import datetime
 
@@ -15,6 +17,8 @@ from modelops.contracts.promotion import (
     FamilyPolicyRequest,
     PromoteRequest,
     PromotionResponse,
+    Provenance,
+    PublicKeyInfo,
     RegisterApproverRequest,
     StageHistory,
 )
@@ -22,7 +26,10 @@ from modelops.domain import ids
 from modelops.domain.access import Caller, Permission
 from modelops.domain.crypto import verify_ed25519
 from modelops.domain.digests import canonical_digest, canonical_json
-from modelops.domain.entities import Dataset, ModelStatus, ModelVersion
+from modelops.domain.entities import NAME_PATTERN, Dataset, ModelStatus, ModelVersion
+from modelops.domain.manifest import Manifest
+from modelops.domain.openssf import build_bundle
+from modelops.domain.openssf import statement as openssf_statement
 from modelops.domain.policy import (
     DatasetFacts,
     PolicyDecision,
@@ -55,6 +62,7 @@ from modelops.errors import (
 )
 from modelops.ports import (
     AlreadyExists,
+    BlobStore,
     Clock,
     PromotionPending,
     PromotionRepository,
@@ -76,6 +84,8 @@ class PromotionService:
         lineage: LineageService,
         policy: PolicyEngine,
         signer: Signer,
+        model_signer: Signer,
+        blobs: BlobStore,
         clock: Clock,
         region: str,
     ) -> None:
@@ -84,6 +94,8 @@ class PromotionService:
         self._lineage = lineage
         self._policy = policy
         self._signer = signer
+        self._model_signer = model_signer
+        self._blobs = blobs
         self._clock = clock
         self._region = region
 
@@ -93,6 +105,7 @@ class PromotionService:
         self, family: str, request: FamilyPolicyRequest, caller: Caller
     ) -> FamilyPolicy:
         caller.require(Permission.ADMINISTER)
+        _check_family(family)
         try:
             policy = FamilyPolicy(
                 family=family,
@@ -108,6 +121,7 @@ class PromotionService:
         return policy
 
     def family_policy(self, family: str) -> FamilyPolicy:
+        _check_family(family)
         return self._promotions.get_family_policy(family) or FamilyPolicy(family=family)
 
     def register_approver(self, request: RegisterApproverRequest, caller: Caller) -> ApproverKey:
@@ -318,6 +332,7 @@ class PromotionService:
     # --- history -----------------------------------------------------------------------
 
     def history(self, family: str, stage: ModelStatus | None, at: datetime | None) -> StageHistory:
+        _check_family(family)
         changes = sorted(self._promotions.stage_changes(family), key=lambda c: c.at)
         holder = version_at(changes, stage, at) if stage is not None and at is not None else None
         return StageHistory(family=family, changes=changes, holder=holder)
@@ -429,6 +444,7 @@ class PromotionService:
     ) -> PromotionResponse:
         now = self._clock.now()
         _, signature = sign_statement(self._signer, _parsed(promotion.statement), requested_by, now)
+        self._sign_artifact(model)
         promoted = model.model_copy(
             update={
                 "status": promotion.toStage,
@@ -466,6 +482,42 @@ class PromotionService:
         self._move(moves, changes, completed, expected_revision)
         return PromotionResponse(model=promoted, promotion=completed, change=changes[0])
 
+    def _sign_artifact(self, model: ModelVersion) -> None:
+        """An OpenSSF model-signing bundle of the model's files, signed by the P-256 KMS key,
+        that the stock ``model_signing verify`` accepts on the downloaded model directory."""
+        artifact = self._registry.get_artifact(model.artifactId)
+        if artifact is None:
+            raise ReferenceNotFound(f"artifact {model.artifactId} of {model.modelId} is missing")
+        bundle = build_bundle(
+            openssf_statement(model.family, Manifest(files=artifact.files)),
+            self._model_signer.sign,
+            self._model_signer.public_key(),
+        )
+        self._blobs.put_bytes(
+            bundle_key(model.modelId),
+            json.dumps(bundle, sort_keys=True).encode(),
+            "application/json",
+        )
+
+    def provenance(self, model_id: str) -> Provenance:
+        model = self._model(model_id)
+        stored = self._blobs.get_bytes(bundle_key(model_id))
+        keys = [
+            PublicKeyInfo(
+                keyId=signer.key_id,
+                algorithm=signer.algorithm,
+                publicKeyDer=base64.b64encode(signer.public_key()).decode(),
+                fingerprint=fingerprint(signer.public_key()),
+            )
+            for signer in (self._signer, self._model_signer)
+        ]
+        return Provenance(
+            model=model,
+            promotions=self._promotions.promotions_of(model_id),
+            modelSigningBundle=json.loads(stored) if stored else None,
+            keys=keys,
+        )
+
     def _move(
         self,
         moves: list[tuple[ModelVersion, ModelStatus]],
@@ -495,8 +547,18 @@ class PromotionService:
         )
 
 
-def _parsed(statement: str) -> dict[str, object]:
-    import json
+def _check_family(family: str) -> None:
+    if not re.fullmatch(NAME_PATTERN, family):
+        raise ValidationFailed(
+            f"{family!r} is not a model family name ({NAME_PATTERN})",
+            details=[{"field": "family", "message": "invalid name"}],
+        )
 
+
+def bundle_key(model_id: str) -> str:
+    return f"signatures/{model_id}/model.sig"
+
+
+def _parsed(statement: str) -> dict[str, object]:
     parsed: dict[str, object] = json.loads(statement)
     return parsed
