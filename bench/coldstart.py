@@ -28,6 +28,7 @@ PEERS = {
     "bench.baseline_handler": ("bare resolver + boto3 DynamoDB client", "<= 1.2"),
     "bench.observed_handler": ("same + Logger/Tracer/Metrics + validation", "<= 1.2"),
 }
+EVENT_PRINCIPAL = "arn:aws:iam::123456789012:user/bench"
 TRACE_HEADER = "Root=1-5759e988-bd862e3fe1be46a994272793;Parent=53995c3f42cd8ad8;Sampled=1"
 EVENT = {
     "resource": "/models/{proxy+}",
@@ -45,7 +46,7 @@ EVENT = {
         "httpMethod": "GET",
         "path": "/bench/models/mdl-000000000000000000000000",
         "resourcePath": "/models/{proxy+}",
-        "identity": {"userArn": "arn:aws:iam::123456789012:user/bench"},
+        "identity": {"userArn": EVENT_PRINCIPAL},
     },
     "body": None,
     "isBase64Encoded": False,
@@ -111,6 +112,7 @@ def run(samples: int = 9) -> list[dict[str, object]]:
             platform.REGISTRY_TABLE.env_var: table,
             platform.IDEMPOTENCY_TABLE.env_var: "bench-idempotency",
             platform.ARTIFACT_BUCKET.env_var: "bench-artifacts",
+            platform.ROLE_BINDINGS_ENV: json.dumps({EVENT_PRINCIPAL: ["ml-engineer"]}),
             "PYTHONDONTWRITEBYTECODE": "",
         }
         handlers = [fn.handler.rsplit(".", 1)[0] for fn in platform.FUNCTIONS if fn.api_routes]
