@@ -1,9 +1,10 @@
-"""Cold start: a fresh interpreter importing a handler and serving its first request
-(a model lookup that reads DynamoDB), against the baseline handler, on the same moto server.
+"""Cold start: a fresh interpreter importing a handler and serving its first request (a
+read from its own table), against peer handlers doing the same read, on one moto server.
 
-Both run in a Lambda-like environment (LAMBDA_TASK_ROOT, function name, X-Ray trace header
-set) so that Powertools and the X-Ray SDK take their Lambda code paths, as they would in AWS.
-The figure is the median wall time of the whole process, interpreter start included."""
+Every handler runs with exactly the environment the platform definition gives it, plus what
+Lambda sets (LAMBDA_TASK_ROOT, function name, X-Ray trace header) so that Powertools and the
+X-Ray SDK take their Lambda code paths, as they would in AWS. The figure is the median wall
+time of the whole process, interpreter start included."""
 
 from __future__ import annotations
 
@@ -19,6 +20,7 @@ from pathlib import Path
 import boto3
 from moto.server import ThreadedMotoServer
 
+from localcloud.cloud import create_table
 from modelops import platform
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -28,29 +30,13 @@ PEERS = {
     "bench.baseline_handler": ("bare resolver + boto3 DynamoDB client", "<= 1.2"),
     "bench.observed_handler": ("same + Logger/Tracer/Metrics + validation", "<= 1.2"),
 }
-EVENT_PRINCIPAL = "arn:aws:iam::123456789012:user/bench"
-TRACE_HEADER = "Root=1-5759e988-bd862e3fe1be46a994272793;Parent=53995c3f42cd8ad8;Sampled=1"
-EVENT = {
-    "resource": "/models/{proxy+}",
-    "path": "/models/mdl-000000000000000000000000",
-    "httpMethod": "GET",
-    "headers": {"Host": "bench"},
-    "multiValueHeaders": {},
-    "queryStringParameters": None,
-    "multiValueQueryStringParameters": None,
-    "pathParameters": {"proxy": "mdl-000000000000000000000000"},
-    "stageVariables": None,
-    "requestContext": {
-        "requestId": "bench",
-        "stage": "bench",
-        "httpMethod": "GET",
-        "path": "/bench/models/mdl-000000000000000000000000",
-        "resourcePath": "/models/{proxy+}",
-        "identity": {"userArn": EVENT_PRINCIPAL},
-    },
-    "body": None,
-    "isBase64Encoded": False,
+# Each function's first request: a read that reaches its table (the peers read a model).
+FIRST_REQUEST = {
+    platform.REGISTRY_API.name: "/models/mdl-000000000000000000000000",
+    platform.AUDIT_API.name: "/audit/streams",
 }
+PRINCIPAL = "arn:aws:iam::123456789012:user/bench"
+TRACE_HEADER = "Root=1-5759e988-bd862e3fe1be46a994272793;Parent=53995c3f42cd8ad8;Sampled=1"
 PROGRAM = """
 import json, sys
 from types import SimpleNamespace
@@ -64,15 +50,59 @@ assert response["statusCode"] in (200, 404), response
 """
 
 
-def _sample(module: str, env: dict[str, str]) -> float:
+def event(path: str) -> dict[str, object]:
+    """An API Gateway REST proxy event for a signed GET of ``path``."""
+    first, _, rest = path.strip("/").partition("/")
+    resource = f"/{first}/{{proxy+}}" if rest else f"/{first}"
+    return {
+        "resource": resource,
+        "path": path,
+        "httpMethod": "GET",
+        "headers": {"Host": "bench"},
+        "multiValueHeaders": {},
+        "queryStringParameters": None,
+        "multiValueQueryStringParameters": None,
+        "pathParameters": {"proxy": rest} if rest else None,
+        "stageVariables": None,
+        "requestContext": {
+            "requestId": "bench",
+            "stage": "bench",
+            "httpMethod": "GET",
+            "path": f"/bench{path}",
+            "resourcePath": resource,
+            "identity": {"userArn": PRINCIPAL},
+        },
+        "body": None,
+        "isBase64Encoded": False,
+    }
+
+
+def _sample(module: str, env: dict[str, str], path: str) -> float:
     start = time.perf_counter()
     subprocess.run(
-        [sys.executable, "-c", PROGRAM, module, json.dumps(EVENT)],
+        [sys.executable, "-c", PROGRAM, module, json.dumps(event(path))],
         env=env,
         check=True,
         capture_output=True,
     )
     return time.perf_counter() - start
+
+
+def _environment(endpoint: str, names: dict[str, str], fn: platform.FunctionSpec) -> dict[str, str]:
+    return {
+        **os.environ,
+        "PYTHONPATH": os.pathsep.join([str(ROOT / "functions"), str(ROOT)]),
+        "PYTHONDONTWRITEBYTECODE": "",
+        "AWS_ENDPOINT_URL": endpoint,
+        "AWS_DEFAULT_REGION": "us-east-1",
+        "AWS_ACCESS_KEY_ID": "bench",
+        "AWS_SECRET_ACCESS_KEY": "bench",
+        "S3_ADDRESSING_STYLE": "path",
+        "AWS_LAMBDA_FUNCTION_NAME": fn.name,
+        "LAMBDA_TASK_ROOT": str(ROOT / "functions"),
+        "_X_AMZN_TRACE_ID": TRACE_HEADER,
+        **platform.function_environment(fn, names, {PRINCIPAL: ["ml-engineer"]}),
+    }
 
 
 def run(samples: int = 9) -> list[dict[str, object]]:
@@ -82,47 +112,44 @@ def run(samples: int = 9) -> list[dict[str, object]]:
     host, port = server.get_host_and_port()
     try:
         endpoint = f"http://{host}:{port}"
-        table = "bench-registry"
-        boto3.client(
-            "dynamodb",
-            endpoint_url=endpoint,
-            region_name="us-east-1",
-            aws_access_key_id="k",
-            aws_secret_access_key="s",
-        ).create_table(
-            TableName=table,
-            KeySchema=[
-                {"AttributeName": "pk", "KeyType": "HASH"},
-                {"AttributeName": "sk", "KeyType": "RANGE"},
-            ],
-            AttributeDefinitions=[{"AttributeName": n, "AttributeType": "S"} for n in ("pk", "sk")],
-            BillingMode="PAY_PER_REQUEST",
-        )
-        env = {
-            **os.environ,
-            "PYTHONPATH": os.pathsep.join([str(ROOT / "functions"), str(ROOT)]),
-            "AWS_ENDPOINT_URL": endpoint,
-            "AWS_DEFAULT_REGION": "us-east-1",
-            "AWS_ACCESS_KEY_ID": "bench",
-            "AWS_SECRET_ACCESS_KEY": "bench",
-            "AWS_LAMBDA_FUNCTION_NAME": "bench",
-            "LAMBDA_TASK_ROOT": str(ROOT / "functions"),
-            "_X_AMZN_TRACE_ID": TRACE_HEADER,
-            "POWERTOOLS_METRICS_NAMESPACE": platform.METRICS_NAMESPACE,
-            platform.REGISTRY_TABLE.env_var: table,
-            platform.IDEMPOTENCY_TABLE.env_var: "bench-idempotency",
-            platform.ARTIFACT_BUCKET.env_var: "bench-artifacts",
-            platform.ROLE_BINDINGS_ENV: json.dumps({EVENT_PRINCIPAL: ["ml-engineer"]}),
-            "PYTHONDONTWRITEBYTECODE": "",
+        ddb = boto3.client(
+            "dynamodb", endpoint_url=endpoint, region_name="us-east-1",
+            aws_access_key_id="k", aws_secret_access_key="s",
+        )  # fmt: skip
+        names = {spec.logical_id: f"bench-{spec.logical_id}" for spec in platform.TABLES}
+        names |= {spec.logical_id: f"bench-{spec.logical_id.lower()}" for spec in platform.BUCKETS}
+        names |= {spec.logical_id: f"arn:bench:{spec.logical_id}" for spec in platform.KEYS}
+        names |= {spec.logical_id: f"bench-{spec.logical_id}" for spec in platform.BUSES}
+        for table in platform.TABLES:
+            create_table(ddb, table, names[table.logical_id])
+        s3 = boto3.client(
+            "s3", endpoint_url=endpoint, region_name="us-east-1",
+            aws_access_key_id="k", aws_secret_access_key="s",
+        )  # fmt: skip
+        for bucket in platform.BUCKETS:
+            s3.create_bucket(Bucket=names[bucket.logical_id])
+        runs: dict[str, tuple[dict[str, str], str]] = {
+            peer: (
+                _environment(endpoint, names, platform.REGISTRY_API),
+                FIRST_REQUEST["registry-api"],
+            )
+            for peer in PEERS
         }
-        handlers = [fn.handler.rsplit(".", 1)[0] for fn in platform.FUNCTIONS if fn.api_routes]
-        modules = [*PEERS, *handlers]
-        for module in modules:  # warm the file cache and compile bytecode once
-            _sample(module, env)
-        times: dict[str, list[float]] = {m: [] for m in modules}
+        handlers = {
+            fn.handler.rsplit(".", 1)[0]: (
+                _environment(endpoint, names, fn),
+                FIRST_REQUEST[fn.name],
+            )
+            for fn in platform.FUNCTIONS
+            if fn.api_routes
+        }
+        runs |= handlers
+        for module, (env, path) in runs.items():  # warm the file cache, compile bytecode once
+            _sample(module, env, path)
+        times: dict[str, list[float]] = {m: [] for m in runs}
         for _ in range(samples):  # interleaved, so drift affects all alike
-            for module in modules:
-                times[module].append(_sample(module, env))
+            for module, (env, path) in runs.items():
+                times[module].append(_sample(module, env, path))
         medians = {module: statistics.median(samples) for module, samples in times.items()}
         return [
             {

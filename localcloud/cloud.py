@@ -227,45 +227,12 @@ class LocalCloud:
         return str(metadata["Arn"])
 
     def _create_table(self, ddb: Any, table: platform.TableSpec) -> None:
-        keys = [(table.partition_key, "HASH")]
-        if table.sort_key:
-            keys.append((table.sort_key, "RANGE"))
-        attributes = {name for name, _ in keys}
-        indexes = []
-        for index in table.indexes:
-            attributes |= {index.partition_key, index.sort_key}
-            indexes.append(
-                {
-                    "IndexName": index.name,
-                    "KeySchema": [
-                        {"AttributeName": index.partition_key, "KeyType": "HASH"},
-                        {"AttributeName": index.sort_key, "KeyType": "RANGE"},
-                    ],
-                    "Projection": {"ProjectionType": "ALL"},
-                }
-            )
-        name = self.names[table.logical_id]
-        args: dict[str, Any] = {
-            "TableName": name,
-            "KeySchema": [{"AttributeName": n, "KeyType": t} for n, t in keys],
-            "AttributeDefinitions": [
-                {"AttributeName": a, "AttributeType": "S"} for a in sorted(attributes)
-            ],
-            "BillingMode": "PAY_PER_REQUEST",
-            "SSESpecification": {
-                "Enabled": True,
-                "SSEType": "KMS",
-                "KMSMasterKeyId": self.key_arns[platform.DATA_KEY.logical_id],
-            },
-        }
-        if indexes:
-            args["GlobalSecondaryIndexes"] = indexes
-        ddb.create_table(**args)
-        if table.ttl_attribute:
-            ddb.update_time_to_live(
-                TableName=name,
-                TimeToLiveSpecification={"Enabled": True, "AttributeName": table.ttl_attribute},
-            )
+        create_table(
+            ddb,
+            table,
+            self.names[table.logical_id],
+            kms_key_arn=self.key_arns[platform.DATA_KEY.logical_id],
+        )
 
     def _create_bucket(self, s3: Any, bucket: platform.BucketSpec) -> None:
         name = self.names[bucket.logical_id]
@@ -407,3 +374,48 @@ def _placeholder_zip() -> bytes:
     with zipfile.ZipFile(buffer, "w") as archive:
         archive.writestr("README.txt", "code is served from the repository's functions/ directory")
     return buffer.getvalue()
+
+
+def create_table(
+    ddb: Any, table: platform.TableSpec, name: str, kms_key_arn: str | None = None
+) -> None:
+    """Create a table as its TableSpec declares (the CDK stack declares the same)."""
+    keys = [(table.partition_key, "HASH")]
+    if table.sort_key:
+        keys.append((table.sort_key, "RANGE"))
+    attributes = {attribute for attribute, _ in keys}
+    indexes = []
+    for index in table.indexes:
+        attributes |= {index.partition_key, index.sort_key}
+        indexes.append(
+            {
+                "IndexName": index.name,
+                "KeySchema": [
+                    {"AttributeName": index.partition_key, "KeyType": "HASH"},
+                    {"AttributeName": index.sort_key, "KeyType": "RANGE"},
+                ],
+                "Projection": {"ProjectionType": "ALL"},
+            }
+        )
+    args: dict[str, Any] = {
+        "TableName": name,
+        "KeySchema": [{"AttributeName": n, "KeyType": t} for n, t in keys],
+        "AttributeDefinitions": [
+            {"AttributeName": a, "AttributeType": "S"} for a in sorted(attributes)
+        ],
+        "BillingMode": "PAY_PER_REQUEST",
+    }
+    if kms_key_arn:
+        args["SSESpecification"] = {
+            "Enabled": True,
+            "SSEType": "KMS",
+            "KMSMasterKeyId": kms_key_arn,
+        }
+    if indexes:
+        args["GlobalSecondaryIndexes"] = indexes
+    ddb.create_table(**args)
+    if table.ttl_attribute:
+        ddb.update_time_to_live(
+            TableName=name,
+            TimeToLiveSpecification={"Enabled": True, "AttributeName": table.ttl_attribute},
+        )
