@@ -22,6 +22,21 @@ class SystemClock:
         return datetime.now(UTC)
 
 
+class _LazyClient:
+    """A boto3 client created on first use: building one loads its service model (tens of
+    milliseconds), which a request that never calls the service should not pay."""
+
+    def __init__(self, service: str) -> None:
+        self._service = service
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(boto_client(self._service), name)
+
+
+def client(service: str) -> Any:
+    return _LazyClient(service)
+
+
 @cache
 def boto_client(service: str) -> Any:
     import boto3
@@ -47,7 +62,7 @@ def registry_repository() -> RegistryTable:
 def blob_store() -> Any:
     from modelops.adapters.s3 import S3BlobStore
 
-    return S3BlobStore(boto_client("s3"), settings().require("artifact_bucket"))
+    return S3BlobStore(client("s3"), settings().require("artifact_bucket"))
 
 
 @cache
@@ -70,7 +85,7 @@ def statement_signer() -> Any:
     """The Ed25519 KMS key: promotion statements and ledger checkpoints."""
     from modelops.adapters.kms import KmsSigner
 
-    return KmsSigner(boto_client("kms"), settings().require("signing_key_arn"))
+    return KmsSigner(client("kms"), settings().require("signing_key_arn"))
 
 
 @cache
@@ -78,7 +93,7 @@ def model_signer() -> Any:
     """The P-256 KMS key: OpenSSF model-signing bundles."""
     from modelops.adapters.kms import KmsSigner
 
-    return KmsSigner(boto_client("kms"), settings().require("model_signing_key_arn"))
+    return KmsSigner(client("kms"), settings().require("model_signing_key_arn"))
 
 
 @cache
@@ -125,8 +140,8 @@ def ledger_store() -> Any:
     from modelops.adapters.ledger import DynamoLedgerStore
 
     return DynamoLedgerStore(
-        boto_client("dynamodb"),
-        boto_client("s3"),
+        client("dynamodb"),
+        client("s3"),
         settings().require("ledger_table"),
         settings().require("audit_bucket"),
     )
@@ -136,7 +151,7 @@ def ledger_store() -> Any:
 def event_publisher() -> Any:
     from modelops.adapters.eventbridge import EventBridgePublisher
 
-    return EventBridgePublisher(boto_client("events"), settings().require("event_bus_name"))
+    return EventBridgePublisher(client("events"), settings().require("event_bus_name"))
 
 
 @cache
