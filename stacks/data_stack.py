@@ -25,6 +25,7 @@ from typing import Any
 from aws_cdk import CfnOutput, Duration, Stack
 from aws_cdk import aws_dynamodb as dynamodb
 from aws_cdk import aws_events as events
+from aws_cdk import aws_iam as iam
 from aws_cdk import aws_kms as kms
 from aws_cdk import aws_s3 as s3
 from constructs import Construct
@@ -61,6 +62,9 @@ class DataStack(Stack):
             for spec in platform.KEYS
         }
         self.data_key = self.keys[platform.DATA_KEY.logical_id]
+        for spec in platform.KEYS:
+            if spec.key_usage == "SIGN_VERIFY":
+                self._only_tagged_signers(self.keys[spec.logical_id], spec)
 
         self.tables: dict[str, dynamodb.Table] = {
             spec.logical_id: self._table(spec) for spec in platform.TABLES
@@ -104,6 +108,26 @@ class DataStack(Stack):
             self._export(logical_id, "Name", table.table_name)
         for logical_id, bucket in self.buckets.items():
             self._export(logical_id, "Name", bucket.bucket_name)
+
+    @staticmethod
+    def _only_tagged_signers(key: kms.Key, spec: platform.KeySpec) -> None:
+        """Key policy: kms:Sign is denied to every principal whose role does not carry the
+        key's signer tag, whatever its IAM policies say, so only the functions the platform
+        definition grants SIGN can sign."""
+        key.add_to_resource_policy(
+            iam.PolicyStatement(
+                sid="OnlyTaggedSignersMaySign",
+                effect=iam.Effect.DENY,
+                principals=[iam.AnyPrincipal()],
+                actions=["kms:Sign"],
+                resources=["*"],
+                conditions={
+                    "StringNotEquals": {
+                        f"aws:PrincipalTag/{platform.signer_tag(spec.logical_id)}": "true"
+                    }
+                },
+            )
+        )
 
     def export_name(self, logical_id: str, attribute: str) -> str:
         """The CloudFormation export that publishes ``attribute`` of ``logical_id``."""

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 
-from aws_cdk import Duration, RemovalPolicy
+from aws_cdk import Duration, RemovalPolicy, Tags
 from aws_cdk import aws_dynamodb as dynamodb
 from aws_cdk import aws_events as events
 from aws_cdk import aws_iam as iam
@@ -119,6 +119,8 @@ class PythonFunction(Construct):
             _grant_bucket(buckets[logical_id], access, self.role)
         for logical_id, access in spec.keys.items():
             _grant_key(keys[logical_id], access, self.role)
+            if access is platform.Access.SIGN:
+                Tags.of(self.role).add(platform.signer_tag(logical_id), "true")
         for logical_id in spec.buses:
             buses[logical_id].grant_put_events_to(self.role)
 

@@ -248,3 +248,22 @@ def test_audit_bucket_is_write_once_in_compliance_mode_outside_dev(
             "Mode": mode,
             "Days": spec.object_lock_days,
         }
+
+
+@pytest.mark.parametrize(
+    "spec", [k for k in platform.KEYS if k.key_usage == "SIGN_VERIFY"], ids=lambda s: s.logical_id
+)
+def test_signing_key_policy_denies_sign_to_roles_without_the_signer_tag(
+    data_template: Template, spec: platform.KeySpec
+) -> None:
+    (key,) = [
+        resource
+        for logical_id, resource in data_template.find_resources("AWS::KMS::Key").items()
+        if logical_id.startswith(spec.logical_id)
+    ]
+    statements = key["Properties"]["KeyPolicy"]["Statement"]
+    (deny,) = [s for s in statements if s.get("Sid") == "OnlyTaggedSignersMaySign"]
+    assert deny["Effect"] == "Deny" and deny["Action"] == "kms:Sign"
+    assert deny["Condition"] == {
+        "StringNotEquals": {f"aws:PrincipalTag/{platform.signer_tag(spec.logical_id)}": "true"}
+    }

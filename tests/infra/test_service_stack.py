@@ -455,3 +455,22 @@ def test_layer_asset_is_the_built_layer_only(
 
     assert [p.name for p in asset.iterdir()] == ["python"]
     assert _asset_files(asset / "python") == _asset_files(layer_site)
+
+
+@SPECS
+def test_only_roles_granted_sign_carry_the_signer_tag_of_that_key(
+    synth: Synthesized, service_template: Template, spec: platform.FunctionSpec
+) -> None:
+    role = _function(synth, spec).role
+    role_id = _logical_id(synth, role)
+    tags = {
+        t["Key"]: t["Value"]
+        for t in _resources(service_template)[role_id]["Properties"].get("Tags", [])
+    }
+    signer_tags = {k for k in tags if k.startswith("modelops-signer-")}
+    expected = {
+        platform.signer_tag(key)
+        for key, access in spec.keys.items()
+        if access is platform.Access.SIGN
+    }
+    assert signer_tags == expected

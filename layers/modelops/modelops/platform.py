@@ -251,6 +251,12 @@ METRICS_NAMESPACE = "ILLUVRSE/ModelOps"
 ROLE_BINDINGS_ENV = "ROLE_BINDINGS"
 
 
+def signer_tag(key_logical_id: str) -> str:
+    """The IAM role tag that marks a function allowed to Sign with the key: the key's policy
+    denies kms:Sign to every principal without it (CDK tags exactly the SIGN-granted roles)."""
+    return f"modelops-signer-{key_logical_id}"
+
+
 def table(logical_id: str) -> TableSpec:
     return next(t for t in TABLES if t.logical_id == logical_id)
 
