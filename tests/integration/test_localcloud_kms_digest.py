@@ -12,7 +12,6 @@ from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
-import boto3
 import pytest
 from botocore.exceptions import ClientError
 from cryptography.exceptions import InvalidSignature
@@ -22,9 +21,9 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 from cryptography.hazmat.primitives.asymmetric.utils import Prehashed
 from moto.kms.responses import KmsResponse
 from moto.kms.utils import ECDSAPrivateKey, RSAPrivateKey
-from moto.server import ThreadedMotoServer
 
 from localcloud import kms_digest, kms_ed25519
+from tests.integration.moto_kms import kms_client
 
 REGION = "us-east-1"
 MESSAGE = b'{"_type":"https://in-toto.io/Statement/v1","subject":[]}'
@@ -49,22 +48,7 @@ RSA_ALGORITHMS = [
 
 @pytest.fixture(scope="module")
 def kms() -> Iterator[Any]:
-    # The order LocalCloud.start() uses; the reverse order is tested in a subprocess below.
-    kms_ed25519.install()
-    kms_digest.install()
-    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
-    server.start()
-    host, port = server.get_host_and_port()
-    try:
-        yield boto3.client(
-            "kms",
-            region_name=REGION,
-            endpoint_url=f"http://{host}:{port}",
-            aws_access_key_id="testing",
-            aws_secret_access_key="testing",
-        )
-    finally:
-        server.stop()
+    yield from kms_client()
 
 
 _KEYS: dict[str, str] = {}

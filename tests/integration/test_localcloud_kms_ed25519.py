@@ -11,7 +11,6 @@ import textwrap
 from collections.abc import Iterator
 from typing import Any
 
-import boto3
 import pytest
 from botocore.exceptions import ClientError
 from cryptography.hazmat.primitives import hashes, serialization
@@ -19,9 +18,9 @@ from cryptography.hazmat.primitives.asymmetric import ec, padding, rsa
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 from moto.kms.models import Key, KmsBackend, kms_backends
 from moto.kms.responses import KmsResponse
-from moto.server import ThreadedMotoServer
 
 from localcloud import kms_ed25519
+from tests.integration.moto_kms import kms_client
 
 REGION = "us-east-1"
 ED25519 = "ECC_NIST_EDWARDS25519"
@@ -30,20 +29,7 @@ MESSAGE = b'{"root":"sha256:0f1e2d"}'
 
 @pytest.fixture(scope="module")
 def kms() -> Iterator[Any]:
-    kms_ed25519.install()
-    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
-    server.start()
-    host, port = server.get_host_and_port()
-    try:
-        yield boto3.client(
-            "kms",
-            region_name=REGION,
-            endpoint_url=f"http://{host}:{port}",
-            aws_access_key_id="testing",
-            aws_secret_access_key="testing",
-        )
-    finally:
-        server.stop()
+    yield from kms_client()
 
 
 @pytest.fixture(scope="module")

@@ -14,15 +14,13 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import boto3
 import pytest
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec
-from moto.server import ThreadedMotoServer
 
-from localcloud import kms_digest
 from modelops.domain import openssf
 from modelops.domain.manifest import Manifest
+from tests.integration.moto_kms import kms_client
 
 REGION = "us-east-1"
 ROOT = Path(__file__).resolve().parents[2]
@@ -66,20 +64,7 @@ class KmsKey:
 
 @pytest.fixture(scope="module")
 def kms() -> Iterator[Any]:
-    kms_digest.install()
-    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
-    server.start()
-    host, port = server.get_host_and_port()
-    try:
-        yield boto3.client(
-            "kms",
-            region_name=REGION,
-            endpoint_url=f"http://{host}:{port}",
-            aws_access_key_id="testing",
-            aws_secret_access_key="testing",
-        )
-    finally:
-        server.stop()
+    yield from kms_client()
 
 
 def _p256_key(kms: Any) -> KmsKey:

@@ -1,0 +1,32 @@
+"""A moto server with the local cloud's KMS extensions, for the KMS-level tests."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Any
+
+import boto3
+from moto.server import ThreadedMotoServer
+
+from localcloud import kms_digest, kms_ed25519
+
+REGION = "us-east-1"
+
+
+def kms_client() -> Iterator[Any]:
+    """Yields a KMS client of a fresh moto server (the order LocalCloud.start() installs)."""
+    kms_ed25519.install()
+    kms_digest.install()
+    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
+    server.start()
+    host, port = server.get_host_and_port()
+    try:
+        yield boto3.client(
+            "kms",
+            region_name=REGION,
+            endpoint_url=f"http://{host}:{port}",
+            aws_access_key_id="testing",
+            aws_secret_access_key="testing",
+        )
+    finally:
+        server.stop()
