@@ -268,7 +268,21 @@ def test_roles_gate_promotion_configuration_and_approval(setup: Setup) -> None:
         setup.promote(model_id, ModelStatus.STAGING, APPROVERS[0])
     with pytest.raises(Forbidden):
         setup.service.set_family_policy("clf", FamilyPolicyRequest(), ENGINEER)
+    der = (
+        Ed25519PrivateKey.generate()
+        .public_key()
+        .public_bytes(Encoding.DER, PublicFormat.SubjectPublicKeyInfo)
+    )
+    for caller in (ENGINEER, APPROVERS[0]):
+        with pytest.raises(Forbidden):
+            setup.service.register_approver(
+                RegisterApproverRequest(
+                    principal=caller.principal, publicKey=base64.b64encode(der).decode()
+                ),
+                caller,
+            )
     assert setup.repo.get_model(model_id).status is ModelStatus.DRAFT
+    assert not setup.repo.policies and not setup.repo.approver_keys
 
 
 def test_history_answers_which_version_was_in_prod_at_a_time(setup: Setup) -> None:
