@@ -45,7 +45,6 @@ SCOPE_TERMINATOR = "aws4_request"
 TIMESTAMP_FORMAT = "%Y%m%dT%H%M%SZ"
 DEFAULT_MAX_SKEW = timedelta(minutes=15)
 
-_SIGNATURE_RE = re.compile(r"[0-9a-f]{64}")
 _SHA256_HEX_RE = re.compile(r"[0-9a-fA-F]{64}")
 _TIMESTAMP_RE = re.compile(r"\d{8}T\d{6}Z")
 

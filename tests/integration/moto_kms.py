@@ -6,6 +6,8 @@ from collections.abc import Iterator
 from typing import Any
 
 import boto3
+import pytest
+from botocore.exceptions import ClientError
 from moto.server import ThreadedMotoServer
 
 from localcloud import kms_digest, kms_ed25519
@@ -30,3 +32,13 @@ def kms_client() -> Iterator[Any]:
         )
     finally:
         server.stop()
+
+
+def error_of(excinfo: pytest.ExceptionInfo[ClientError]) -> tuple[str, str, int]:
+    """(code, message, HTTP status) of the KMS error a test caught."""
+    response = excinfo.value.response
+    return (
+        response["Error"]["Code"],
+        response["Error"]["Message"],
+        response["ResponseMetadata"]["HTTPStatusCode"],
+    )

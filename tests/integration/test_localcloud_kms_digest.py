@@ -23,6 +23,7 @@ from moto.kms.responses import KmsResponse
 from moto.kms.utils import ECDSAPrivateKey, RSAPrivateKey
 
 from localcloud import kms_digest, kms_ed25519
+from tests.integration.moto_kms import error_of as _error
 from tests.integration.moto_kms import kms_client
 
 REGION = "us-east-1"
@@ -94,15 +95,6 @@ def _kms_verify(
         SigningAlgorithm=algorithm,
     )["SignatureValid"]
     return valid
-
-
-def _error(excinfo: pytest.ExceptionInfo[ClientError]) -> tuple[str, str, int]:
-    response = excinfo.value.response
-    return (
-        response["Error"]["Code"],
-        response["Error"]["Message"],
-        response["ResponseMetadata"]["HTTPStatusCode"],
-    )
 
 
 def _rsa_padding(algorithm: str) -> padding.AsymmetricPadding:

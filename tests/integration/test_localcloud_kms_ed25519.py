@@ -20,6 +20,7 @@ from moto.kms.models import Key, KmsBackend, kms_backends
 from moto.kms.responses import KmsResponse
 
 from localcloud import kms_ed25519
+from tests.integration.moto_kms import error_of as _error
 from tests.integration.moto_kms import kms_client
 
 REGION = "us-east-1"
@@ -36,15 +37,6 @@ def kms() -> Iterator[Any]:
 def key_id(kms: Any) -> str:
     key_id: str = kms.create_key(KeySpec=ED25519, KeyUsage="SIGN_VERIFY")["KeyMetadata"]["KeyId"]
     return key_id
-
-
-def _error(excinfo: pytest.ExceptionInfo[ClientError]) -> tuple[str, str, int]:
-    response = excinfo.value.response
-    return (
-        response["Error"]["Code"],
-        response["Error"]["Message"],
-        response["ResponseMetadata"]["HTTPStatusCode"],
-    )
 
 
 def _call(kms: Any, operation: str, key_id: str, **kwargs: Any) -> dict[str, Any]:

@@ -39,7 +39,6 @@ from modelops import wiring
 from modelops.config import settings
 from modelops.domain.ledger import PRINCIPAL_PATTERN, AuditEvent, LedgerRecord, Outcome
 
-READS = frozenset({"GET", "HEAD", "OPTIONS"})
 # Most specific first: a registered model names its modelId before its artifactId.
 RESOURCE_KEYS = (
     "promotionId",

@@ -32,15 +32,5 @@ def source_id(ref: str) -> str:
     return _derive(SOURCE, ref)
 
 
-def upload_id(principal: str, client_token: str) -> str:
-    return _derive(UPLOAD, principal, client_token)
-
-
 def approver_key_id(public_key_fingerprint: str) -> str:
     return f"{APPROVER_KEY}-{public_key_fingerprint[:24]}"
-
-
-def kind_of(entity_id: str) -> str:
-    if not ID_PATTERN.match(entity_id):
-        raise ValueError(f"not a registry id: {entity_id!r}")
-    return entity_id.split("-", 1)[0]
