@@ -67,7 +67,7 @@ def get_model(model_id: str) -> ModelDetail:
     return ModelDetail(
         model=model,
         lineage=wiring.lineage_service().ancestors(model_id),
-        promotions=wiring.registry_repository().promotions_of(model_id),
+        promotions=wiring.promotion_service().promotions(model_id),
     )
 
 

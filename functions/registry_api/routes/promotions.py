@@ -27,7 +27,6 @@ from modelops.contracts.promotion import (
 )
 from modelops.domain.entities import ModelStatus
 from modelops.domain.promotion import DatasetApproval, Promotion
-from modelops.errors import NotFound
 
 router = Router()
 metrics = Metrics()
@@ -61,10 +60,7 @@ def promote(model_id: str, request: PromoteRequest) -> Response[PromotionRespons
     tags=["promotion"],
 )
 def get_promotion(model_id: str, promotion_id: str) -> Promotion:
-    promotion = wiring.registry_repository().get_promotion(promotion_id)
-    if promotion is None or promotion.modelId != model_id:
-        raise NotFound(f"promotion {promotion_id} of {model_id} does not exist")
-    return promotion
+    return wiring.promotion_service().promotion(model_id, promotion_id)
 
 
 @router.get(

@@ -17,6 +17,15 @@ def _public_key(der: bytes) -> Any:
         raise ValueError(f"not a DER SubjectPublicKeyInfo: {exc}") from exc
 
 
+def is_ed25519_public_key(public_key_der: bytes) -> bool:
+    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
+
+    try:
+        return isinstance(_public_key(public_key_der), Ed25519PublicKey)
+    except ValueError:
+        return False
+
+
 def verify_ed25519(public_key_der: bytes, signature: bytes, message: bytes) -> bool:
     """RFC 8032 Ed25519 (what KMS ED25519_SHA_512 over a RAW message produces)."""
     from cryptography.exceptions import InvalidSignature

@@ -41,10 +41,17 @@ def sign_statement(
 ) -> tuple[bytes, ManifestSignature]:
     """Canonicalise and sign ``statement``; returns its bytes and the signature record."""
     message = canonical_json(statement)
+    return message, sign_message(signer, message, principal, now)
+
+
+def sign_message(
+    signer: Signer, message: bytes, principal: str, now: datetime
+) -> ManifestSignature:
+    """Sign statement bytes that are already canonical (e.g. as stored and approved)."""
     if len(message) > MAX_STATEMENT_BYTES:
         raise ValueError(f"a signed statement is at most {MAX_STATEMENT_BYTES} bytes")
     signature = signer.sign(message)
-    return message, ManifestSignature(
+    return ManifestSignature(
         keyId=signer.key_id,
         algorithm=signer.algorithm,
         publicKeyFingerprint=fingerprint(signer.public_key()),

@@ -24,7 +24,7 @@ from modelops.contracts.promotion import (
 )
 from modelops.domain import ids
 from modelops.domain.access import Caller, Permission
-from modelops.domain.crypto import verify_ed25519
+from modelops.domain.crypto import is_ed25519_public_key, verify_ed25519
 from modelops.domain.digests import canonical_digest, canonical_json
 from modelops.domain.entities import NAME_PATTERN, Dataset, ModelStatus, ModelVersion
 from modelops.domain.manifest import Manifest
@@ -50,7 +50,7 @@ from modelops.domain.promotion import (
     move_kind,
     version_at,
 )
-from modelops.domain.signing import MAX_STATEMENT_BYTES, fingerprint, sign_statement
+from modelops.domain.signing import MAX_STATEMENT_BYTES, fingerprint, sign_message
 from modelops.errors import (
     Conflict,
     Forbidden,
@@ -127,13 +127,11 @@ class PromotionService:
     def register_approver(self, request: RegisterApproverRequest, caller: Caller) -> ApproverKey:
         caller.require(Permission.ADMINISTER)
         der = base64.b64decode(request.publicKey)
-        try:
-            verify_ed25519(der, b"\x00" * 64, b"probe")  # only checks that it is Ed25519
-        except ValueError as exc:
+        if not is_ed25519_public_key(der):
             raise ValidationFailed(
                 "publicKey must be an Ed25519 SubjectPublicKeyInfo (DER, base64)",
-                details=[{"field": "publicKey", "message": str(exc)}],
-            ) from exc
+                details=[{"field": "publicKey", "message": "not an Ed25519 public key"}],
+            )
         key = ApproverKey(
             keyId=ids.approver_key_id(fingerprint(der)),
             principal=request.principal,
@@ -270,9 +268,7 @@ class PromotionService:
         self, model_id: str, promotion_id: str, request: ApproveRequest, caller: Caller
     ) -> PromotionResponse:
         caller.require(Permission.APPROVE)
-        promotion = self._promotions.get_promotion(promotion_id)
-        if promotion is None or promotion.modelId != model_id:
-            raise NotFound(f"promotion {promotion_id} of {model_id} does not exist")
+        promotion = self.promotion(model_id, promotion_id)
         if promotion.status != "PENDING_APPROVAL":
             raise Conflict(f"promotion {promotion_id} is {promotion.status}, not pending")
         if caller.principal == promotion.requestedBy:
@@ -443,7 +439,7 @@ class PromotionService:
         expected_revision: int | None,
     ) -> PromotionResponse:
         now = self._clock.now()
-        _, signature = sign_statement(self._signer, _parsed(promotion.statement), requested_by, now)
+        signature = sign_message(self._signer, promotion.statement.encode(), requested_by, now)
         self._sign_artifact(model)
         promoted = model.model_copy(
             update={
@@ -499,6 +495,15 @@ class PromotionService:
             "application/json",
         )
 
+    def promotion(self, model_id: str, promotion_id: str) -> Promotion:
+        promotion = self._promotions.get_promotion(promotion_id)
+        if promotion is None or promotion.modelId != model_id:
+            raise NotFound(f"promotion {promotion_id} of {model_id} does not exist")
+        return promotion
+
+    def promotions(self, model_id: str) -> list[Promotion]:
+        return self._promotions.promotions_of(model_id)
+
     def provenance(self, model_id: str) -> Provenance:
         model = self._model(model_id)
         stored = self._blobs.get_bytes(bundle_key(model_id))
@@ -513,7 +518,7 @@ class PromotionService:
         ]
         return Provenance(
             model=model,
-            promotions=self._promotions.promotions_of(model_id),
+            promotions=self.promotions(model_id),
             modelSigningBundle=json.loads(stored) if stored else None,
             keys=keys,
         )
@@ -557,8 +562,3 @@ def _check_family(family: str) -> None:
 
 def bundle_key(model_id: str) -> str:
     return f"signatures/{model_id}/model.sig"
-
-
-def _parsed(statement: str) -> dict[str, object]:
-    parsed: dict[str, object] = json.loads(statement)
-    return parsed
