@@ -6,6 +6,7 @@ import hashlib
 import threading
 from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Any
 
 from modelops.domain.entities import (
@@ -25,6 +26,7 @@ from modelops.domain.promotion import (
     Promotion,
     StageChange,
 )
+from modelops.domain.training import TrainingJob
 from modelops.ports import (
     AlreadyExists,
     MissingReferences,
@@ -100,6 +102,18 @@ class MemoryBlobStore:
     def get_bytes(self, key: str) -> bytes | None:
         return self.objects.get(key)
 
+    def download(self, key: str, path: Path) -> bool:
+        if key not in self.objects:
+            return False
+        path.write_bytes(self.objects[key])
+        return True
+
+    def upload(self, path: Path, key: str) -> None:
+        self.objects[key] = path.read_bytes()
+
+    def list_keys(self, prefix: str) -> list[str]:
+        return sorted(k for k in self.objects if k.startswith(prefix))
+
 
 class MemoryRegistry:
     def __init__(self) -> None:
@@ -111,6 +125,7 @@ class MemoryRegistry:
         self.models: dict[str, ModelVersion] = {}
         self.nodes: dict[str, LineageNode] = {}
         self.node_reads = 0
+        self.training_jobs: dict[str, TrainingJob] = {}
 
     def create_upload(self, session: UploadSession) -> None:
         with self._lock:
@@ -126,6 +141,27 @@ class MemoryRegistry:
             if self.uploads[session.uploadId].status is not UploadStatus.OPEN:
                 raise AlreadyExists(session.uploadId)
             self.uploads[session.uploadId] = session
+
+    def create_training_job(self, job: TrainingJob) -> None:
+        with self._lock:
+            if job.jobId in self.training_jobs:
+                raise AlreadyExists(job.jobId)
+            self.training_jobs[job.jobId] = job
+
+    def get_training_job(self, job_id: str) -> TrainingJob | None:
+        return self.training_jobs.get(job_id)
+
+    def save_training_job(self, job: TrainingJob, expected_revision: int) -> None:
+        with self._lock:
+            if self.training_jobs[job.jobId].revision != expected_revision:
+                raise StaleWrite(job.jobId)
+            self.training_jobs[job.jobId] = job
+
+    def list_training_jobs(
+        self, family: str | None, limit: int, token: str | None
+    ) -> Page[TrainingJob]:
+        jobs = sorted(self.training_jobs.values(), key=lambda j: (j.modelFamily, j.createdAt))
+        return Page([j for j in jobs if family in (None, j.modelFamily)][:limit], None)
 
     def create_artifact(self, artifact: Artifact) -> None:
         with self._lock:

@@ -66,6 +66,10 @@ def write_responses() -> dict[int, OpenAPIResponse]:
     return _responses({201: "Created.", 200: "Already existed (an identical retry)."})
 
 
+def accepted_responses(text: str) -> dict[int, OpenAPIResponse]:
+    return _responses({202: text})
+
+
 def error_response(error: ModelOpsError) -> Response[dict[str, Any]]:
     return Response(status_code=error.status, content_type=JSON, body=error.to_body())
 
@@ -129,6 +133,19 @@ def caller(router: BaseRouter) -> Caller:
     if not arn:
         raise Forbidden("the request carries no IAM principal")
     return Caller(str(arn), roles_of(str(arn), settings().role_bindings))
+
+
+def _correlation_id(event: dict[str, Any]) -> str:
+    """The caller's X-Correlation-Id, else API Gateway's request id."""
+    headers = {k.lower(): v for k, v in (event.get("headers") or {}).items()}
+    return str(
+        headers.get("x-correlation-id") or (event.get("requestContext") or {}).get("requestId", "")
+    )
+
+
+def correlation_id(router: BaseRouter) -> str:
+    """The correlation id of the request being routed (carried into workflows and events)."""
+    return _correlation_id(router.current_event.raw_event)
 
 
 class _ServerError(Exception):
@@ -213,9 +230,7 @@ def run_api(
     """Resolve one API Gateway event: correlation id in, POST retries deduplicated, every
     call that is not a read audited (``modelops.api_audit``)."""
     headers = {k.lower(): v for k, v in (event.get("headers") or {}).items()}
-    correlation_id = headers.get("x-correlation-id") or (event.get("requestContext") or {}).get(
-        "requestId", ""
-    )
+    correlation_id = _correlation_id(event)
     logger.set_correlation_id(correlation_id)
     key = headers.get("idempotency-key")
     if event.get("httpMethod") == "POST" and key is not None:

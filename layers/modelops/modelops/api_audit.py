@@ -41,6 +41,7 @@ from modelops.domain.ledger import PRINCIPAL_PATTERN, AuditEvent, LedgerRecord, 
 
 # Most specific first: a registered model names its modelId before its artifactId.
 RESOURCE_KEYS = (
+    "jobId",
     "promotionId",
     "approvalId",
     "approverId",

@@ -35,6 +35,12 @@ class Settings:
     idempotency_ttl_seconds: int = 24 * 3600
     # "virtual" in AWS; endpoints addressed by IP (the local cloud) need "path".
     s3_addressing_style: str = "virtual"
+    # Training: the state machine, SageMaker's execution role, the default image and how
+    # often the workflow polls SageMaker.
+    train_state_machine_arn: str | None = None
+    training_role_arn: str | None = None
+    training_image_uri: str | None = None
+    training_poll_seconds: int = 60
     # principal ARN pattern -> role names (modelops.domain.access)
     role_bindings: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
 
@@ -65,6 +71,10 @@ def settings() -> Settings:
         model_signing_key_arn=env.get(str(platform.MODEL_SIGNING_KEY.env_var)),
         sentinelnet_url=env.get("SENTINELNET_URL") or None,
         s3_addressing_style=env.get("S3_ADDRESSING_STYLE", "virtual"),
+        train_state_machine_arn=env.get(platform.TRAIN_STATE_MACHINE.env_var),
+        training_role_arn=env.get(platform.TRAINING_ROLE.env_var),
+        training_image_uri=env.get(platform.TRAINING_IMAGE_PARAMETER),
+        training_poll_seconds=int(env.get(platform.TRAINING_POLL_PARAMETER) or 60),
         role_bindings={
             pattern: tuple(roles)
             for pattern, roles in json.loads(env.get(platform.ROLE_BINDINGS_ENV) or "{}").items()

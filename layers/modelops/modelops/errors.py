@@ -106,6 +106,41 @@ class LedgerCorrupt(ModelOpsError):
     status = 409
 
 
+class PolicyDenied(ModelOpsError):
+    """SentinelNet's policies refuse the intended use (the details name each denial)."""
+
+    code = "POLICY_DENIED"
+    status = 403
+
+
+class JobCancelled(ModelOpsError):
+    """The training job was cancelled while this step ran; the workflow winds it down."""
+
+    code = "JOB_CANCELLED"
+    status = 409
+
+
+class InvalidState(ModelOpsError):
+    """The resource is not in a state that allows this (e.g. cancelling a finished job)."""
+
+    code = "INVALID_STATE"
+    status = 409
+
+
+class ServiceUnavailable(ModelOpsError):
+    """A service the call depends on could not be reached; nothing was left half-done."""
+
+    code = "SERVICE_UNAVAILABLE"
+    status = 503
+
+
+class TrainingOutputMissing(ModelOpsError):
+    """SageMaker reported success but the model archive is not where it said."""
+
+    code = "TRAINING_OUTPUT_MISSING"
+    status = 502
+
+
 def _all_error_classes() -> list[type[ModelOpsError]]:
     seen: list[type[ModelOpsError]] = [ModelOpsError]
     stack: list[type[ModelOpsError]] = [ModelOpsError]

@@ -17,6 +17,7 @@ import json
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from enum import StrEnum
+from typing import Any
 
 
 class Access(StrEnum):
@@ -27,6 +28,21 @@ class Access(StrEnum):
     # Keys only: READ is kms:GetPublicKey (signatures are verified offline, never with
     # kms:Verify); SIGN is kms:Sign and kms:GetPublicKey.
     SIGN = "sign"
+
+
+class Grant(StrEnum):
+    """Service permissions beyond tables, buckets, keys and buses; CDK turns each into
+    least-privilege IAM statements (``stacks/constructs/grants.py``)."""
+
+    # sagemaker:CreateTrainingJob/DescribeTrainingJob/StopTrainingJob/AddTags on the
+    # platform's jobs (name prefix), iam:PassRole of TRAINING_ROLE to SageMaker only.
+    TRAINING_JOBS = "training-jobs"
+    # ecr:DescribeImages: pin training image tags to digests.
+    TRAINING_IMAGES = "training-images"
+    # logs:DescribeLogStreams/GetLogEvents on SageMaker's training log group.
+    TRAINING_LOGS = "training-logs"
+    # states:StartExecution of the training state machine.
+    TRAIN_WORKFLOW = "train-workflow"
 
 
 @dataclass(frozen=True)
@@ -120,6 +136,9 @@ class FunctionSpec:
     buses: tuple[str, ...] = ()
     # An EventBridge schedule expression ("rate(15 minutes)") that invokes the function.
     schedule: str | None = None
+    grants: tuple[Grant, ...] = ()
+    # Deployment parameters (PARAMETERS) the function reads, by environment variable name.
+    parameters: tuple[str, ...] = ()
     memory_mb: int = 512
     timeout_s: int = 29
 
@@ -243,7 +262,198 @@ AUDIT_CHECKPOINTS = FunctionSpec(
     timeout_s=300,
 )
 
-FUNCTIONS: tuple[FunctionSpec, ...] = (REGISTRY_API, AUDIT_API, AUDIT_CHECKPOINTS)
+
+@dataclass(frozen=True)
+class RoleSpec:
+    """An IAM role a service assumes on the platform's behalf (not a function's role)."""
+
+    logical_id: str
+    env_var: str
+    service: str
+    description: str
+    buckets: dict[str, Access] = field(default_factory=dict)
+    keys: dict[str, Access] = field(default_factory=dict)
+
+
+# SageMaker's execution role for training jobs: reads inputs and source archives, writes
+# outputs and checkpoints, in the artifact bucket only; writes its own logs.
+TRAINING_ROLE = RoleSpec(
+    logical_id="TrainingRole",
+    env_var="TRAINING_ROLE_ARN",
+    service="sagemaker.amazonaws.com",
+    description="SageMaker training jobs of the ModelOps platform.",
+    buckets={ARTIFACT_BUCKET.logical_id: Access.READ_WRITE},
+    keys={DATA_KEY.logical_id: Access.READ_WRITE},
+)
+ROLES: tuple[RoleSpec, ...] = (TRAINING_ROLE,)
+
+# Deployment parameters: environment variable -> meaning. cdk.json sets them per
+# environment; the local cloud sets its own.
+TRAINING_IMAGE_PARAMETER = "TRAINING_IMAGE_URI"
+TRAINING_POLL_PARAMETER = "TRAINING_POLL_SECONDS"
+PARAMETERS = {
+    TRAINING_IMAGE_PARAMETER: "Default training image (ECR URI with a tag or digest).",
+    TRAINING_POLL_PARAMETER: "Seconds between DescribeTrainingJob polls of the workflow.",
+}
+
+
+@dataclass(frozen=True)
+class StateMachineSpec:
+    """A Step Functions state machine: ``statemachines/<definition>``, whose
+    ``${<Pascal name>FunctionArn}`` placeholders name the ``tasks`` it invokes and
+    ``${<role logical id>Arn}`` the roles it passes. Functions that start it learn its ARN
+    from ``env_var``."""
+
+    logical_id: str
+    definition: str
+    env_var: str
+    tasks: tuple[str, ...]
+    timeout_s: int
+
+
+TRAINING_TASKS = (
+    "train-validate-job",
+    "train-check-policy",
+    "train-request-compute",
+    "train-start-job",
+    "train-register-outputs",
+    "train-fail-job",
+    "train-record-usage",
+    "train-release-compute",
+)
+
+TRAIN_STATE_MACHINE = StateMachineSpec(
+    logical_id="TrainModel",
+    definition="train_model.asl.json",
+    env_var="TRAIN_STATE_MACHINE_ARN",
+    tasks=TRAINING_TASKS,
+    timeout_s=30 * 24 * 3600,  # spot jobs may wait up to twice the 28-day runtime limit
+)
+STATE_MACHINES: tuple[StateMachineSpec, ...] = (TRAIN_STATE_MACHINE,)
+
+
+def placeholder(function_name: str) -> str:
+    """ASL placeholder of a function's ARN: ``train-fail-job`` -> ``TrainFailJobFunctionArn``."""
+    return "".join(part.capitalize() for part in function_name.split("-")) + "FunctionArn"
+
+
+# What every training function holds: the registry (jobs, datasets, models), the ledger
+# (status changes are audited) and the bus (status changes go out as events).
+_TRAINING_ACCESS: dict[str, Any] = {
+    "tables": {REGISTRY_TABLE.logical_id: Access.READ_WRITE, **LEDGER_WRITER_TABLES},
+    "keys": dict(LEDGER_WRITER_KEYS),
+    "buses": (EVENT_BUS.logical_id,),
+}
+_ARTIFACTS_READ = {ARTIFACT_BUCKET.logical_id: Access.READ, **LEDGER_WRITER_BUCKETS}
+_ARTIFACTS_WRITE = {ARTIFACT_BUCKET.logical_id: Access.READ_WRITE, **LEDGER_WRITER_BUCKETS}
+
+
+def _training_task(
+    name: str,
+    description: str,
+    *,
+    buckets: dict[str, Access],
+    grants: tuple[Grant, ...] = (),
+    parameters: tuple[str, ...] = (),
+    timeout_s: int = 60,
+    memory_mb: int = 512,
+) -> FunctionSpec:
+    module = name.removeprefix("train-").replace("-", "_")
+    return FunctionSpec(
+        name=name,
+        handler=f"training_tasks.{module}.handler",
+        description=description,
+        buckets=buckets,
+        grants=grants,
+        parameters=parameters,
+        timeout_s=timeout_s,
+        memory_mb=memory_mb,
+        **_TRAINING_ACCESS,
+    )
+
+
+TRAINING_API = FunctionSpec(
+    name="training-api",
+    handler="training_api.handler.handler",
+    description="Training jobs: submit, inspect, cancel, reproduce.",
+    tables={
+        REGISTRY_TABLE.logical_id: Access.READ_WRITE,
+        IDEMPOTENCY_TABLE.logical_id: Access.READ_WRITE,
+        **LEDGER_WRITER_TABLES,
+    },
+    buckets=_ARTIFACTS_READ,
+    keys=dict(LEDGER_WRITER_KEYS),
+    buses=(EVENT_BUS.logical_id,),
+    api_routes=("train",),
+    grants=(Grant.TRAIN_WORKFLOW, Grant.TRAINING_IMAGES, Grant.TRAINING_JOBS),
+    parameters=(TRAINING_IMAGE_PARAMETER, TRAINING_POLL_PARAMETER),
+    memory_mb=1024,
+)
+
+TRAINING_FUNCTIONS: tuple[FunctionSpec, ...] = (
+    _training_task(
+        "train-validate-job",
+        "Training step: re-validate the job's inputs against what was admitted.",
+        buckets=_ARTIFACTS_READ,
+        grants=(Grant.TRAINING_IMAGES,),
+        parameters=(TRAINING_IMAGE_PARAMETER,),
+    ),
+    _training_task(
+        "train-check-policy",
+        "Training step: SentinelNet pre-train policy check (PII approval, licences).",
+        buckets=_ARTIFACTS_READ,
+        grants=(Grant.TRAINING_IMAGES,),
+        parameters=(TRAINING_IMAGE_PARAMETER,),
+    ),
+    _training_task(
+        "train-request-compute",
+        "Training step: request compute from the job's pool.",
+        buckets=dict(LEDGER_WRITER_BUCKETS),
+    ),
+    _training_task(
+        "train-start-job",
+        "Training step: stage inputs and create the SageMaker training job.",
+        buckets=_ARTIFACTS_WRITE,
+        grants=(Grant.TRAINING_JOBS,),
+        timeout_s=300,
+    ),
+    _training_task(
+        "train-register-outputs",
+        "Training step: hash and register outputs and checkpoints, register the model.",
+        buckets=_ARTIFACTS_WRITE,
+        grants=(Grant.TRAINING_JOBS,),
+        timeout_s=900,
+        memory_mb=2048,
+    ),
+    _training_task(
+        "train-fail-job",
+        "Training step (compensation): record the failure, its log tail and checkpoints.",
+        buckets=_ARTIFACTS_WRITE,
+        grants=(Grant.TRAINING_JOBS, Grant.TRAINING_LOGS),
+        timeout_s=300,
+    ),
+    _training_task(
+        "train-record-usage",
+        "Training step: account the job's usage and publish it.",
+        buckets=dict(LEDGER_WRITER_BUCKETS),
+    ),
+    _training_task(
+        "train-release-compute",
+        "Training step: release the job's compute grant.",
+        buckets=dict(LEDGER_WRITER_BUCKETS),
+    ),
+)
+
+FUNCTIONS: tuple[FunctionSpec, ...] = (
+    REGISTRY_API,
+    AUDIT_API,
+    AUDIT_CHECKPOINTS,
+    TRAINING_API,
+    *TRAINING_FUNCTIONS,
+)
+# Functions that start a state machine, by the machine's logical id.
+STARTS = {TRAIN_STATE_MACHINE.logical_id: (TRAINING_API.name,)}
+
 
 # Shared by every function: Powertools settings and who holds which role (principal ARN
 # pattern -> roles, see modelops.domain.access). Resource variables are added per function.
@@ -273,13 +483,19 @@ def bus(logical_id: str) -> BusSpec:
     return next(b for b in BUSES if b.logical_id == logical_id)
 
 
+def function(name: str) -> FunctionSpec:
+    return next(f for f in FUNCTIONS if f.name == name)
+
+
 def function_environment(
     fn: FunctionSpec,
     physical_names: Mapping[str, str],
     role_bindings: Mapping[str, Sequence[str]],
+    parameters: Mapping[str, str] | None = None,
 ) -> dict[str, str]:
-    """Environment variables a function gets, given logical id -> physical name (for keys:
-    their ARN; for buses: their name).
+    """Environment variables a function gets, given logical id -> physical name (for keys,
+    roles and state machines: their ARN; for buses: their name) and the deployment's
+    parameter values.
 
     CDK passes CloudFormation tokens as physical names; the local cloud passes its own.
     """
@@ -302,4 +518,13 @@ def function_environment(
         env[env_var] = physical_names[logical_id]
     for logical_id in fn.buses:
         env[bus(logical_id).env_var] = physical_names[logical_id]
+    if Grant.TRAINING_JOBS in fn.grants:
+        env[TRAINING_ROLE.env_var] = physical_names[TRAINING_ROLE.logical_id]
+    for machine in STATE_MACHINES:
+        if fn.name in STARTS.get(machine.logical_id, ()):
+            env[machine.env_var] = physical_names[machine.logical_id]
+    for name in fn.parameters:
+        if parameters is None or name not in parameters:
+            raise ValueError(f"{fn.name}: deployment parameter {name} is not set")
+        env[name] = parameters[name]
     return env

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from datetime import datetime
+from pathlib import Path
 from typing import TYPE_CHECKING, Any, Generic, Protocol, TypeVar
 
 from modelops.domain.entities import (
@@ -24,6 +25,7 @@ from modelops.domain.promotion import (
 
 if TYPE_CHECKING:
     from modelops.domain.ledger import Checkpoint, LedgerRecord
+    from modelops.domain.training import ComputeRequirements, TrainingJob, Usage
 
 
 class AlreadyExists(Exception):
@@ -90,6 +92,14 @@ class BlobStore(Protocol):
     def presign_get(self, key: str, expires_s: int, filename: str) -> str: ...
     def put_bytes(self, key: str, data: bytes, content_type: str) -> None: ...
     def get_bytes(self, key: str) -> bytes | None: ...
+    def download(self, key: str, path: Path) -> bool:
+        """Write the object to ``path``; False if there is no such object."""
+        ...
+
+    def upload(self, path: Path, key: str) -> None: ...
+    def list_keys(self, prefix: str) -> list[str]:
+        """Every key under ``prefix``, sorted."""
+        ...
 
 
 class RegistryRepository(Protocol):
@@ -255,3 +265,71 @@ class EventPublisher(Protocol):
     """Events out to other systems (EventBridge)."""
 
     def publish(self, detail_type: str, detail: Mapping[str, Any]) -> None: ...
+
+
+class TrainingRepository(Protocol):
+    def create_training_job(self, job: TrainingJob) -> None:
+        """Raise AlreadyExists if the job id is taken."""
+        ...
+
+    def get_training_job(self, job_id: str) -> TrainingJob | None: ...
+    def save_training_job(self, job: TrainingJob, expected_revision: int) -> None:
+        """Write ``job`` if the stored revision is ``expected_revision``; else StaleWrite."""
+        ...
+
+    def list_training_jobs(
+        self, family: str | None, limit: int, token: str | None
+    ) -> Page[TrainingJob]: ...
+
+
+class TrainingBackend(Protocol):
+    """SageMaker training jobs (CreateTrainingJob's request shape, DescribeTrainingJob's
+    response shape)."""
+
+    def create(self, request: Mapping[str, Any]) -> None:
+        """Raise AlreadyExists if a job of that name exists."""
+        ...
+
+    def describe(self, name: str) -> dict[str, Any] | None: ...
+    def stop(self, name: str) -> None: ...
+
+
+class Workflow(Protocol):
+    """The training state machine."""
+
+    def execution_arn(self, name: str) -> str: ...
+    def start(self, name: str, payload: Mapping[str, Any]) -> None:
+        """Start an execution called ``name`` (a retry with the same name is a no-op)."""
+        ...
+
+
+class ImageRegistry(Protocol):
+    def resolve(self, uri: str) -> tuple[str, str] | None:
+        """``(repository@sha256:digest, sha256:digest)`` of an image URI, None if unknown."""
+        ...
+
+
+class LogReader(Protocol):
+    def tail(self, group: str, stream_prefix: str, lines: int) -> list[str]:
+        """The last ``lines`` messages of the newest stream starting with ``stream_prefix``."""
+        ...
+
+
+class ComputeUnavailable(Exception):
+    """The pool cannot grant the requested compute now."""
+
+
+class ComputeAllocator(Protocol):
+    """Quotas and capacity per compute pool (the compute issue replaces the default)."""
+
+    def request(self, job_id: str, requirements: ComputeRequirements) -> str:
+        """A grant id; raise ComputeUnavailable if the pool cannot serve the request."""
+        ...
+
+    def record_usage(self, grant_id: str, job_id: str, usage: Usage) -> None:
+        """Account what the job used to the grant's pool (recording twice is harmless)."""
+        ...
+
+    def release(self, grant_id: str) -> None:
+        """Give the grant back; releasing twice is harmless."""
+        ...

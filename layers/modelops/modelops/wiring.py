@@ -15,6 +15,7 @@ if TYPE_CHECKING:
     from modelops.adapters.dynamodb import RegistryTable
     from modelops.services.audit import AuditService
     from modelops.services.promotion import PromotionService
+    from modelops.services.training import TrainingService
 
 
 class SystemClock:
@@ -160,3 +161,41 @@ def audit_service() -> AuditService:
     from modelops.services.audit import AuditService
 
     return AuditService(ledger_store(), statement_signer(), event_publisher(), SystemClock())
+
+
+@cache
+def training_service() -> TrainingService:
+    from modelops.adapters.cloudwatch_logs import CloudWatchLogs
+    from modelops.adapters.compute import UnmeteredCompute
+    from modelops.adapters.ecr import EcrImages
+    from modelops.adapters.sagemaker import SageMakerTraining
+    from modelops.adapters.stepfunctions import StepFunctionsWorkflow
+    from modelops.services.training import TrainingService, TrainingSettings
+
+    config = settings()
+    return TrainingService(
+        jobs=registry_repository(),
+        registry=registry_repository(),
+        promotions=registry_repository(),
+        registry_service=registry_service(),
+        artifacts=artifact_service(),
+        lineage=lineage_service(),
+        blobs=blob_store(),
+        backend=SageMakerTraining(client("sagemaker")),
+        workflow=StepFunctionsWorkflow(client("stepfunctions"), config.train_state_machine_arn),
+        images=EcrImages(client("ecr")),
+        logs=CloudWatchLogs(client("logs")),
+        compute_pool=UnmeteredCompute(),
+        policy=policy_engine(),
+        signer=statement_signer(),
+        publish=lambda detail_type, detail: event_publisher().publish(detail_type, detail),
+        audit=lambda event: audit_service().record(event),
+        clock=SystemClock(),
+        settings=TrainingSettings(
+            bucket=config.require("artifact_bucket"),
+            region=config.region,
+            role_arn=config.training_role_arn or "",
+            default_image=config.training_image_uri or "",
+            poll_seconds=config.training_poll_seconds,
+        ),
+    )

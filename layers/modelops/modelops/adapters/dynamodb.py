@@ -16,6 +16,9 @@ Items (pk / sk):
   APPROVER#<keyId> / APPROVER        approver public key and its principal
   DSAPPROVAL#<datasetId> / APPROVAL  PII dataset approval
 
+  TRAINJOB#<id> / JOB                training job (rev)
+                                     gsi1: TRAININGJOBS / <family>#<created>#<id>
+
 Every multi-item write is one TransactWriteItems call with conditions, so a failure leaves
 nothing half-written and concurrent writers of the same key cannot both win.
 """
@@ -54,6 +57,7 @@ from modelops.domain.promotion import (
     Promotion,
     StageChange,
 )
+from modelops.domain.training import TrainingJob
 from modelops.errors import ValidationFailed
 from modelops.ports import (
     AlreadyExists,
@@ -421,6 +425,43 @@ class RegistryTable:
             rev=promotion.revision,
             gsi1pk=f"PROMOTIONS#{promotion.modelId}",
             gsi1sk=promotion.requestedAt.isoformat(),
+        )
+
+    # --- training jobs --------------------------------------------------------------------
+
+    def create_training_job(self, job: TrainingJob) -> None:
+        self._put_new(self._job_item(job))
+
+    def get_training_job(self, job_id: str) -> TrainingJob | None:
+        return _entity(self._get(f"TRAINJOB#{job_id}", "JOB"), TrainingJob)
+
+    def save_training_job(self, job: TrainingJob, expected_revision: int) -> None:
+        try:
+            self._job_item(job).save(condition=RegistryItem.rev == expected_revision)
+        except Exception as exc:
+            if _conditional_failure(exc):
+                raise StaleWrite(job.jobId) from exc
+            raise
+
+    def list_training_jobs(
+        self, family: str | None, limit: int, token: str | None
+    ) -> Page[TrainingJob]:
+        prefix = f"{family}#" if family else None
+        return self._list(
+            "TRAININGJOBS", prefix=prefix, status=None, limit=limit, token=token, cls=TrainingJob
+        )
+
+    @staticmethod
+    def _job_item(job: TrainingJob) -> RegistryItem:
+        return _item(
+            f"TRAINJOB#{job.jobId}",
+            "JOB",
+            "training-job",
+            job,
+            status=job.status.value,
+            rev=job.revision,
+            gsi1pk="TRAININGJOBS",
+            gsi1sk=f"{job.modelFamily}#{job.createdAt.isoformat()}#{job.jobId}",
         )
 
     @staticmethod

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 from botocore.exceptions import ClientError
@@ -105,3 +106,24 @@ class S3BlobStore:
             raise
         with response["Body"] as body:
             return bytes(body.read())
+
+    def download(self, key: str, path: Path) -> bool:
+        try:
+            self._s3.download_file(self._bucket, key, str(path))
+        except ClientError as exc:
+            if exc.response.get("Error", {}).get("Code") in _MISSING:
+                return False
+            raise
+        return True
+
+    def upload(self, path: Path, key: str) -> None:
+        # Managed transfer: multipart above its threshold.
+        self._s3.upload_file(str(path), self._bucket, key)
+
+    def list_keys(self, prefix: str) -> list[str]:
+        keys: list[str] = []
+        for page in self._s3.get_paginator("list_objects_v2").paginate(
+            Bucket=self._bucket, Prefix=prefix
+        ):
+            keys.extend(item["Key"] for item in page.get("Contents", ()))
+        return sorted(keys)

@@ -27,6 +27,7 @@ class Permission(StrEnum):
     READ = "read"
     REGISTER = "register"  # upload artifacts, register datasets and models
     PROMOTE = "promote"  # request a promotion, deprecate
+    TRAIN = "train"  # submit, cancel and reproduce training jobs
     APPROVE = "approve"  # approve promotions and PII datasets
     ADMINISTER = "administer"  # approver keys, risk tiers, ledger checkpoints
 
@@ -35,6 +36,7 @@ GRANTS: Mapping[Permission, frozenset[Role]] = {
     Permission.READ: frozenset(Role),
     Permission.REGISTER: frozenset({Role.ML_ENGINEER, Role.KERNEL, Role.PLATFORM_ADMIN}),
     Permission.PROMOTE: frozenset({Role.ML_ENGINEER, Role.KERNEL, Role.PLATFORM_ADMIN}),
+    Permission.TRAIN: frozenset({Role.ML_ENGINEER, Role.KERNEL, Role.PLATFORM_ADMIN}),
     Permission.APPROVE: frozenset({Role.APPROVER}),
     Permission.ADMINISTER: frozenset({Role.PLATFORM_ADMIN}),
 }

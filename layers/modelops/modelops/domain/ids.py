@@ -7,8 +7,9 @@ import hashlib
 import re
 
 ARTIFACT, DATASET, MODEL, SOURCE, UPLOAD = "art", "ds", "mdl", "src", "upl"
-PROMOTION, APPROVER_KEY = "prm", "apk"
-ID_PATTERN = re.compile(r"^(art|ds|mdl|src|upl|prm|apk)-[0-9a-f]{24,32}$")
+PROMOTION, APPROVER_KEY, TRAINING_JOB = "prm", "apk", "trn"
+ID_PATTERN = re.compile(r"^(art|ds|mdl|src|upl|prm|apk|trn)-[0-9a-f]{24,32}$")
+TRAINING_JOB_PATTERN = r"^trn-[0-9a-f]{24}$"
 
 
 def _derive(prefix: str, *parts: str, length: int = 24) -> str:
@@ -34,3 +35,10 @@ def source_id(ref: str) -> str:
 
 def approver_key_id(public_key_fingerprint: str) -> str:
     return f"{APPROVER_KEY}-{public_key_fingerprint[:24]}"
+
+
+def training_job_id(nonce: str) -> str:
+    """A new job's id: jobs have no natural key (the same inputs may be trained again on
+    purpose), so the caller passes a fresh nonce; retries are deduplicated by the
+    Idempotency-Key header, not by the id."""
+    return _derive(TRAINING_JOB, nonce)

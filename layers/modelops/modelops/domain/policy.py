@@ -19,7 +19,7 @@ from typing import Literal, Protocol
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from modelops.domain.digests import SHA256_HEX, canonical_digest
-from modelops.domain.entities import PiiFlag
+from modelops.domain.entities import Dataset, PiiFlag
 
 PolicyAction = Literal["train", "promote", "deploy"]
 RiskTier = Literal["low", "high"]
@@ -67,6 +67,20 @@ class DatasetFacts(_PolicyModel):
     @classmethod
     def _sort_sets(cls, value: tuple[str, ...]) -> tuple[str, ...]:
         return _sorted_unique(value)
+
+
+def facts_of(dataset: Dataset, pii_approved: bool) -> DatasetFacts:
+    """The policy facts of a registered dataset (``pii_approved``: an approval is on file)."""
+    return DatasetFacts(
+        datasetId=dataset.datasetId,
+        license=dataset.license,
+        piiFlags=dataset.piiFlags,
+        piiApproved=bool(dataset.pii and pii_approved),
+        commercialUse=dataset.usageRestrictions.commercialUse
+        and not is_non_commercial(dataset.license),
+        permittedPurposes=dataset.usageRestrictions.permittedPurposes,
+        exportRegions=dataset.usageRestrictions.exportRegions,
+    )
 
 
 class PolicyRequest(_PolicyModel):

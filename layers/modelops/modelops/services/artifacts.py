@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import math
 import uuid
+from collections.abc import Sequence
 from datetime import timedelta
 
 from modelops.config import Settings
@@ -21,7 +22,7 @@ from modelops.domain import ids
 from modelops.domain.access import Caller, Permission
 from modelops.domain.digests import canonical_digest
 from modelops.domain.entities import Artifact, UploadPart, UploadSession, UploadStatus
-from modelops.domain.manifest import Manifest
+from modelops.domain.manifest import FileEntry, Manifest
 from modelops.errors import (
     Conflict,
     DigestMismatch,
@@ -160,26 +161,12 @@ class ArtifactService:
             )
             raise DigestMismatch(failure, details=mismatches)
 
-        for entry, part in zip(session.files, session.parts, strict=True):
-            target = blob_key(entry.sha256)
-            if not self._blobs.exists(target):
-                self._blobs.copy(part.s3Key, target)
-        manifest = Manifest(files=session.files)
-        artifact = Artifact(
-            artifactId=ids.artifact_id(manifest.manifest_digest),
-            name=session.name,
-            rootDigest=manifest.root_digest,
-            manifestDigest=manifest.manifest_digest,
-            totalSize=manifest.total_size,
-            files=manifest.files,
-            createdBy=caller.principal,
-            createdAt=self._clock.now(),
-            uploadId=upload_id,
+        artifact = self.record_files(
+            session.name,
+            [(entry, part.s3Key) for entry, part in zip(session.files, session.parts, strict=True)],
+            principal=caller.principal,
+            origin=upload_id,
         )
-        try:
-            self._repo.create_artifact(artifact)
-        except AlreadyExists:
-            artifact = self._existing_artifact(artifact.artifactId)
         self._finish(
             session.model_copy(
                 update={"status": UploadStatus.COMPLETED, "artifactId": artifact.artifactId}
@@ -187,6 +174,40 @@ class ArtifactService:
         )
         # Staged copies stay until the bucket's lifecycle rule expires them: deleting them
         # here could pull them from under a concurrent completion of the same upload.
+        return artifact
+
+    def record_files(
+        self,
+        name: str,
+        files: Sequence[tuple[FileEntry, str | None]],
+        *,
+        principal: str,
+        origin: str,
+    ) -> Artifact:
+        """Record an artifact of verified files: each ``(entry, key)`` is copied from the
+        bucket key to its content-addressed blob unless the blob exists (``key`` None: the
+        bytes were written to the blob directly). ``origin`` is the upload or training job
+        the files came from. Recording the same files again returns the stored artifact."""
+        for entry, key in files:
+            target = blob_key(entry.sha256)
+            if key is not None and not self._blobs.exists(target):
+                self._blobs.copy(key, target)
+        manifest = Manifest(files=tuple(entry for entry, _ in files))
+        artifact = Artifact(
+            artifactId=ids.artifact_id(manifest.manifest_digest),
+            name=name,
+            rootDigest=manifest.root_digest,
+            manifestDigest=manifest.manifest_digest,
+            totalSize=manifest.total_size,
+            files=manifest.files,
+            createdBy=principal,
+            createdAt=self._clock.now(),
+            uploadId=origin,
+        )
+        try:
+            self._repo.create_artifact(artifact)
+        except AlreadyExists:
+            return self._existing_artifact(artifact.artifactId)
         return artifact
 
     def get(self, artifact_id: str, download: bool) -> ArtifactResponse:

@@ -31,11 +31,10 @@ from modelops.domain.manifest import Manifest
 from modelops.domain.openssf import build_bundle
 from modelops.domain.openssf import statement as openssf_statement
 from modelops.domain.policy import (
-    DatasetFacts,
     PolicyDecision,
     PolicyEngine,
     PolicyRequest,
-    is_non_commercial,
+    facts_of,
 )
 from modelops.domain.promotion import (
     STATEMENT_TYPE,
@@ -364,16 +363,7 @@ class PromotionService:
         datasets: list[Dataset],
     ) -> PolicyDecision:
         facts = tuple(
-            DatasetFacts(
-                datasetId=d.datasetId,
-                license=d.license,
-                piiFlags=d.piiFlags,
-                piiApproved=bool(d.pii and self._promotions.get_dataset_approval(d.datasetId)),
-                commercialUse=d.usageRestrictions.commercialUse
-                and not is_non_commercial(d.license),
-                permittedPurposes=d.usageRestrictions.permittedPurposes,
-                exportRegions=d.usageRestrictions.exportRegions,
-            )
+            facts_of(d, d.pii and self._promotions.get_dataset_approval(d.datasetId) is not None)
             for d in datasets
         )
         return self._policy.decide(

@@ -136,6 +136,11 @@ class RegistryService:
 
     def register_model(self, request: RegisterModelRequest, caller: Caller) -> ModelResponse:
         caller.require(Permission.REGISTER)
+        return self.record_model(request, caller.principal)
+
+    def record_model(self, request: RegisterModelRequest, principal: str) -> ModelResponse:
+        """Register a model version for ``principal`` without a permission check: for the
+        training workflow, whose submitter's permission was checked at submission."""
         artifact = self._artifact(request.artifactId)
         digest = canonical_digest(request.model_dump(mode="json"))
         model_id = ids.model_id(request.family, request.version)
@@ -149,7 +154,7 @@ class RegistryService:
             rootDigest=artifact.rootDigest,
             metrics=request.metrics,
             createdAt=now,
-            createdBy=caller.principal,
+            createdBy=principal,
             status=ModelStatus.DRAFT,
             lineage=request.lineage,
             provenance=request.provenance,

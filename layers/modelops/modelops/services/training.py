@@ -1,0 +1,933 @@
+"""Training jobs: admission, the workflow's steps, cancellation and reproduction.
+
+``submit`` runs every check a job must pass (datasets, source artifact and its spec,
+hyperparameters, compute, image, policy) before anything is written, so bad input is a 4xx
+and no execution starts. The state machine (``statemachines/train_model.asl.json``) then
+calls one method per Task state; each is idempotent under Step Functions' retries and every
+write of the job record is conditional on the revision it read.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import json
+import tempfile
+import uuid
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Literal
+
+from modelops.contracts.registry import RegisterModelRequest
+from modelops.contracts.training import TrainingJobList
+from modelops.domain import compute, ids
+from modelops.domain.access import Caller, Permission
+from modelops.domain.archive import extract_targz
+from modelops.domain.digests import canonical_json, sha256_file
+from modelops.domain.entities import Artifact, Dataset, ModelLineage
+from modelops.domain.ledger import AuditEvent, Outcome
+from modelops.domain.manifest import FileEntry
+from modelops.domain.policy import PolicyEngine, PolicyRequest, facts_of
+from modelops.domain.signing import sign_statement
+from modelops.domain.training import (
+    PARENT_CHANNEL,
+    SOURCE_ARCHIVE,
+    SPEC_FILE,
+    ArtifactRef,
+    DatasetRef,
+    Failure,
+    FileDiff,
+    JobStatus,
+    ParentModelRef,
+    Reproducibility,
+    ReproductionReport,
+    SubmitTrainingJobRequest,
+    TrainingJob,
+    TrainingSpec,
+    Usage,
+    sagemaker_job_name,
+)
+from modelops.errors import (
+    Conflict,
+    InvalidState,
+    JobCancelled,
+    NotFound,
+    PolicyDenied,
+    ReferenceNotFound,
+    ServiceUnavailable,
+    TrainingOutputMissing,
+    ValidationFailed,
+)
+from modelops.ports import (
+    AlreadyExists,
+    BlobStore,
+    Clock,
+    ComputeAllocator,
+    ComputeUnavailable,
+    ImageRegistry,
+    LogReader,
+    PromotionRepository,
+    RegistryRepository,
+    Signer,
+    StaleWrite,
+    TrainingBackend,
+    TrainingRepository,
+    Workflow,
+)
+from modelops.services.artifacts import ArtifactService, blob_key
+from modelops.services.lineage import LineageService
+from modelops.services.registry import RegistryService
+
+LOG_GROUP = "/aws/sagemaker/TrainingJobs"
+LOG_TAIL_LINES = 20
+REPRODUCTION_PREDICATE = "https://illuvrse.dev/attestations/reproduction/v1"
+IN_TOTO_STATEMENT = "https://in-toto.io/Statement/v1"
+AUDIT_STREAM = "training"
+STATE_CHANGE = "Training Job State Change"
+USAGE_EVENT = "Training Job Usage"
+_SAVE_ATTEMPTS = 5
+
+
+@dataclass(frozen=True)
+class TrainingSettings:
+    bucket: str
+    region: str
+    role_arn: str
+    default_image: str
+    poll_seconds: int
+
+
+@dataclass(frozen=True)
+class _Resolved:
+    """What admission pinned: the inputs a job (and its reproductions) will use."""
+
+    datasets: tuple[DatasetRef, ...]
+    dataset_records: tuple[Dataset, ...]
+    parent: ParentModelRef | None
+    spec: TrainingSpec
+    hyperparameters: dict[str, str]
+    reproducibility: Reproducibility
+
+
+class TrainingService:
+    def __init__(
+        self,
+        *,
+        jobs: TrainingRepository,
+        registry: RegistryRepository,
+        promotions: PromotionRepository,
+        registry_service: RegistryService,
+        artifacts: ArtifactService,
+        lineage: LineageService,
+        blobs: BlobStore,
+        backend: TrainingBackend,
+        workflow: Workflow,
+        images: ImageRegistry,
+        logs: LogReader,
+        compute_pool: ComputeAllocator,
+        policy: PolicyEngine,
+        signer: Signer,
+        publish: Callable[[str, Mapping[str, Any]], None],
+        audit: Callable[[AuditEvent], object],
+        clock: Clock,
+        settings: TrainingSettings,
+    ) -> None:
+        self._jobs = jobs
+        self._registry = registry
+        self._promotions = promotions
+        self._registry_service = registry_service
+        self._artifacts = artifacts
+        self._lineage = lineage
+        self._blobs = blobs
+        self._backend = backend
+        self._workflow = workflow
+        self._images = images
+        self._logs = logs
+        self._compute = compute_pool
+        self._policy = policy
+        self._signer = signer
+        self._publish = publish
+        self._audit = audit
+        self._clock = clock
+        self._settings = settings
+
+    # --- the API -------------------------------------------------------------------------
+
+    def submit(
+        self, request: SubmitTrainingJobRequest, caller: Caller, correlation_id: str
+    ) -> TrainingJob:
+        caller.require(Permission.TRAIN)
+        model_id = ids.model_id(request.modelFamily, request.modelVersion)
+        if self._registry.get_model(model_id) is not None:
+            raise Conflict(
+                f"{request.modelFamily} {request.modelVersion} is already registered; "
+                "train into a new version",
+                details=[{"field": "modelVersion", "message": "already registered"}],
+            )
+        resolved = self._resolve(request)
+        decision = self._decide(request, resolved, caller.principal, tuple(sorted(caller.roles)))
+        job = self._new_job(request, resolved, caller.principal, correlation_id, None)
+        job = job.model_copy(update={"policyDecision": decision})
+        return self._launch(job)
+
+    def get(self, job_id: str) -> TrainingJob:
+        job = self._jobs.get_training_job(job_id)
+        if job is None:
+            raise NotFound(f"training job {job_id} does not exist")
+        return job
+
+    def list_jobs(self, family: str | None, limit: int, token: str | None) -> TrainingJobList:
+        page = self._jobs.list_training_jobs(family, limit, token)
+        return TrainingJobList(items=page.items, nextToken=page.next_token)
+
+    def cancel(self, job_id: str, caller: Caller) -> TrainingJob:
+        caller.require(Permission.TRAIN)
+        job = self.get(job_id)
+        if job.status.terminal:
+            raise InvalidState(f"training job {job_id} already ended {job.status.value}")
+        if job.status is JobStatus.CANCELLING:
+            return job
+        was_training = job.status is JobStatus.TRAINING
+        job = self._transition(
+            job_id,
+            {JobStatus.QUEUED, JobStatus.TRAINING},
+            lambda j: {
+                "status": JobStatus.CANCELLING,
+                "statusReason": f"cancelled by {caller.principal}",
+            },
+        )
+        if was_training:
+            # The workflow sees SageMaker's Stopped status and winds the job down; a job
+            # still queued is wound down by its next step (each checks for CANCELLING).
+            self._backend.stop(job.trainingJobName)
+        return job
+
+    def reproduce(self, job_id: str, caller: Caller, correlation_id: str) -> TrainingJob:
+        caller.require(Permission.TRAIN)
+        original = self.get(job_id)
+        if original.reproductionOf is not None:
+            original = self.get(original.reproductionOf)
+        if original.status is not JobStatus.COMPLETED:
+            raise InvalidState(
+                f"training job {original.jobId} is {original.status.value}; only completed "
+                "jobs can be reproduced"
+            )
+        pinned = original.reproducibility
+        request = original.request.model_copy(update={"image": pinned.imageUri})
+        resolved = self._resolve(request)
+        if resolved.reproducibility.model_dump() != pinned.model_dump():
+            raise Conflict(
+                "the recorded inputs no longer resolve to what the job used",
+                details=[{"field": "reproducibility", "message": "inputs changed"}],
+            )
+        job = self._new_job(request, resolved, caller.principal, correlation_id, original.jobId)
+        return self._launch(job)
+
+    # --- the workflow's steps -------------------------------------------------------------
+
+    def validate(self, job_id: str) -> None:
+        job = self._live(job_id)
+        if job.status is not JobStatus.QUEUED:
+            return  # a retried step after training started
+        resolved = self._resolve(job.request)
+        if resolved.reproducibility != job.reproducibility:
+            raise Conflict(f"{job_id}: its inputs no longer resolve to what was admitted")
+
+    def check_policy(self, job_id: str) -> None:
+        job = self._live(job_id)
+        resolved = self._resolve(job.request)
+        decision = self._decide(job.request, resolved, job.createdBy, ())
+        self._transition(job_id, _LIVE, lambda j: {"policyDecision": decision})
+
+    def request_compute(self, job_id: str) -> None:
+        job = self._live(job_id)
+        if job.computeGrantId:
+            return
+        try:
+            grant = self._compute.request(job_id, job.computeRequirements)
+        except ComputeUnavailable as exc:
+            raise ServiceUnavailable(f"compute pool {job.computeRequirements.pool}: {exc}") from exc
+        self._transition(job_id, _LIVE, lambda j: {"computeGrantId": grant})
+
+    def start_training(self, job_id: str) -> None:
+        job = self._live(job_id)
+        if job.status is JobStatus.TRAINING:
+            return
+        for ref in job.datasetRefs:
+            self._stage(ref.artifactId, ref.s3Uri)
+        if job.parentModel is not None:
+            self._stage(job.parentModel.artifactId, job.parentModel.s3Uri)
+        # AlreadyExists: a retry of this step, the first attempt created the job
+        with contextlib.suppress(AlreadyExists):
+            self._backend.create(self._create_request(job))
+        try:
+            self._transition(
+                job_id,
+                {JobStatus.QUEUED},
+                lambda j: {
+                    "status": JobStatus.TRAINING,
+                    "startTs": self._clock.now(),
+                    "logsRef": f"{LOG_GROUP}/{j.trainingJobName}",
+                },
+            )
+        except InvalidState:
+            self._backend.stop(job.trainingJobName)
+            raise JobCancelled(f"{job_id} was cancelled before training started") from None
+
+    def register_outputs(self, job_id: str) -> dict[str, Any]:
+        job = self.get(job_id)
+        if job.status.terminal:
+            return {"status": job.status.value}
+        described = self._describe(job)
+        archive_uri = (described.get("ModelArtifacts") or {}).get("S3ModelArtifacts", "")
+        model_ref = self._register_archive(job, archive_uri, kind="model")
+        refs = [model_ref, *self._checkpoint_refs(job)]
+        metrics = {
+            m["MetricName"]: float(m["Value"]) for m in described.get("FinalMetricDataList") or ()
+        }
+        update: dict[str, Any] = {
+            "status": JobStatus.COMPLETED,
+            "statusReason": "",
+            "endTs": self._clock.now(),
+            "artifactRefs": tuple(refs),
+            "metrics": metrics,
+            "usage": self._usage(job, described),
+        }
+        if job.reproductionOf is None:
+            update["modelId"] = self._register_model(job, model_ref, metrics)
+        else:
+            update["reproduction"] = self._attest(job, model_ref)
+        done = self._transition(
+            job_id, {JobStatus.TRAINING, JobStatus.CANCELLING}, lambda j: update
+        )
+        return {"status": done.status.value, "modelId": done.modelId}
+
+    def fail_job(self, job_id: str, error: Mapping[str, Any] | None) -> dict[str, Any]:
+        """The compensation path: record why, keep the logs' tail and partial checkpoints."""
+        job = self.get(job_id)
+        if job.status.terminal:
+            return {"status": job.status.value}
+        described = self._backend.describe(job.trainingJobName) or {}
+        cancelled = (
+            job.status is JobStatus.CANCELLING or _error_name(error) == JobCancelled.__name__
+        )
+        reason = job.statusReason if cancelled else _failure_reason(error, described)
+        tail = (
+            tuple(self._logs.tail(LOG_GROUP, f"{job.trainingJobName}/", LOG_TAIL_LINES))
+            if described
+            else ()
+        )
+        refs = self._checkpoint_refs(job) if described else []
+        status = JobStatus.CANCELLED if cancelled else JobStatus.FAILED
+        done = self._transition(
+            job_id,
+            _LIVE,
+            lambda j: {
+                "status": status,
+                "statusReason": reason,
+                "endTs": self._clock.now(),
+                "artifactRefs": tuple(refs),
+                "failure": None if cancelled else Failure(reason=reason, logTail=tail),
+                "usage": self._usage(job, described),
+            },
+        )
+        return {"status": done.status.value}
+
+    def record_usage(self, job_id: str) -> dict[str, Any]:
+        """Account the finished job's usage to its compute grant and tell Finance."""
+        job = self.get(job_id)
+        if job.usage is None:
+            return {}
+        requirements = job.computeRequirements
+        if job.computeGrantId:
+            self._compute.record_usage(job.computeGrantId, job_id, job.usage)
+        self._publish(
+            USAGE_EVENT,
+            {
+                "jobId": job_id,
+                "correlationId": job.correlationId,
+                "modelFamily": job.modelFamily,
+                "modelId": job.modelId,
+                "pool": requirements.pool,
+                "instanceType": requirements.instanceType,
+                "instanceCount": requirements.instanceCount,
+                **job.usage.model_dump(mode="json"),
+            },
+        )
+        return job.usage.model_dump(mode="json")
+
+    def release_compute(self, job_id: str) -> None:
+        job = self.get(job_id)
+        if job.computeGrantId:
+            self._compute.release(job.computeGrantId)
+
+    # --- admission -------------------------------------------------------------------------
+
+    def _resolve(self, request: SubmitTrainingJobRequest) -> _Resolved:
+        bucket = self._settings.bucket
+        datasets: list[Dataset] = []
+        missing = []
+        for index, given in enumerate(request.datasets):
+            dataset = self._registry.get_dataset(given.datasetId)
+            if dataset is None:
+                missing.append(
+                    {"field": f"datasets.{index}.datasetId", "message": "unknown dataset"}
+                )
+            else:
+                datasets.append(dataset)
+        if missing:
+            raise ReferenceNotFound("unknown datasets: register them first", details=missing)
+        refs = []
+        for given, dataset in zip(request.datasets, datasets, strict=True):
+            artifact = self._artifact(dataset.artifactId, "datasets")
+            refs.append(
+                DatasetRef(
+                    datasetId=dataset.datasetId,
+                    channel=given.channel,
+                    artifactId=artifact.artifactId,
+                    checksum=dataset.checksum,
+                    manifestDigest=artifact.manifestDigest,
+                    s3Uri=f"s3://{bucket}/inputs/{artifact.artifactId}/",
+                )
+            )
+        parent = None
+        if request.parentModelId:
+            model = self._registry.get_model(request.parentModelId)
+            if model is None:
+                raise ReferenceNotFound(
+                    f"parent model {request.parentModelId} does not exist",
+                    details=[{"field": "parentModelId", "message": "unknown model"}],
+                )
+            parent = ParentModelRef(
+                modelId=model.modelId,
+                artifactId=model.artifactId,
+                rootDigest=model.rootDigest,
+                s3Uri=f"s3://{bucket}/inputs/{model.artifactId}/",
+            )
+        source = self._artifact(request.code.sourceArtifactId, "code.sourceArtifactId")
+        files = {f.path: f for f in source.files}
+        if SOURCE_ARCHIVE not in files or SPEC_FILE not in files:
+            raise ValidationFailed(
+                f"the source artifact must hold {SOURCE_ARCHIVE} and {SPEC_FILE} "
+                "(modelops train package builds it)",
+                details=[{"field": "code.sourceArtifactId", "message": "not a source artifact"}],
+            )
+        spec_bytes = self._blobs.get_bytes(blob_key(files[SPEC_FILE].sha256))
+        if spec_bytes is None:
+            raise ReferenceNotFound(f"{SPEC_FILE} of the source artifact is missing from storage")
+        try:
+            spec = TrainingSpec.parse(spec_bytes)
+        except ValueError as exc:
+            raise ValidationFailed(
+                str(exc), details=[{"field": "code.sourceArtifactId", "message": "invalid spec"}]
+            ) from None
+        hyperparameters, problems = spec.hyperparameter_strings(
+            request.hyperparameters, request.seed
+        )
+        problems += _channel_problems(spec, request)
+        if problems:
+            raise ValidationFailed(
+                f"the request does not fit {SPEC_FILE}: {problems[0]['field']}: "
+                f"{problems[0]['message']}",
+                details=problems,
+            )
+        image_uri = request.image or self._settings.default_image
+        pinned = self._images.resolve(image_uri)
+        if pinned is None:
+            raise ReferenceNotFound(
+                f"training image {image_uri} does not exist",
+                details=[{"field": "image", "message": "unknown image"}],
+            )
+        reproducibility = Reproducibility(
+            gitCommit=request.code.gitCommit,
+            repository=request.code.repository,
+            sourceArtifactId=source.artifactId,
+            sourceArchiveDigest=files[SOURCE_ARCHIVE].sha256,
+            specDigest=files[SPEC_FILE].sha256,
+            entryPoint=spec.entryPoint,
+            imageUri=pinned[0],
+            imageDigest=pinned[1],
+            dependencyLockDigest=request.dependencyLockDigest,
+            seed=request.seed,
+            datasetChecksums={d.datasetId: d.checksum for d in datasets},
+            parentModelDigest=parent.rootDigest if parent else None,
+            hyperparameters=hyperparameters,
+            compute=request.compute,
+        )
+        return _Resolved(
+            datasets=tuple(refs),
+            dataset_records=tuple(datasets),
+            parent=parent,
+            spec=spec,
+            hyperparameters=hyperparameters,
+            reproducibility=reproducibility,
+        )
+
+    def _decide(
+        self,
+        request: SubmitTrainingJobRequest,
+        resolved: _Resolved,
+        principal: str,
+        roles: tuple[str, ...],
+    ) -> dict[str, Any]:
+        datasets = {d.datasetId: d for d in resolved.dataset_records}
+        if resolved.parent is not None:  # a fine-tune inherits its parent's data obligations
+            for node in self._lineage.ancestors(resolved.parent.modelId).nodes:
+                if node.kind == "dataset" and node.nodeId not in datasets:
+                    found = self._registry.get_dataset(node.nodeId)
+                    if found is not None:
+                        datasets[found.datasetId] = found
+        family = self._promotions.get_family_policy(request.modelFamily)
+        decision = self._policy.decide(
+            PolicyRequest(
+                action="train",
+                principal=principal,
+                roles=roles,
+                modelFamily=request.modelFamily,
+                riskTier=family.riskTier if family else "low",
+                targetEnv="sandbox",
+                region=self._settings.region,
+                purpose="training",
+                datasets=tuple(
+                    facts_of(
+                        d, d.pii and self._promotions.get_dataset_approval(d.datasetId) is not None
+                    )
+                    for d in datasets.values()
+                ),
+            )
+        )
+        if not decision.allowed:
+            raise PolicyDenied(
+                "policy forbids this training: "
+                + "; ".join(f"{d.policyId}: {d.reason}" for d in decision.denials),
+                details=[
+                    {
+                        "field": f"datasets.{d.datasetId}" if d.datasetId else "request",
+                        "message": d.reason,
+                        "policyId": d.policyId,
+                    }
+                    for d in decision.denials
+                ],
+            )
+        return decision.model_dump(mode="json")
+
+    def _new_job(
+        self,
+        request: SubmitTrainingJobRequest,
+        resolved: _Resolved,
+        principal: str,
+        correlation_id: str,
+        reproduction_of: str | None,
+    ) -> TrainingJob:
+        job_id = ids.training_job_id(uuid.uuid4().hex)
+        name = sagemaker_job_name(job_id)
+        return TrainingJob(
+            jobId=job_id,
+            modelFamily=request.modelFamily,
+            modelVersion=request.modelVersion,
+            request=request,
+            datasetRefs=resolved.datasets,
+            parentModel=resolved.parent,
+            hyperparameters=resolved.hyperparameters,
+            metricDefinitions=resolved.spec.metricDefinitions,
+            computeRequirements=request.compute,
+            reproducibility=resolved.reproducibility,
+            status=JobStatus.QUEUED,
+            createdAt=self._clock.now(),
+            createdBy=principal,
+            correlationId=correlation_id or job_id,
+            trainingJobName=name,
+            executionArn=self._workflow.execution_arn(job_id),
+            retryPolicy=request.retryPolicy,
+            retrainReason=request.retrainReason,
+            reproductionOf=reproduction_of,
+        )
+
+    def _launch(self, job: TrainingJob) -> TrainingJob:
+        self._jobs.create_training_job(job)
+        self._record(job, "submitted")
+        try:
+            self._workflow.start(
+                job.jobId,
+                {
+                    "jobId": job.jobId,
+                    "trainingJobName": job.trainingJobName,
+                    "correlationId": job.correlationId,
+                    "pollSeconds": self._settings.poll_seconds,
+                },
+            )
+        except Exception as exc:
+            reason = f"the training workflow could not be started: {type(exc).__name__}"
+            self._transition(
+                job.jobId,
+                {JobStatus.QUEUED},
+                lambda j: {
+                    "status": JobStatus.FAILED,
+                    "statusReason": reason,
+                    "endTs": self._clock.now(),
+                },
+            )
+            raise ServiceUnavailable(
+                f"{reason}; the job {job.jobId} is marked FAILED, submit again"
+            ) from exc
+        return job
+
+    # --- SageMaker -------------------------------------------------------------------------
+
+    def _create_request(self, job: TrainingJob) -> dict[str, Any]:
+        bucket = self._settings.bucket
+        pinned = job.reproducibility
+        requirements = job.computeRequirements
+        channels = [(ref.channel, ref.s3Uri) for ref in job.datasetRefs]
+        if job.parentModel is not None:
+            channels.append((PARENT_CHANNEL, job.parentModel.s3Uri))
+        stopping: dict[str, int] = {"MaxRuntimeInSeconds": requirements.maxRuntimeSeconds}
+        wait = requirements.wait_seconds
+        if wait is not None:
+            stopping["MaxWaitTimeInSeconds"] = wait
+        source_uri = f"s3://{bucket}/{blob_key(pinned.sourceArchiveDigest)}"
+        return {
+            "TrainingJobName": job.trainingJobName,
+            "AlgorithmSpecification": {
+                "TrainingImage": pinned.imageUri,
+                "TrainingInputMode": "File",
+                "MetricDefinitions": [m.model_dump() for m in job.metricDefinitions],
+            },
+            "RoleArn": self._settings.role_arn,
+            "HyperParameters": {
+                **job.hyperparameters,
+                # script mode, as the SageMaker framework containers read it (JSON strings)
+                "sagemaker_program": json.dumps(pinned.entryPoint),
+                "sagemaker_submit_directory": json.dumps(source_uri),
+            },
+            "InputDataConfig": [
+                {
+                    "ChannelName": channel,
+                    "DataSource": {
+                        "S3DataSource": {
+                            "S3DataType": "S3Prefix",
+                            "S3Uri": uri,
+                            "S3DataDistributionType": "FullyReplicated",
+                        }
+                    },
+                    "InputMode": "File",
+                }
+                for channel, uri in channels
+            ],
+            "OutputDataConfig": {"S3OutputPath": f"s3://{bucket}/training/"},
+            "ResourceConfig": {
+                "InstanceType": requirements.instanceType,
+                "InstanceCount": requirements.instanceCount,
+                "VolumeSizeInGB": requirements.volumeSizeGb,
+            },
+            "StoppingCondition": stopping,
+            "EnableManagedSpotTraining": requirements.spot,
+            "CheckpointConfig": {
+                "S3Uri": f"s3://{bucket}/training/{job.trainingJobName}/checkpoints/",
+                "LocalPath": "/opt/ml/checkpoints",
+            },
+            "RetryStrategy": {"MaximumRetryAttempts": job.retryPolicy.maxAttempts},
+            "Environment": {"MODELOPS_JOB_ID": job.jobId},
+            "Tags": [
+                {"Key": "modelops:job-id", "Value": job.jobId},
+                {"Key": "modelops:pool", "Value": requirements.pool},
+                {"Key": "modelops:correlation-id", "Value": job.correlationId[:256]},
+            ],
+        }
+
+    def _usage(self, job: TrainingJob, described: Mapping[str, Any]) -> Usage:
+        billable = int(described.get("BillableTimeInSeconds") or 0)
+        requirements = job.computeRequirements
+        return Usage(
+            billableSeconds=billable,
+            trainingSeconds=int(described.get("TrainingTimeInSeconds") or 0),
+            instanceHours=round(requirements.instanceCount * billable / 3600, 6),
+            gpuHours=compute.gpu_hours(
+                requirements.instanceType, requirements.instanceCount, billable
+            ),
+            spot=requirements.spot,
+        )
+
+    def _describe(self, job: TrainingJob) -> dict[str, Any]:
+        described = self._backend.describe(job.trainingJobName)
+        if described is None:
+            raise TrainingOutputMissing(f"SageMaker has no training job {job.trainingJobName}")
+        return described
+
+    def _stage(self, artifact_id: str, s3_uri: str) -> None:
+        """Lay an artifact's files out under its input prefix (names as registered), once."""
+        artifact = self._artifact(artifact_id, "inputs")
+        prefix = s3_uri.removeprefix(f"s3://{self._settings.bucket}/")
+        for entry in artifact.files:
+            target = f"{prefix}{entry.path}"
+            if not self._blobs.exists(target):
+                self._blobs.copy(blob_key(entry.sha256), target)
+
+    # --- outputs ---------------------------------------------------------------------------
+
+    def _register_archive(
+        self, job: TrainingJob, archive_uri: str, *, kind: Literal["model"]
+    ) -> ArtifactRef:
+        prefix = f"s3://{self._settings.bucket}/"
+        key = archive_uri.removeprefix(prefix)
+        if not archive_uri.startswith(prefix):
+            raise TrainingOutputMissing(
+                f"model archive {archive_uri!r} is outside the artifact bucket"
+            )
+        with tempfile.TemporaryDirectory(prefix="modelops-outputs-") as scratch:
+            archive = Path(scratch) / "model.tar.gz"
+            if not self._blobs.download(key, archive):
+                raise TrainingOutputMissing(f"SageMaker reported {archive_uri} but it is not there")
+            archive_sha, _ = sha256_file(archive)
+            root = Path(scratch) / "files"
+            with archive.open("rb") as handle:
+                paths = extract_targz(handle, root)
+            entries = []
+            for path in paths:
+                sha, size = sha256_file(root / path)
+                if not self._blobs.exists(blob_key(sha)):
+                    self._blobs.upload(root / path, blob_key(sha))
+                entries.append((FileEntry(path=path, size=size, sha256=sha), None))
+        artifact = self._artifacts.record_files(
+            f"{job.modelFamily}-{job.modelVersion}-{kind}",
+            entries,
+            principal=job.createdBy,
+            origin=job.jobId,
+        )
+        return _ref(kind, artifact, archive_sha)
+
+    def _checkpoint_refs(self, job: TrainingJob) -> list[ArtifactRef]:
+        prefix = f"training/{job.trainingJobName}/checkpoints/"
+        entries = []
+        for key in self._blobs.list_keys(prefix):
+            found = self._blobs.sha256_of(key)
+            if found is not None:
+                entries.append(
+                    (FileEntry(path=key.removeprefix(prefix), size=found[1], sha256=found[0]), key)
+                )
+        if not entries:
+            return []
+        artifact = self._artifacts.record_files(
+            f"{job.modelFamily}-{job.modelVersion}-checkpoints",
+            entries,
+            principal=job.createdBy,
+            origin=job.jobId,
+        )
+        return [_ref("checkpoints", artifact, None)]
+
+    def _register_model(
+        self, job: TrainingJob, model: ArtifactRef, metrics: dict[str, float]
+    ) -> str:
+        pinned = job.reproducibility
+        request = RegisterModelRequest(
+            family=job.modelFamily,
+            version=job.modelVersion,
+            artifactId=model.artifactId,
+            codeRef=(
+                f"git:{pinned.repository or 'source'}@{pinned.gitCommit}"
+                f"#sha256:{pinned.sourceArchiveDigest}"
+            ),
+            metrics=metrics,
+            lineage=ModelLineage(
+                datasets=tuple(sorted(ref.datasetId for ref in job.datasetRefs)),
+                parentModels=(job.parentModel.modelId,) if job.parentModel else (),
+            ),
+            provenance={
+                "trainingJobId": job.jobId,
+                "sagemakerTrainingJob": job.trainingJobName,
+                "imageUri": pinned.imageUri,
+                "imageDigest": pinned.imageDigest,
+                "sourceArchiveDigest": pinned.sourceArchiveDigest,
+                "dependencyLockDigest": pinned.dependencyLockDigest,
+                "seed": str(pinned.seed),
+                "reproducibilityDigest": hashlib.sha256(
+                    canonical_json(pinned.model_dump(mode="json"))
+                ).hexdigest(),
+            },
+            description=job.request.description,
+        )
+        response = self._registry_service.record_model(request, job.createdBy)
+        return response.model.modelId
+
+    def _attest(self, job: TrainingJob, reproduced: ArtifactRef) -> ReproductionReport:
+        assert job.reproductionOf is not None
+        original_job = self.get(job.reproductionOf)
+        original = next(r for r in original_job.artifactRefs if r.kind == "model")
+        before = {f.path: f.sha256 for f in self._artifact(original.artifactId, "original").files}
+        after = {
+            f.path: f.sha256 for f in self._artifact(reproduced.artifactId, "reproduced").files
+        }
+        differences = tuple(
+            FileDiff(
+                path=path,
+                change="added"
+                if path not in before
+                else "removed"
+                if path not in after
+                else "changed",
+                originalSha256=before.get(path),
+                reproducedSha256=after.get(path),
+            )
+            for path in sorted(before.keys() | after.keys())
+            if before.get(path) != after.get(path)
+        )
+        identical = original.rootDigest == reproduced.rootDigest
+        statement = {
+            "_type": IN_TOTO_STATEMENT,
+            "subject": [
+                {
+                    "name": f"{job.modelFamily}@{job.modelVersion}",
+                    "digest": {"sha256": reproduced.rootDigest},
+                }
+            ],
+            "predicateType": REPRODUCTION_PREDICATE,
+            "predicate": {
+                "originalJobId": original_job.jobId,
+                "reproductionJobId": job.jobId,
+                "identical": identical,
+                "originalRootDigest": original.rootDigest,
+                "reproducedRootDigest": reproduced.rootDigest,
+                "differingFiles": len(differences),
+                "inputsDigest": hashlib.sha256(
+                    canonical_json(job.reproducibility.model_dump(mode="json"))
+                ).hexdigest(),
+            },
+        }
+        message, signature = sign_statement(
+            self._signer, statement, job.createdBy, self._clock.now()
+        )
+        return ReproductionReport(
+            originalJobId=original_job.jobId,
+            reproductionJobId=job.jobId,
+            identical=identical,
+            originalRootDigest=original.rootDigest,
+            reproducedRootDigest=reproduced.rootDigest,
+            differences=differences,
+            statement=message.decode(),
+            signature=signature,
+        )
+
+    # --- the record ------------------------------------------------------------------------
+
+    def _artifact(self, artifact_id: str, field: str) -> Artifact:
+        artifact = self._registry.get_artifact(artifact_id)
+        if artifact is None:
+            raise ReferenceNotFound(
+                f"artifact {artifact_id} does not exist",
+                details=[{"field": field, "message": "unknown artifact"}],
+            )
+        return artifact
+
+    def _live(self, job_id: str) -> TrainingJob:
+        job = self.get(job_id)
+        if job.status is JobStatus.CANCELLING:
+            raise JobCancelled(f"training job {job_id} was cancelled")
+        if job.status.terminal:
+            raise InvalidState(f"training job {job_id} already ended {job.status.value}")
+        return job
+
+    def _transition(
+        self,
+        job_id: str,
+        allowed_from: set[JobStatus],
+        change: Callable[[TrainingJob], dict[str, Any]],
+    ) -> TrainingJob:
+        """Apply ``change`` to the stored job if its status is one of ``allowed_from``;
+        re-read and retry when a concurrent writer moved the revision."""
+        for _ in range(_SAVE_ATTEMPTS):
+            job = self.get(job_id)
+            if job.status not in allowed_from:
+                raise InvalidState(f"training job {job_id} is {job.status.value}")
+            updated = job.model_copy(update={**change(job), "revision": job.revision + 1})
+            try:
+                self._jobs.save_training_job(updated, job.revision)
+            except StaleWrite:
+                continue
+            if updated.status is not job.status:
+                self._record(updated, updated.status.value.lower(), previous=job.status)
+            return updated
+        raise ServiceUnavailable(f"training job {job_id} is being changed concurrently; retry")
+
+    def _record(self, job: TrainingJob, action: str, previous: JobStatus | None = None) -> None:
+        """Every status change goes to the ledger and out as an event, with the job's
+        correlation id."""
+        detail = {
+            "jobId": job.jobId,
+            "status": job.status.value,
+            "previousStatus": previous.value if previous else None,
+            "modelFamily": job.modelFamily,
+            "modelVersion": job.modelVersion,
+            "modelId": job.modelId,
+            "reason": job.statusReason,
+            "correlationId": job.correlationId,
+        }
+        self._publish(STATE_CHANGE, detail)
+        self._audit(
+            AuditEvent(
+                stream=AUDIT_STREAM,
+                eventId=str(uuid.uuid4()),
+                time=self._clock.now(),
+                principal=job.createdBy,
+                action=f"train.job.{action}",
+                resources=tuple(r for r in (job.jobId, job.modelId) if r),
+                requestId=job.executionArn or job.jobId,
+                correlationId=job.correlationId[:128],
+                outcome=Outcome.FAILED if job.status is JobStatus.FAILED else Outcome.SUCCEEDED,
+                status=200,
+                reason=job.statusReason[:1024],
+                details={"actor": "training-workflow", "status": job.status.value},
+            )
+        )
+
+
+_LIVE = {JobStatus.QUEUED, JobStatus.TRAINING, JobStatus.CANCELLING}
+
+
+def _ref(
+    kind: Literal["model", "checkpoints"], artifact: Artifact, archive_sha: str | None
+) -> ArtifactRef:
+    return ArtifactRef(
+        kind=kind,
+        artifactId=artifact.artifactId,
+        rootDigest=artifact.rootDigest,
+        files=len(artifact.files),
+        archiveSha256=archive_sha,
+    )
+
+
+def _channel_problems(
+    spec: TrainingSpec, request: SubmitTrainingJobRequest
+) -> list[dict[str, str]]:
+    given = {d.channel for d in request.datasets}
+    if request.parentModelId:
+        given.add(PARENT_CHANNEL)
+    problems = [
+        {"field": "datasets", "message": f"channel {name!r} is not declared by the code"}
+        for name in sorted(given - set(spec.channels))
+    ]
+    problems += [
+        {"field": "datasets", "message": f"channel {name!r} is required by the code"}
+        for name, channel in sorted(spec.channels.items())
+        if channel.required and name not in given
+    ]
+    return problems
+
+
+def _error_name(error: Mapping[str, Any] | None) -> str:
+    return str((error or {}).get("Error") or "")
+
+
+def _failure_reason(error: Mapping[str, Any] | None, described: Mapping[str, Any]) -> str:
+    """SageMaker's FailureReason, else the failed step's error message."""
+    if described.get("FailureReason"):
+        return str(described["FailureReason"])[:1024]
+    if described.get("TrainingJobStatus") == "Stopped":
+        return f"SageMaker stopped the job ({described.get('SecondaryStatus', 'Stopped')})"
+    cause = str((error or {}).get("Cause") or "")
+    try:
+        message = json.loads(cause).get("errorMessage", cause)
+    except (ValueError, AttributeError):
+        message = cause
+    name = _error_name(error) or "Error"
+    return f"{name}: {message}"[:1024]

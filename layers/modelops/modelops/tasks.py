@@ -1,0 +1,38 @@
+"""What every Step Functions task function shares: one Lambda handler per workflow step,
+instrumented like every function, with the execution's correlation id on every log line.
+
+A step raises the typed errors of ``modelops.errors``; the Lambda runtime reports the class
+name as the error type, which the state machine's ``Retry`` and ``Catch`` match.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+from aws_lambda_powertools.metrics import MetricUnit
+from aws_lambda_powertools.utilities.typing import LambdaContext
+
+from modelops.observability import instruments
+
+Step = Callable[[dict[str, Any]], Any]
+Handler = Callable[[dict[str, Any], LambdaContext], dict[str, Any]]
+
+
+def task_handler(step_name: str, step: Step) -> Handler:
+    """The handler of one workflow step: ``step(event)`` returns what the step reports
+    (a dict, or None for nothing)."""
+    logger, tracer, metrics = instruments()
+
+    @logger.inject_lambda_context(log_event=False)
+    @tracer.capture_lambda_handler
+    @metrics.log_metrics
+    def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
+        logger.set_correlation_id(str(event.get("correlationId") or event.get("jobId") or ""))
+        logger.append_keys(jobId=event.get("jobId"), step=step_name)
+        result = step(event)
+        metrics.add_metric(name=f"TrainingStep.{step_name}", unit=MetricUnit.Count, value=1)
+        logger.info("step done", extra={"result": result})
+        return dict(result or {})
+
+    return handler

@@ -1,0 +1,578 @@
+"""The training service against in-memory ports: admission, every workflow step,
+cancellation and reproduction."""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import json
+import tarfile
+from collections.abc import Mapping
+from typing import Any
+
+import pytest
+from pydantic import ValidationError
+
+from modelops.adapters.cedar_policy import CedarPolicyEngine
+from modelops.config import Settings
+from modelops.contracts.promotion import DatasetApprovalRequest
+from modelops.contracts.registry import RegisterDatasetRequest
+from modelops.domain.access import Caller, Role
+from modelops.domain.entities import Artifact, ModelStatus
+from modelops.domain.ledger import AuditEvent
+from modelops.domain.manifest import FileEntry, Manifest
+from modelops.domain.signing import ManifestSignature, verify_statement
+from modelops.domain.training import (
+    ComputeRequirements,
+    JobStatus,
+    SubmitTrainingJobRequest,
+    TrainingJob,
+    Usage,
+)
+from modelops.errors import (
+    Conflict,
+    Forbidden,
+    InvalidState,
+    JobCancelled,
+    PolicyDenied,
+    ReferenceNotFound,
+    ServiceUnavailable,
+    ValidationFailed,
+)
+from modelops.ports import AlreadyExists
+from modelops.services.artifacts import ArtifactService, blob_key
+from modelops.services.lineage import LineageService
+from modelops.services.promotion import PromotionService
+from modelops.services.registry import RegistryService
+from modelops.services.training import TrainingService, TrainingSettings
+from tests.unit.fakes import (
+    FixedClock,
+    MemoryBlobStore,
+    MemoryEcdsaSigner,
+    MemoryPlatform,
+    MemorySigner,
+)
+
+ENGINEER = Caller("arn:aws:iam::123456789012:user/eng", frozenset({Role.ML_ENGINEER}))
+APPROVER = Caller("arn:aws:iam::123456789012:user/approver", frozenset({Role.APPROVER}))
+READER = Caller("arn:aws:iam::123456789012:user/reader", frozenset())
+BUCKET = "artifacts"
+IMAGE = "123456789012.dkr.ecr.us-east-1.amazonaws.com/modelops/python-training:3.11"
+IMAGE_DIGEST = "sha256:" + "ab" * 32
+SPEC = {
+    "format": "modelops.training-spec/1",
+    "entryPoint": "train.py",
+    "seedHyperparameter": "seed",
+    "hyperparameters": {
+        "epochs": {"type": "integer", "minimum": 1, "maximum": 1000, "default": 5},
+        "learning_rate": {"type": "number", "exclusiveMinimum": 0, "default": 0.5},
+        "seed": {"type": "integer", "minimum": 0},
+    },
+    "channels": {"train": {"required": True}, "parent": {}},
+    "metricDefinitions": [{"Name": "train:loss", "Regex": "loss=([0-9.]+)"}],
+}
+
+
+class FakeSageMaker:
+    """CreateTrainingJob is recorded; a test finishes the job as SageMaker would."""
+
+    def __init__(self, blobs: MemoryBlobStore) -> None:
+        self.blobs = blobs
+        self.created: dict[str, Mapping[str, Any]] = {}
+        self.described: dict[str, dict[str, Any]] = {}
+        self.stopped: list[str] = []
+
+    def create(self, request: Mapping[str, Any]) -> None:
+        name = str(request["TrainingJobName"])
+        if name in self.created:
+            raise AlreadyExists(name)
+        self.created[name] = request
+        self.described[name] = {"TrainingJobName": name, "TrainingJobStatus": "InProgress"}
+
+    def describe(self, name: str) -> dict[str, Any] | None:
+        return self.described.get(name)
+
+    def stop(self, name: str) -> None:
+        self.stopped.append(name)
+        self.described[name] |= {"TrainingJobStatus": "Stopped"}
+
+    def complete(self, name: str, files: dict[str, bytes], checkpoints: dict[str, bytes]) -> None:
+        buffer = io.BytesIO()
+        with tarfile.open(fileobj=buffer, mode="w:gz") as archive:
+            for path, data in sorted(files.items()):
+                info = tarfile.TarInfo(path)
+                info.size = len(data)
+                archive.addfile(info, io.BytesIO(data))
+        key = f"training/{name}/output/model.tar.gz"
+        self.blobs.put(key, buffer.getvalue())
+        for path, data in checkpoints.items():
+            self.blobs.put(f"training/{name}/checkpoints/{path}", data)
+        self.described[name] |= {
+            "TrainingJobStatus": "Completed",
+            "ModelArtifacts": {"S3ModelArtifacts": f"s3://{BUCKET}/{key}"},
+            "FinalMetricDataList": [{"MetricName": "train:loss", "Value": 0.25}],
+            "BillableTimeInSeconds": 1800,
+            "TrainingTimeInSeconds": 2000,
+        }
+
+    def fail(self, name: str, reason: str, checkpoints: dict[str, bytes]) -> None:
+        for path, data in checkpoints.items():
+            self.blobs.put(f"training/{name}/checkpoints/{path}", data)
+        self.described[name] |= {
+            "TrainingJobStatus": "Failed",
+            "FailureReason": reason,
+            "BillableTimeInSeconds": 60,
+        }
+
+
+class FakeWorkflow:
+    def __init__(self) -> None:
+        self.started: list[tuple[str, Mapping[str, Any]]] = []
+        self.broken = False
+
+    def execution_arn(self, name: str) -> str:
+        return f"arn:aws:states:us-east-1:123456789012:execution:train:{name}"
+
+    def start(self, name: str, payload: Mapping[str, Any]) -> None:
+        if self.broken:
+            raise ConnectionError("states is down")
+        self.started.append((name, payload))
+
+
+class FakeImages:
+    def resolve(self, uri: str) -> tuple[str, str] | None:
+        if uri in {IMAGE, f"{IMAGE.rsplit(':', 1)[0]}@{IMAGE_DIGEST}"}:
+            return f"{IMAGE.rsplit(':', 1)[0]}@{IMAGE_DIGEST}", IMAGE_DIGEST
+        return None
+
+
+class FakeLogs:
+    def tail(self, group: str, stream_prefix: str, lines: int) -> list[str]:
+        return [f"{group}/{stream_prefix} line {i}" for i in range(3)][-lines:]
+
+
+class FakeCompute:
+    def __init__(self) -> None:
+        self.granted: list[str] = []
+        self.released: list[str] = []
+        self.usage: list[tuple[str, Usage]] = []
+
+    def request(self, job_id: str, requirements: ComputeRequirements) -> str:
+        self.granted.append(job_id)
+        return f"grant-{job_id}"
+
+    def record_usage(self, grant_id: str, job_id: str, usage: Usage) -> None:
+        self.usage.append((job_id, usage))
+
+    def release(self, grant_id: str) -> None:
+        self.released.append(grant_id)
+
+
+class Setup:
+    def __init__(self) -> None:
+        self.repo = MemoryPlatform()
+        self.clock = FixedClock()
+        self.blobs = MemoryBlobStore()
+        self.signer = MemorySigner()
+        self.sagemaker = FakeSageMaker(self.blobs)
+        self.workflow = FakeWorkflow()
+        self.compute = FakeCompute()
+        self.events: list[tuple[str, Mapping[str, Any]]] = []
+        self.audit: list[AuditEvent] = []
+        self.registry = RegistryService(self.repo, self.clock)
+        lineage = LineageService(self.repo)
+        self.promotions = PromotionService(
+            registry=self.repo,
+            promotions=self.repo,
+            lineage=lineage,
+            policy=CedarPolicyEngine(),
+            signer=self.signer,
+            model_signer=MemoryEcdsaSigner(),
+            blobs=self.blobs,
+            clock=self.clock,
+            region="us-east-1",
+        )
+        self.service = TrainingService(
+            jobs=self.repo,
+            registry=self.repo,
+            promotions=self.repo,
+            registry_service=self.registry,
+            artifacts=ArtifactService(
+                self.repo, self.blobs, self.clock, Settings(region="us-east-1")
+            ),
+            lineage=lineage,
+            blobs=self.blobs,
+            backend=self.sagemaker,
+            workflow=self.workflow,
+            images=FakeImages(),
+            logs=FakeLogs(),
+            compute_pool=self.compute,
+            policy=CedarPolicyEngine(),
+            signer=self.signer,
+            publish=lambda kind, detail: self.events.append((kind, detail)),
+            audit=self.audit.append,
+            clock=self.clock,
+            settings=TrainingSettings(
+                bucket=BUCKET,
+                region="us-east-1",
+                role_arn="arn:aws:iam::123456789012:role/training",
+                default_image=IMAGE,
+                poll_seconds=1,
+            ),
+        )
+        self.source = self.artifact(
+            {"sourcedir.tar.gz": b"source archive", "training.json": json.dumps(SPEC).encode()}
+        )
+
+    def artifact(self, files: dict[str, bytes]) -> Artifact:
+        entries = []
+        for path, data in files.items():
+            sha = hashlib.sha256(data).hexdigest()
+            self.blobs.put(blob_key(sha), data)
+            entries.append(FileEntry(path=path, size=len(data), sha256=sha))
+        manifest = Manifest(files=tuple(entries))
+        artifact = Artifact(
+            artifactId=f"art-{manifest.manifest_digest[:32]}",
+            name="a",
+            rootDigest=manifest.root_digest,
+            manifestDigest=manifest.manifest_digest,
+            totalSize=manifest.total_size,
+            files=manifest.files,
+            createdBy=ENGINEER.principal,
+            createdAt=self.clock.now(),
+            uploadId="upl-" + "0" * 32,
+        )
+        stored = self.repo.get_artifact(artifact.artifactId)
+        if stored is None:
+            self.repo.create_artifact(artifact)
+        return stored or artifact
+
+    def dataset(self, name: str, **fields: Any) -> str:
+        artifact = self.artifact({"train.csv": f"{name}\n1,2\n".encode()})
+        request = RegisterDatasetRequest.model_validate(
+            {"name": name, "artifactId": artifact.artifactId, "license": "MIT", **fields}
+        )
+        return self.registry.register_dataset(request, ENGINEER).dataset.datasetId
+
+    def request(self, dataset_id: str, **fields: Any) -> SubmitTrainingJobRequest:
+        return SubmitTrainingJobRequest.model_validate(
+            {
+                "modelFamily": "iris",
+                "modelVersion": "1.0.0",
+                "datasets": [{"datasetId": dataset_id}],
+                "code": {"sourceArtifactId": self.source.artifactId, "gitCommit": "a" * 40},
+                "dependencyLockDigest": "c" * 64,
+                "seed": 7,
+                "hyperparameters": {"epochs": 3},
+                "compute": {"instanceType": "ml.g5.xlarge", "gpusPerInstance": 1},
+                **fields,
+            }
+        )
+
+    def submit(self, **fields: Any) -> TrainingJob:
+        return self.service.submit(self.request(self.dataset("iris"), **fields), ENGINEER, "c-1")
+
+    def run_to_training(self, job_id: str) -> None:
+        self.service.validate(job_id)
+        self.service.check_policy(job_id)
+        self.service.request_compute(job_id)
+        self.service.start_training(job_id)
+
+    def finish(self, job: TrainingJob, model: bytes = b'{"w":[1]}') -> TrainingJob:
+        self.run_to_training(job.jobId)
+        self.sagemaker.complete(
+            job.trainingJobName, {"model.json": model}, {"checkpoint-1.json": b"ck"}
+        )
+        self.service.register_outputs(job.jobId)
+        return self.service.get(job.jobId)
+
+
+@pytest.fixture
+def setup() -> Setup:
+    return Setup()
+
+
+def test_submission_pins_every_input_and_starts_the_workflow(setup: Setup) -> None:
+    job = setup.submit()
+    assert job.status is JobStatus.QUEUED
+    pinned = job.reproducibility
+    assert pinned.imageUri.endswith(f"@{IMAGE_DIGEST}") and pinned.imageDigest == IMAGE_DIGEST
+    assert pinned.sourceArchiveDigest == hashlib.sha256(b"source archive").hexdigest()
+    assert pinned.hyperparameters == {"epochs": "3", "learning_rate": "0.5", "seed": "7"}
+    assert pinned.datasetChecksums == {job.datasetRefs[0].datasetId: job.datasetRefs[0].checksum}
+    assert setup.workflow.started == [
+        (
+            job.jobId,
+            {
+                "jobId": job.jobId,
+                "trainingJobName": job.trainingJobName,
+                "correlationId": "c-1",
+                "pollSeconds": 1,
+            },
+        )
+    ]
+    assert setup.repo.get_training_job(job.jobId) == job
+
+
+def test_submission_needs_the_train_permission(setup: Setup) -> None:
+    with pytest.raises(Forbidden):
+        setup.service.submit(setup.request(setup.dataset("iris")), READER, "c")
+    assert setup.repo.training_jobs == {} and setup.workflow.started == []
+
+
+def _rejected(setup: Setup, error: type[Exception], request: SubmitTrainingJobRequest) -> Any:
+    with pytest.raises(error) as caught:
+        setup.service.submit(request, ENGINEER, "c")
+    assert setup.repo.training_jobs == {} and setup.workflow.started == []
+    return caught.value
+
+
+def test_unknown_dataset_is_refused_before_anything_starts(setup: Setup) -> None:
+    error = _rejected(setup, ReferenceNotFound, setup.request("ds-" + "0" * 24))
+    assert error.details == [{"field": "datasets.0.datasetId", "message": "unknown dataset"}]
+
+
+def test_unapproved_pii_dataset_is_refused_by_policy_and_allowed_once_approved(
+    setup: Setup,
+) -> None:
+    dataset_id = setup.dataset("people", piiFlags=["email"])
+    error = _rejected(setup, PolicyDenied, setup.request(dataset_id))
+    assert error.details[0]["policyId"] == "dataset.pii-not-approved"
+    setup.promotions.approve_dataset(dataset_id, DatasetApprovalRequest(note="consented"), APPROVER)
+    assert setup.service.submit(setup.request(dataset_id), ENGINEER, "c").status is JobStatus.QUEUED
+
+
+@pytest.mark.parametrize(
+    ("hyperparameters", "field", "message"),
+    [
+        ({"epochs": 0}, "hyperparameters.epochs", "must be >= 1"),
+        ({"epochs": "three"}, "hyperparameters.epochs", "expected an integer, got 'three'"),
+        ({"epochs": 2.5}, "hyperparameters.epochs", "expected an integer, got 2.5"),
+        ({"learning_rate": 0}, "hyperparameters.learning_rate", "must be > 0"),
+        (
+            {"momentum": 0.9},
+            "hyperparameters.momentum",
+            "unknown (known: epochs, learning_rate, seed)",
+        ),
+        ({"seed": 3}, "hyperparameters.seed", "the seed is set by the request's seed field"),
+    ],
+)
+def test_hyperparameters_that_do_not_fit_the_code_spec_are_refused(
+    setup: Setup, hyperparameters: dict[str, Any], field: str, message: str
+) -> None:
+    request = setup.request(setup.dataset("iris"), hyperparameters=hyperparameters)
+    error = _rejected(setup, ValidationFailed, request)
+    assert {"field": field, "message": message} in error.details
+
+
+def test_channels_the_code_does_not_declare_or_requires_are_refused(setup: Setup) -> None:
+    dataset_id = setup.dataset("iris")
+    request = setup.request(dataset_id, datasets=[{"datasetId": dataset_id, "channel": "eval"}])
+    error = _rejected(setup, ValidationFailed, request)
+    messages = {d["message"] for d in error.details}
+    assert messages == {
+        "channel 'eval' is not declared by the code",
+        "channel 'train' is required by the code",
+    }
+
+
+@pytest.mark.parametrize(
+    ("compute", "message"),
+    [
+        ({"instanceType": "ml.x99.huge"}, "is not offered"),
+        ({"instanceType": "ml.m5.large", "gpusPerInstance": 1}, "has 0 GPU(s)"),
+        ({"maxRuntimeSeconds": 600, "maxWaitSeconds": 300}, "must be >= maxRuntimeSeconds"),
+        ({"spot": False, "maxWaitSeconds": 600}, "spot training only"),
+        ({"instanceCount": 101}, "less than or equal to 100"),
+    ],
+)
+def test_impossible_compute_requests_are_invalid(compute: dict[str, Any], message: str) -> None:
+    with pytest.raises(ValidationError, match=message.replace("(", r"\(").replace(")", r"\)")):
+        ComputeRequirements.model_validate(compute)
+
+
+def test_an_already_registered_model_version_is_a_conflict(setup: Setup) -> None:
+    setup.finish(setup.submit())
+    error = _rejected_after_first(setup)
+    assert error.details == [{"field": "modelVersion", "message": "already registered"}]
+
+
+def _rejected_after_first(setup: Setup) -> Any:
+    before = dict(setup.repo.training_jobs)
+    with pytest.raises(Conflict) as caught:
+        setup.service.submit(setup.request(setup.dataset("iris")), ENGINEER, "c")
+    assert setup.repo.training_jobs == before
+    return caught.value
+
+
+def test_an_unknown_image_is_refused(setup: Setup) -> None:
+    request = setup.request(setup.dataset("iris"), image=IMAGE.replace("3.11", "9.9"))
+    error = _rejected(setup, ReferenceNotFound, request)
+    assert error.details == [{"field": "image", "message": "unknown image"}]
+
+
+def test_a_workflow_that_cannot_start_leaves_the_job_failed_not_queued(setup: Setup) -> None:
+    setup.workflow.broken = True
+    with pytest.raises(ServiceUnavailable):
+        setup.submit()
+    (job,) = setup.repo.training_jobs.values()
+    assert job.status is JobStatus.FAILED
+    assert "could not be started" in job.statusReason
+
+
+def test_start_creates_a_managed_spot_job_with_checkpoints_and_script_mode(setup: Setup) -> None:
+    job = setup.submit(compute={"instanceType": "ml.g5.xlarge", "maxRuntimeSeconds": 600})
+    setup.run_to_training(job.jobId)
+    request = setup.sagemaker.created[job.trainingJobName]
+    assert request["EnableManagedSpotTraining"] is True
+    assert request["StoppingCondition"] == {
+        "MaxRuntimeInSeconds": 600,
+        "MaxWaitTimeInSeconds": 1200,
+    }
+    assert request["CheckpointConfig"]["S3Uri"] == (
+        f"s3://{BUCKET}/training/{job.trainingJobName}/checkpoints/"
+    )
+    assert request["AlgorithmSpecification"]["TrainingImage"] == job.reproducibility.imageUri
+    assert request["HyperParameters"]["sagemaker_program"] == '"train.py"'
+    assert request["HyperParameters"]["seed"] == "7"
+    (channel,) = request["InputDataConfig"]
+    uri = channel["DataSource"]["S3DataSource"]["S3Uri"]
+    assert (
+        setup.blobs.get_bytes(uri.removeprefix(f"s3://{BUCKET}/") + "train.csv") == b"iris\n1,2\n"
+    )
+    stored = setup.service.get(job.jobId)
+    assert stored.status is JobStatus.TRAINING and stored.computeGrantId == f"grant-{job.jobId}"
+
+
+def test_retried_steps_are_harmless(setup: Setup) -> None:
+    job = setup.submit()
+    setup.run_to_training(job.jobId)
+    setup.service.request_compute(job.jobId)  # retries after the first attempts succeeded
+    setup.service.start_training(job.jobId)
+    setup.service.validate(job.jobId)
+    assert len(setup.sagemaker.created) == 1 and setup.compute.granted == [job.jobId]
+
+
+def test_completion_registers_outputs_and_a_draft_model_with_lineage(setup: Setup) -> None:
+    job = setup.finish(setup.submit())
+    assert job.status is JobStatus.COMPLETED
+    assert [r.kind for r in job.artifactRefs] == ["model", "checkpoints"]
+    assert job.metrics == {"train:loss": 0.25}
+    assert job.usage is not None and job.usage.gpuHours == 0.5
+    model = setup.registry.get_model(str(job.modelId))
+    assert model.status is ModelStatus.DRAFT
+    assert model.lineage.datasets == (job.datasetRefs[0].datasetId,)
+    assert model.rootDigest == job.artifactRefs[0].rootDigest
+    assert model.provenance["trainingJobId"] == job.jobId
+    actions = [e.action for e in setup.audit]
+    assert actions == ["train.job.submitted", "train.job.training", "train.job.completed"]
+    assert {e.correlationId for e in setup.audit} == {"c-1"}
+
+
+def test_usage_is_accounted_to_the_grant_and_published(setup: Setup) -> None:
+    job = setup.finish(setup.submit())
+    setup.service.record_usage(job.jobId)
+    setup.service.release_compute(job.jobId)
+    assert setup.compute.usage == [(job.jobId, job.usage)]
+    assert setup.compute.released == [f"grant-{job.jobId}"]
+    (usage,) = [d for kind, d in setup.events if kind == "Training Job Usage"]
+    assert usage["gpuHours"] == 0.5 and usage["correlationId"] == "c-1"
+
+
+def test_a_fine_tune_records_its_parent_in_the_model_lineage(setup: Setup) -> None:
+    parent = setup.finish(setup.submit())
+    tune = setup.finish(
+        setup.submit(modelVersion="1.1.0", parentModelId=parent.modelId, hyperparameters={})
+    )
+    model = setup.registry.get_model(str(tune.modelId))
+    assert model.lineage.parentModels == (parent.modelId,)
+    channels = [
+        c["ChannelName"] for c in setup.sagemaker.created[tune.trainingJobName]["InputDataConfig"]
+    ]
+    assert channels == ["train", "parent"]
+
+
+def test_a_failed_training_job_keeps_the_reason_the_log_tail_and_its_checkpoints(
+    setup: Setup,
+) -> None:
+    job = setup.submit()
+    setup.run_to_training(job.jobId)
+    setup.sagemaker.fail(
+        job.trainingJobName, "AlgorithmError: diverged, exit code: 1", {"checkpoint-2.json": b"c"}
+    )
+    setup.service.fail_job(job.jobId, None)
+    failed = setup.service.get(job.jobId)
+    assert failed.status is JobStatus.FAILED
+    assert failed.failure is not None and failed.failure.reason.startswith("AlgorithmError")
+    assert len(failed.failure.logTail) == 3
+    assert [r.kind for r in failed.artifactRefs] == ["checkpoints"]
+
+
+def test_a_step_error_is_recorded_as_the_failure_reason(setup: Setup) -> None:
+    job = setup.submit()
+    cause = json.dumps({"errorMessage": "pool exhausted", "errorType": "ServiceUnavailable"})
+    setup.service.fail_job(job.jobId, {"Error": "ServiceUnavailable", "Cause": cause})
+    assert setup.service.get(job.jobId).statusReason == "ServiceUnavailable: pool exhausted"
+
+
+def test_cancelling_a_queued_job_stops_its_next_step_and_ends_cancelled(setup: Setup) -> None:
+    job = setup.submit()
+    assert setup.service.cancel(job.jobId, ENGINEER).status is JobStatus.CANCELLING
+    with pytest.raises(JobCancelled):
+        setup.service.validate(job.jobId)
+    setup.service.fail_job(job.jobId, {"Error": "JobCancelled", "Cause": "{}"})
+    assert setup.service.get(job.jobId).status is JobStatus.CANCELLED
+    assert setup.sagemaker.created == {}
+
+
+def test_cancelling_a_training_job_stops_sagemaker(setup: Setup) -> None:
+    job = setup.submit()
+    setup.run_to_training(job.jobId)
+    setup.service.cancel(job.jobId, ENGINEER)
+    assert setup.sagemaker.stopped == [job.trainingJobName]
+    setup.service.fail_job(job.jobId, None)
+    assert setup.service.get(job.jobId).status is JobStatus.CANCELLED
+
+
+def test_finished_jobs_cannot_be_cancelled_and_never_change(setup: Setup) -> None:
+    job = setup.finish(setup.submit())
+    with pytest.raises(InvalidState):
+        setup.service.cancel(job.jobId, ENGINEER)
+    assert setup.service.fail_job(job.jobId, {"Error": "X", "Cause": "late"}) == {
+        "status": "COMPLETED"
+    }
+    assert setup.service.get(job.jobId) == job
+
+
+def test_a_reproduction_with_identical_outputs_is_attested_identical(setup: Setup) -> None:
+    original = setup.finish(setup.submit())
+    again = setup.service.reproduce(original.jobId, ENGINEER, "c-2")
+    assert again.reproductionOf == original.jobId
+    assert again.reproducibility == original.reproducibility
+    done = setup.finish(again)
+    report = done.reproduction
+    assert report is not None and report.identical and report.differences == ()
+    assert done.modelId is None  # a reproduction registers no model version
+    assert verify_statement(
+        ManifestSignature.model_validate(report.signature.model_dump()),
+        report.statement.encode(),
+        setup.signer.public_key(),
+    )
+    statement = json.loads(report.statement)
+    assert statement["subject"][0]["digest"]["sha256"] == original.artifactRefs[0].rootDigest
+
+
+def test_a_reproduction_with_different_outputs_lists_the_files_that_differ(setup: Setup) -> None:
+    original = setup.finish(setup.submit())
+    done = setup.finish(
+        setup.service.reproduce(original.jobId, ENGINEER, "c-2"), model=b'{"w":[2]}'
+    )
+    report = done.reproduction
+    assert report is not None and not report.identical
+    assert [(d.path, d.change) for d in report.differences] == [("model.json", "changed")]
+
+
+def test_only_completed_jobs_can_be_reproduced(setup: Setup) -> None:
+    job = setup.submit()
+    with pytest.raises(InvalidState):
+        setup.service.reproduce(job.jobId, ENGINEER, "c")
