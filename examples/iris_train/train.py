@@ -7,17 +7,31 @@ Contract (every path from the SageMaker environment, defaults in brackets):
   SM_INPUT_CONFIG_DIR   [/opt/ml/input/config]      hyperparameters.json (a string map)
   SM_CHANNEL_TRAIN      [/opt/ml/input/data/train]  train.csv (or the only CSV), optional test.csv
   SM_CHANNEL_TEST       [/opt/ml/input/data/test]   test data if the train channel has none
+  SM_CHANNEL_PARENT     [/opt/ml/input/data/parent] optional model.json to fine-tune from
   SM_MODEL_DIR          [/opt/ml/model]             model.json, metrics.json
   SM_OUTPUT_DATA_DIR    [/opt/ml/output/data]       metrics.json
   SM_CHECKPOINT_DIR     [/opt/ml/checkpoints]       checkpoint-epoch-NNNNNN.json, one per epoch
   SM_OUTPUT_DIR         [/opt/ml/output]            failure (reason of a failed run)
 
 Hyperparameters (strings, as SageMaker passes them): epochs, learning_rate, seed,
-batch_size, l2. Keys starting with ``sagemaker_`` are ignored; any other key is an error.
+batch_size, l2, min_epoch_seconds. Keys starting with ``sagemaker_`` are ignored; any other
+key is an error. ``min_epoch_seconds`` (default 0) only paces the run: an epoch that finishes
+sooner sleeps for the rest (demos, interruption tests). It never enters the numbers.
 
-Determinism: initial weights come from ``default_rng([seed, 0])``; the shuffle of epoch e
-from ``default_rng([seed, 1, e])``. No RNG state is carried between epochs, so a run resumed
-from the checkpoint of epoch e replays exactly the batches an uninterrupted run would.
+Fine-tuning: when the parent channel holds a ``model.json`` written by this script (alone, or
+with the other files of its model.tar.gz), training starts from its weights and bias instead
+of the random initialisation and standardizes with the parent's mean and scale, so the
+weights keep their meaning. The parent must have the same features and classes as the
+training data. Its SHA-256 is recorded in model.json (``parent_model_sha256``, null without a
+parent).
+
+Determinism: initial weights come from ``default_rng([seed, 0])`` (or are the parent's); the
+shuffle of epoch e from ``default_rng([seed, 1, e])``. No RNG state is carried between epochs,
+so a run resumed from the checkpoint of epoch e replays exactly the batches an uninterrupted
+run would. A checkpoint is only resumed by a run with the same fingerprint: the SHA-256 of the
+hyperparameters that change the numbers (all but ``min_epoch_seconds``), the training data's
+SHA-256 and the parent model's SHA-256. Pacing changes no output byte except the value of
+``min_epoch_seconds`` recorded in model.json's hyperparameters.
 
 Byte-stable outputs: canonical JSON, i.e. ``json.dumps(sort_keys=True,
 separators=(",", ":"), ensure_ascii=True, allow_nan=False)`` with no trailing newline, where
@@ -44,6 +58,7 @@ import json  # noqa: E402
 import math  # noqa: E402
 import re  # noqa: E402
 import sys  # noqa: E402
+import time  # noqa: E402
 import traceback  # noqa: E402
 from dataclasses import asdict, dataclass  # noqa: E402
 from pathlib import Path  # noqa: E402
@@ -61,6 +76,8 @@ INTERRUPT_EXIT_CODE = 143
 INTERRUPT_ENV = "MODELOPS_SIMULATE_INTERRUPT_AFTER_EPOCH"
 CHECKPOINT_RE = re.compile(r"^checkpoint-epoch-(\d{6})\.json$")
 INIT_STREAM, SHUFFLE_STREAM = 0, 1
+# Hyperparameters that pace the run without changing its numbers (not in the fingerprint).
+PACING_HYPERPARAMETERS = frozenset({"min_epoch_seconds"})
 
 
 class TrainingError(Exception):
@@ -74,6 +91,7 @@ class Hyperparameters:
     seed: int = 0
     batch_size: int = 16
     l2: float = 0.0001
+    min_epoch_seconds: float = 0.0
 
 
 @dataclass(frozen=True)
@@ -81,6 +99,7 @@ class Paths:
     config: Path
     train: Path
     test: Path
+    parent: Path
     model: Path
     output_data: Path
     checkpoints: Path
@@ -95,6 +114,7 @@ class Paths:
             config=env("SM_INPUT_CONFIG_DIR", "/opt/ml/input/config"),
             train=env("SM_CHANNEL_TRAIN", "/opt/ml/input/data/train"),
             test=env("SM_CHANNEL_TEST", "/opt/ml/input/data/test"),
+            parent=env("SM_CHANNEL_PARENT", "/opt/ml/input/data/parent"),
             model=env("SM_MODEL_DIR", "/opt/ml/model"),
             output_data=env("SM_OUTPUT_DATA_DIR", "/opt/ml/output/data"),
             checkpoints=env("SM_CHECKPOINT_DIR", "/opt/ml/checkpoints"),
@@ -107,6 +127,17 @@ class Dataset:
     features: list[str]
     x: Array
     labels: list[str]
+    sha256: str
+
+
+@dataclass(frozen=True)
+class ParentModel:
+    """The model a fine-tuning run starts from."""
+
+    weights: Array
+    bias: Array
+    mean: Array
+    scale: Array
     sha256: str
 
 
@@ -188,6 +219,11 @@ def load_hyperparameters(config_dir: Path) -> Hyperparameters:
         seed=_parse_int("seed", values.get("seed", str(defaults.seed)), 0),
         batch_size=_parse_int("batch_size", values.get("batch_size", str(defaults.batch_size)), 1),
         l2=_parse_float("l2", values.get("l2", repr(defaults.l2)), positive=False),
+        min_epoch_seconds=_parse_float(
+            "min_epoch_seconds",
+            values.get("min_epoch_seconds", repr(defaults.min_epoch_seconds)),
+            positive=False,
+        ),
     )
 
 
@@ -309,15 +345,66 @@ def latest_checkpoint(directory: Path) -> Path | None:
     return max(found)[1] if found else None
 
 
-def run_fingerprint(hp: Hyperparameters, train: Dataset) -> str:
-    return hashlib.sha256(canonical_json({"hp": asdict(hp), "train": train.sha256})).hexdigest()
+def run_fingerprint(hp: Hyperparameters, train: Dataset, parent_sha256: str | None) -> str:
+    """What a checkpoint must match to be resumed: everything that changes the numbers."""
+    numbers = {k: v for k, v in asdict(hp).items() if k not in PACING_HYPERPARAMETERS}
+    return hashlib.sha256(
+        canonical_json({"hp": numbers, "train": train.sha256, "parent": parent_sha256})
+    ).hexdigest()
 
 
 def matrix(values: Any, shape: tuple[int, ...], what: str) -> Array:
-    array = np.array(values, dtype=np.float64)
+    try:
+        array = np.array(values, dtype=np.float64)
+    except (TypeError, ValueError):
+        raise TrainingError(f"{what} is not an array of numbers") from None
     if array.shape != shape:
-        raise TrainingError(f"checkpoint {what} has shape {array.shape}, expected {shape}")
+        raise TrainingError(f"{what} has shape {array.shape}, expected {shape}")
+    if not np.all(np.isfinite(array)):
+        raise TrainingError(f"{what} holds non-finite values")
     return array
+
+
+# --- fine-tuning ----------------------------------------------------------------------------
+
+
+def load_parent(directory: Path, features: list[str], classes: list[str]) -> ParentModel | None:
+    """The parent channel's model.json, checked against this run's features and classes; None
+    when the channel is absent or empty."""
+    path = directory / "model.json"
+    if not path.is_file():
+        if directory.is_dir() and any(directory.iterdir()):
+            raise TrainingError("parent channel holds no model.json")
+        return None
+    data = path.read_bytes()
+    try:
+        model = json.loads(data)
+    except ValueError as exc:
+        raise TrainingError(f"parent model.json is not valid JSON: {exc}") from None
+    if not isinstance(model, dict) or model.get("format") != MODEL_FORMAT:
+        raise TrainingError(f"parent model.json is not a {MODEL_FORMAT} model")
+    if model.get("features") != features:
+        raise TrainingError(
+            f"parent model features {model.get('features')} differ from the training data's "
+            f"{features}"
+        )
+    if model.get("classes") != classes:
+        raise TrainingError(
+            f"parent model classes {model.get('classes')} differ from the training data's {classes}"
+        )
+    standardization = model.get("standardization")
+    if not isinstance(standardization, dict):
+        raise TrainingError("parent model.json has no standardization")
+    scale = matrix(standardization.get("scale"), (len(features),), "parent scale")
+    if not np.all(scale > 0):
+        raise TrainingError("parent scale must be positive")
+    return ParentModel(
+        weights=matrix(model.get("weights"), (len(features), len(classes)), "parent weights"),
+        bias=matrix(model.get("bias"), (len(classes),), "parent bias"),
+        mean=matrix(standardization.get("mean"), (len(features),), "parent mean"),
+        scale=scale,
+        sha256=hashlib.sha256(data).hexdigest(),
+    )
 
 
 # --- the job --------------------------------------------------------------------------------
@@ -339,6 +426,7 @@ class Problem:
     y_test: npt.NDArray[np.int64] | None
     train_sha256: str
     test_sha256: str | None
+    parent: ParentModel | None
     fingerprint: str
 
 
@@ -352,9 +440,13 @@ def prepare(paths: Paths) -> Problem:
         raise TrainingError(f"need at least two classes in {LABEL_COLUMN!r}, found {classes}")
     index = {c: i for i, c in enumerate(classes)}
     y = np.array([index[c] for c in train_set.labels], dtype=np.int64)
-    mean = train_set.x.mean(axis=0)
-    std = train_set.x.std(axis=0)
-    scale: Array = np.where(std > 0, std, 1.0)
+    parent = load_parent(paths.parent, train_set.features, classes)
+    if parent is not None:
+        mean, scale = parent.mean, parent.scale
+    else:
+        mean = train_set.x.mean(axis=0)
+        std = train_set.x.std(axis=0)
+        scale = np.where(std > 0, std, 1.0)
     x_test: Array | None = None
     y_test: npt.NDArray[np.int64] | None = None
     if test_set is not None:
@@ -378,15 +470,19 @@ def prepare(paths: Paths) -> Problem:
         y_test=y_test,
         train_sha256=train_set.sha256,
         test_sha256=test_set.sha256 if test_set else None,
-        fingerprint=run_fingerprint(hp, train_set),
+        parent=parent,
+        fingerprint=run_fingerprint(hp, train_set, parent.sha256 if parent else None),
     )
 
 
 def initial_state(problem: Problem, checkpoints: Path) -> tuple[int, Array, Array, list[Any]]:
-    """Epoch reached, weights, bias and metric history: from the latest checkpoint if any."""
+    """Epoch reached, weights, bias and metric history: from the latest checkpoint if any, else
+    the parent model's weights, else a seeded random initialisation."""
     shape = (problem.x.shape[1], len(problem.classes))
     latest = latest_checkpoint(checkpoints)
     if latest is None:
+        if problem.parent is not None:
+            return 0, problem.parent.weights, problem.parent.bias, []
         weights = np.random.default_rng([problem.hp.seed, INIT_STREAM]).normal(0.0, 0.01, shape)
         return 0, weights, np.zeros(shape[1], dtype=np.float64), []
     try:
@@ -396,14 +492,15 @@ def initial_state(problem: Problem, checkpoints: Path) -> tuple[int, Array, Arra
     if state.get("format") != CHECKPOINT_FORMAT or state.get("fingerprint") != problem.fingerprint:
         raise TrainingError(
             f"checkpoint {latest.name} belongs to a different run "
-            "(hyperparameters or training data differ); use an empty checkpoint directory"
+            "(hyperparameters, training data or parent model differ); "
+            "use an empty checkpoint directory"
         )
     epoch = int(state["epoch"])
     print(f"resuming from {latest.name} (epoch {epoch})", flush=True)
     return (
         epoch,
-        matrix(state["weights"], shape, "weights"),
-        matrix(state["bias"], (shape[1],), "bias"),
+        matrix(state["weights"], shape, "checkpoint weights"),
+        matrix(state["bias"], (shape[1],), "checkpoint bias"),
         list(state["history"]),
     )
 
@@ -413,6 +510,7 @@ def train(paths: Paths, interrupt_after: int | None) -> None:
     hp = problem.hp
     start_epoch, weights, bias, history = initial_state(problem, paths.checkpoints)
     for epoch in range(start_epoch + 1, hp.epochs + 1):
+        started = time.monotonic()
         weights, bias = train_epoch(weights, bias, problem.x, problem.onehot, hp=hp, epoch=epoch)
         train_loss, train_accuracy = evaluate(weights, bias, problem.x, problem.y)
         record: dict[str, Any] = {
@@ -440,6 +538,9 @@ def train(paths: Paths, interrupt_after: int | None) -> None:
             print(f"simulated interruption after epoch {epoch}", flush=True)
             sys.stderr.flush()
             os._exit(INTERRUPT_EXIT_CODE)
+        remaining = hp.min_epoch_seconds - (time.monotonic() - started)
+        if remaining > 0:
+            time.sleep(remaining)
 
     model = {
         "format": MODEL_FORMAT,
@@ -452,6 +553,7 @@ def train(paths: Paths, interrupt_after: int | None) -> None:
         "epochs_trained": hp.epochs,
         "hyperparameters": asdict(hp),
         "train_data_sha256": problem.train_sha256,
+        "parent_model_sha256": problem.parent.sha256 if problem.parent else None,
     }
     metrics = {
         "final": history[-1],

@@ -5,12 +5,12 @@ from __future__ import annotations
 from collections.abc import Iterator
 from typing import Any
 
-import boto3
 import pytest
 from botocore.exceptions import ClientError
 from moto.server import ThreadedMotoServer
 
 from localcloud import kms_digest, kms_ed25519
+from tests.integration.moto_clients import moto_client
 
 REGION = "us-east-1"
 
@@ -23,13 +23,7 @@ def kms_client() -> Iterator[Any]:
     server.start()
     host, port = server.get_host_and_port()
     try:
-        yield boto3.client(
-            "kms",
-            region_name=REGION,
-            endpoint_url=f"http://{host}:{port}",
-            aws_access_key_id="testing",
-            aws_secret_access_key="testing",
-        )
+        yield moto_client("kms", f"http://{host}:{port}")
     finally:
         server.stop()
 

@@ -26,6 +26,7 @@ from moto.core.config import default_user_config
 from moto.server import ThreadedMotoServer
 
 from localcloud.lambda_runtime import LambdaRuntime
+from tests.integration.moto_clients import moto_client
 
 FUNCTIONS_ROOT = Path(__file__).parent / "fixtures" / "lambda_functions"
 REGION = "us-east-1"
@@ -65,13 +66,7 @@ class Cloud:
     logs: list[tuple[str, str]] = field(default_factory=list)
 
     def client(self, service: str) -> Any:
-        return boto3.client(
-            service,
-            region_name=REGION,
-            endpoint_url=self.endpoint,
-            aws_access_key_id="testing",
-            aws_secret_access_key="testing",
-        )
+        return moto_client(service, self.endpoint)
 
     def create_function(
         self, handler: str, env: dict[str, str] | None = None, timeout: int = 10

@@ -10,10 +10,13 @@ import hashlib
 import json
 import os
 import re
+import shutil
 import subprocess
 import sys
+import time
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -61,6 +64,7 @@ def run_training(
     hyperparameters: dict[str, str] | None = None,
     *,
     interrupt_after: int | None = None,
+    parent: Path | None = None,
 ) -> Run:
     """Lay out the container contract under ``root`` (reused across restarts) and run."""
     config = root / "input" / "config"
@@ -71,6 +75,7 @@ def run_training(
         "SM_INPUT_CONFIG_DIR": str(config),
         "SM_CHANNEL_TRAIN": str(data),
         "SM_CHANNEL_TEST": str(root / "input" / "data" / "test"),
+        "SM_CHANNEL_PARENT": str(parent or root / "input" / "data" / "parent"),
         "SM_MODEL_DIR": str(root / "model"),
         "SM_OUTPUT_DATA_DIR": str(root / "output" / "data"),
         "SM_OUTPUT_DIR": str(root / "output"),
@@ -209,3 +214,113 @@ def test_checkpoint_from_a_different_run_is_refused_not_silently_resumed(
 
     assert changed.returncode != 0
     assert "belongs to a different run" in changed.failure.read_text()
+
+
+def _checkpoints(run: Run) -> dict[str, bytes]:
+    return {p.name: p.read_bytes() for p in sorted((run.root / "checkpoints").iterdir())}
+
+
+def _model(run: Run) -> dict[str, Any]:
+    model: dict[str, Any] = json.loads((run.root / "model" / "model.json").read_bytes())
+    return model
+
+
+def test_min_epoch_seconds_paces_epochs_without_changing_any_other_output_byte(
+    baseline: Run, iris_split: Path, tmp_path: Path
+) -> None:
+    started = time.monotonic()
+    paced = run_training(tmp_path, iris_split, HYPERPARAMETERS | {"min_epoch_seconds": "0.1"})
+    elapsed = time.monotonic() - started
+
+    assert paced.returncode == 0, paced.stderr
+    assert elapsed >= 6 * 0.1
+    paced_model, baseline_model = _model(paced), _model(baseline)
+    assert paced_model.pop("hyperparameters") == {
+        **baseline_model.pop("hyperparameters"),
+        "min_epoch_seconds": 0.1,
+    }
+    assert paced_model == baseline_model
+    assert (paced.root / "model" / "metrics.json").read_bytes() == (
+        baseline.root / "model" / "metrics.json"
+    ).read_bytes()
+    assert _checkpoints(paced) == _checkpoints(baseline)  # same fingerprint: resumable
+
+
+@pytest.fixture(scope="module")
+def parent_model(baseline: Run, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The baseline's model files, as a registered model's model.tar.gz holds them."""
+    parent = tmp_path_factory.mktemp("parent")
+    for name in ("model.json", "metrics.json"):
+        shutil.copy(baseline.root / "model" / name, parent / name)
+    return parent
+
+
+def test_fine_tuning_from_a_parent_is_deterministic_and_differs_from_training_from_scratch(
+    baseline: Run, parent_model: Path, iris_split: Path, tmp_path: Path
+) -> None:
+    first = run_training(tmp_path / "first", iris_split, parent=parent_model)
+    second = run_training(tmp_path / "second", iris_split, parent=parent_model)
+
+    assert first.returncode == 0, first.stderr
+    assert second.returncode == 0, second.stderr
+    assert first.model_digest == second.model_digest
+    assert first.model_digest != baseline.model_digest
+    tuned, parent = _model(first), _model(baseline)
+    assert tuned["parent_model_sha256"] == baseline.model_digest
+    assert parent["parent_model_sha256"] is None
+    assert tuned["standardization"] == parent["standardization"]
+    assert tuned["weights"] != parent["weights"]
+    # The parent's weights are the starting point: the first epoch already fits well.
+    first_epoch = json.loads((first.root / "model" / "metrics.json").read_bytes())["epochs"][0]
+    scratch_epoch = json.loads((baseline.root / "model" / "metrics.json").read_bytes())["epochs"][0]
+    assert first_epoch["train_loss"] < scratch_epoch["train_loss"]
+
+
+def test_fine_tuning_resumes_only_its_own_checkpoints(
+    parent_model: Path, iris_split: Path, tmp_path: Path
+) -> None:
+    scratch = run_training(tmp_path, iris_split, interrupt_after=2)
+    assert scratch.returncode == 143
+
+    tuned = run_training(tmp_path, iris_split, parent=parent_model)
+
+    assert tuned.returncode != 0
+    assert "belongs to a different run" in tuned.failure.read_text()
+
+
+@pytest.mark.parametrize(
+    ("change", "reason"),
+    [
+        ({"features": ["a", "b", "c", "d"]}, "parent model features"),
+        ({"classes": ["setosa", "versicolor"]}, "parent model classes"),
+        ({"format": "other/1"}, "is not a modelops.iris.softmax-regression/1 model"),
+        ({"weights": [[0.0, 0.0, 0.0]]}, "parent weights has shape (1, 3), expected (4, 3)"),
+    ],
+)
+def test_parent_model_that_does_not_match_the_training_data_fails_clearly(
+    baseline: Run,
+    iris_split: Path,
+    tmp_path: Path,
+    change: dict[str, object],
+    reason: str,
+) -> None:
+    parent = tmp_path / "parent"
+    parent.mkdir()
+    (parent / "model.json").write_text(json.dumps(_model(baseline) | change))
+
+    run = run_training(tmp_path / "job", iris_split, parent=parent)
+
+    assert run.returncode != 0
+    assert reason in run.failure.read_text()
+    assert not (tmp_path / "job" / "model" / "model.json").exists()
+
+
+def test_parent_channel_without_model_json_fails_clearly(iris_split: Path, tmp_path: Path) -> None:
+    parent = tmp_path / "parent"
+    parent.mkdir()
+    (parent / "weights.bin").write_bytes(b"\0")
+
+    run = run_training(tmp_path / "job", iris_split, parent=parent)
+
+    assert run.returncode != 0
+    assert "parent channel holds no model.json" in run.failure.read_text()
