@@ -7,19 +7,30 @@ Select an environment with ``npx cdk synth -c environment=prod``; the default is
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from aws_cdk import RemovalPolicy
+from aws_cdk import Fn, RemovalPolicy
 from aws_cdk import aws_logs as logs
 from constructs import Construct
+
+from modelops import platform
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 CDK_JSON = REPO_ROOT / "cdk.json"
 
 _REMOVAL_POLICIES = {"destroy": RemovalPolicy.DESTROY, "retain": RemovalPolicy.RETAIN}
+
+# An ECR image URI with a tag or a digest. The account and the region may be written as
+# ${AWS::AccountId} and ${AWS::Region}: CloudFormation substitutes the deployment's (Fn::Sub).
+_ECR_IMAGE = re.compile(
+    r"^(?P<account>\d{12}|\$\{AWS::AccountId\})"
+    r"\.dkr\.ecr\.(?P<region>[a-z0-9-]+|\$\{AWS::Region\})\.amazonaws\.com(?:\.cn)?/"
+    r"(?P<repository>[a-z0-9._/-]+?)(?::[A-Za-z0-9._-]{1,128}|@sha256:[0-9a-f]{64})$"
+)
 
 
 def project_context() -> dict[str, Any]:
@@ -33,6 +44,38 @@ def project_context() -> dict[str, Any]:
     if not isinstance(context, dict):
         raise ValueError(f"{CDK_JSON}: 'context' must be an object")
     return context
+
+
+@dataclass(frozen=True)
+class TrainingImage:
+    """The default training image: SageMaker pulls it from ECR with the training role, whose
+    pull permissions (and the functions' ecr:DescribeImages) name its repository only."""
+
+    uri: str  # as written in cdk.json, placeholders included
+    account: str
+    region: str
+    repository: str
+
+    @classmethod
+    def parse(cls, value: object) -> TrainingImage:
+        match = _ECR_IMAGE.match(str(value))
+        if match is None:
+            raise ValueError(
+                f"trainingImage must be an ECR image URI "
+                f"(<account>.dkr.ecr.<region>.amazonaws.com/<repository>:<tag>), not {value!r}"
+            )
+        return cls(str(value), match["account"], match["region"], match["repository"])
+
+    @property
+    def resolved_uri(self) -> str:
+        """The URI with the deployment's account and region (a CloudFormation token)."""
+        return Fn.sub(self.uri)
+
+    @property
+    def repository_arn(self) -> str:
+        return Fn.sub(
+            f"arn:${{AWS::Partition}}:ecr:{self.region}:{self.account}:repository/{self.repository}"
+        )
 
 
 @dataclass(frozen=True)
@@ -52,6 +95,17 @@ class EnvironmentSettings:
     # Object Lock on the audit bucket: COMPLIANCE (nobody can delete early, not even root)
     # or GOVERNANCE (privileged deletes allowed, so a dev stack can be torn down).
     object_lock_mode: str
+    training_image: TrainingImage
+    # Seconds between the training workflow's DescribeTrainingJob polls.
+    training_poll_seconds: int
+
+    @property
+    def parameters(self) -> dict[str, str]:
+        """Deployment parameter values by environment variable (``platform.PARAMETERS``)."""
+        return {
+            platform.TRAINING_IMAGE_PARAMETER: self.training_image.resolved_uri,
+            platform.TRAINING_POLL_PARAMETER: str(self.training_poll_seconds),
+        }
 
     @classmethod
     def from_context(cls, name: str, values: Mapping[str, Any]) -> EnvironmentSettings:
@@ -65,6 +119,8 @@ class EnvironmentSettings:
                 throttling_rate_limit=float(values["throttlingRateLimit"]),
                 throttling_burst_limit=int(values["throttlingBurstLimit"]),
                 object_lock_mode=_object_lock_mode(values["objectLockMode"]),
+                training_image=TrainingImage.parse(values["trainingImage"]),
+                training_poll_seconds=_positive_int("trainingPollSeconds", values),
                 role_bindings={
                     str(pattern): tuple(str(r) for r in roles)
                     for pattern, roles in dict(values["roleBindings"]).items()
@@ -92,3 +148,10 @@ def _object_lock_mode(value: object) -> str:
     if mode not in {"COMPLIANCE", "GOVERNANCE"}:
         raise ValueError(f"objectLockMode must be COMPLIANCE or GOVERNANCE, not {value!r}")
     return mode
+
+
+def _positive_int(name: str, values: Mapping[str, Any]) -> int:
+    value = values[name]
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        raise ValueError(f"{name} must be a positive integer, not {value!r}")
+    return value

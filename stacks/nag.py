@@ -15,7 +15,10 @@ from aws_cdk import aws_iam as iam
 from constructs import IConstruct
 
 from modelops import platform
+from stacks.constructs import grants
 from stacks.constructs.python_function import PythonFunction
+from stacks.constructs.state_machine import WorkflowStateMachine
+from stacks.constructs.training_role import METRICS_NAMESPACE, READ_PREFIXES, TrainingRole
 from stacks.data_stack import DataStack
 from stacks.service_stack import ServiceStack
 
@@ -43,6 +46,48 @@ _ACTION_REASONS = {
 }
 
 
+def _arn(service: str, resource: str) -> str:
+    """A regional ARN in this account as cdk-nag writes it in finding ids."""
+    return f"arn:<AWS::Partition>:{service}:<AWS::Region>:<AWS::AccountId>:{resource}"
+
+
+_TRAINING_JOBS = _arn("sagemaker", f"training-job/{grants.TRAINING_JOB_PREFIX}*")
+_TRAINING_LOG_GROUP = _arn("logs", f"log-group:{grants.TRAINING_LOG_GROUP}:*")
+_TRAINING_LOG_STREAMS = _arn(
+    "logs", f"log-group:{grants.TRAINING_LOG_GROUP}:log-stream:{grants.TRAINING_JOB_PREFIX}*"
+)
+_TRAINING_JOBS_REASON = (
+    "The platform's SageMaker training jobs only: each is named modelops-<job id> when it is "
+    "submitted, so the name prefix is the narrowest resource known when the policy is written."
+)
+_LOG_GROUP_REASON = (
+    "SageMaker's training log group only: CloudWatch Logs authorizes group-level actions "
+    "(CreateLogGroup, DescribeLogStreams) against the group's ARN with its ':*' suffix."
+)
+_LOG_STREAMS_REASON = (
+    "The log streams of the platform's training jobs only: SageMaker names them "
+    "<job name>/algo-<n>-<epoch>, and job names are modelops-<job id>."
+)
+# Wildcard resources of each grant (stacks/constructs/grants.py), with their reasons.
+_GRANT_WILDCARDS = {
+    platform.Grant.TRAINING_JOBS: {_TRAINING_JOBS: _TRAINING_JOBS_REASON},
+    platform.Grant.TRAINING_STATUS: {_TRAINING_JOBS: _TRAINING_JOBS_REASON},
+    platform.Grant.TRAINING_LOGS: {
+        _TRAINING_LOG_GROUP: _LOG_GROUP_REASON,
+        _TRAINING_LOG_STREAMS: _LOG_STREAMS_REASON,
+    },
+}
+# What the training role reads under each prefix of the artifact bucket.
+_PREFIX_USES = {
+    "inputs/": "the job's input channels, staged per job under inputs/<artifact id>/",
+    "blobs/": "the job's source archive, content-addressed under blobs/sha256/",
+    "training/": "the job's outputs and checkpoints (written by it, read back when a spot "
+    "job resumes), under training/<job name>/",
+}
+# Wildcard resources of the AWS SDK integrations state machines may use.
+_SDK_WILDCARDS = {"sagemaker:DescribeTrainingJob": {_TRAINING_JOBS: _TRAINING_JOBS_REASON}}
+
+
 def acknowledge(data: DataStack, service: ServiceStack) -> None:
     """Attach every acknowledgement of the app to its construct."""
     for fn in service.functions.values():
@@ -56,6 +101,9 @@ def acknowledge(data: DataStack, service: ServiceStack) -> None:
             "a dead-letter queue would keep nothing worth replaying. Failures raise and show "
             "in the function's Errors metric.",
         )
+    _acknowledge_training_role(data, service.training_role)
+    for machine in service.state_machines.values():
+        _acknowledge_state_machine(machine)
     _acknowledge_api(service)
 
 
@@ -94,6 +142,16 @@ def _acknowledge_function(data: DataStack, fn: PythonFunction) -> None:
             "run redoes whatever a failed run left undone, so a dead-letter queue would keep "
             "nothing worth replaying.",
         )
+    else:
+        (machine,) = (m.logical_id for m in platform.STATE_MACHINES if spec.name in m.tasks)
+        _ack(
+            fn.function,
+            "Serverless-LambdaDLQ",
+            f"Invoked only synchronously by the {machine} state machine (lambda:invoke, "
+            "request-response): a failure returns to the execution, which retries transient "
+            "errors and catches the rest into its compensation path; there is no asynchronous "
+            "invocation whose event a dead-letter queue could keep.",
+        )
 
     policy = fn.role.node.try_find_child("DefaultPolicy")
     if not isinstance(policy, iam.Policy):
@@ -126,6 +184,53 @@ def _acknowledge_function(data: DataStack, fn: PythonFunction) -> None:
             actions.update(_S3_WRITE_ACTIONS + _KMS_WRITE_ACTIONS)
     for action in sorted(actions):
         _ack(policy, f"AwsSolutions-IAM5[Action::{action}]", _ACTION_REASONS[action])
+    for grant in spec.grants:
+        _ack_resources(policy, _GRANT_WILDCARDS.get(grant, {}))
+
+
+def _ack_resources(scope: IConstruct, reasons: dict[str, str]) -> None:
+    for resource, reason in reasons.items():
+        _ack(scope, f"AwsSolutions-IAM5[Resource::{resource}]", reason)
+
+
+def _default_policy(role: iam.IRole) -> iam.Policy:
+    policy = role.node.find_child("DefaultPolicy")
+    if not isinstance(policy, iam.Policy):
+        raise TypeError(f"{role.node.path}: no default policy")
+    return policy
+
+
+def _acknowledge_training_role(data: DataStack, training_role: TrainingRole) -> None:
+    spec = training_role.spec
+    reasons = {
+        f"arn:<AWS::Partition>:s3:::{data.export_name(logical_id, 'Name')}/{prefix}*": (
+            f"Objects under {prefix} of {logical_id} only: {_PREFIX_USES[prefix]}; object keys "
+            "are per job and per content digest, not known when the policy is written."
+        )
+        for logical_id in spec.buckets
+        for prefix in READ_PREFIXES
+    }
+    reasons |= {
+        _TRAINING_LOG_GROUP: _LOG_GROUP_REASON,
+        _TRAINING_LOG_STREAMS: _LOG_STREAMS_REASON,
+        "*": "ecr:GetAuthorizationToken and cloudwatch:PutMetricData support no resource-level "
+        "permissions. PutMetricData is conditioned on SageMaker's training namespace "
+        f"({METRICS_NAMESPACE}); image layers can be pulled from the default training "
+        "image's repository only.",
+    }
+    _ack_resources(_default_policy(training_role.role), reasons)
+
+
+def _acknowledge_state_machine(machine: WorkflowStateMachine) -> None:
+    reasons = {
+        "*": "Step Functions' log delivery actions (logs:CreateLogDelivery, "
+        "logs:PutResourcePolicy...) and the X-Ray write actions support no resource-level "
+        "permissions; CDK writes them for the execution logging and tracing this state "
+        "machine has on.",
+    }
+    for action in machine.sdk_actions:
+        reasons |= _SDK_WILDCARDS.get(action, {})
+    _ack_resources(_default_policy(machine.state_machine.role), reasons)
 
 
 def _acknowledge_api(service: ServiceStack) -> None:

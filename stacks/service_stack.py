@@ -1,12 +1,18 @@
-"""ServiceStack: the stateless resources (layer, functions, REST API).
+"""ServiceStack: the stateless resources (layer, functions, state machines, the roles services
+assume, REST API).
 
-Functions, routes and schedules come from ``modelops.platform.FUNCTIONS``. Tables, buckets,
-keys and event buses are the DataStack's, imported here through its named exports and looked
-up by the logical ids the specs name.
+Functions, routes and schedules come from ``modelops.platform.FUNCTIONS``, state machines
+from ``STATE_MACHINES``, the training role from ``TRAINING_ROLE``. Tables, buckets, keys and
+event buses are the DataStack's, imported here through its named exports and looked up by
+the logical ids the specs name.
+
+Order follows the references: a state machine names its task functions' ARNs, and the
+functions that start it (``platform.STARTS``) get its ARN, so those are created after it.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from pathlib import Path
 from typing import Any
@@ -23,12 +29,16 @@ from aws_cdk import aws_s3 as s3
 from constructs import Construct
 
 from modelops import platform
+from stacks.constructs import grants
 from stacks.constructs.python_function import ARCHITECTURE, RUNTIME, PythonFunction
+from stacks.constructs.state_machine import WorkflowStateMachine
+from stacks.constructs.training_role import TrainingRole
 from stacks.data_stack import DataStack
 from stacks.environment import REPO_ROOT, EnvironmentSettings
 
 LAYER_DIR = REPO_ROOT / "build" / "layer"
 FUNCTIONS_DIR = REPO_ROOT / "functions"
+STATE_MACHINES_DIR = REPO_ROOT / "statemachines"
 _CODE_EXCLUDES = ["**/__pycache__", "**/*.pyc"]
 
 # One JSON object per request; the caller's IAM identity is what SigV4 authenticated.
@@ -68,6 +78,7 @@ class ServiceStack(Stack):
         settings: EnvironmentSettings,
         layer_dir: Path = LAYER_DIR,
         functions_dir: Path = FUNCTIONS_DIR,
+        state_machines_dir: Path = STATE_MACHINES_DIR,
         **kwargs: Any,
     ) -> None:
         super().__init__(scope, construct_id, **kwargs)
@@ -127,8 +138,24 @@ class ServiceStack(Stack):
             for spec in platform.BUSES
         }
 
-        self.functions: dict[str, PythonFunction] = {
-            spec.name: PythonFunction(
+        image_repository_arn = settings.training_image.repository_arn
+        self.training_role = TrainingRole(
+            self,
+            platform.TRAINING_ROLE.logical_id,
+            spec=platform.TRAINING_ROLE,
+            buckets=self.buckets,
+            keys=self.keys,
+            image_repository_arn=image_repository_arn,
+        )
+        targets = grants.Targets(
+            roles={platform.TRAINING_ROLE.logical_id: self.training_role.role},
+            state_machines={},
+            image_repository_arn=image_repository_arn,
+        )
+        starters = {name for names in platform.STARTS.values() for name in names}
+
+        def build(spec: platform.FunctionSpec, targets: grants.Targets) -> PythonFunction:
+            return PythonFunction(
                 self,
                 _pascal_case(spec.name),
                 spec=spec,
@@ -141,8 +168,41 @@ class ServiceStack(Stack):
                 log_retention=settings.log_retention,
                 removal_policy=settings.removal_policy,
                 role_bindings=settings.role_bindings,
+                parameters=settings.parameters,
+                targets=targets,
             )
+
+        built = {
+            spec.name: build(spec, targets)
             for spec in platform.FUNCTIONS
+            if spec.name not in starters
+        }
+        self.state_machines: dict[str, WorkflowStateMachine] = {
+            spec.logical_id: WorkflowStateMachine(
+                self,
+                spec.logical_id,
+                spec=spec,
+                definitions_dir=state_machines_dir,
+                functions={name: fn.function for name, fn in built.items()},
+                log_retention=settings.log_retention,
+                removal_policy=settings.removal_policy,
+            )
+            for spec in platform.STATE_MACHINES
+        }
+        with_machines = dataclasses.replace(
+            targets,
+            state_machines={
+                logical_id: machine.state_machine
+                for logical_id, machine in self.state_machines.items()
+            },
+        )
+        built |= {
+            spec.name: build(spec, with_machines)
+            for spec in platform.FUNCTIONS
+            if spec.name in starters
+        }
+        self.functions: dict[str, PythonFunction] = {
+            spec.name: built[spec.name] for spec in platform.FUNCTIONS
         }
 
         self.access_log_group = logs.LogGroup(

@@ -3,8 +3,9 @@
 Every function gets the same runtime (Python 3.12 on arm64), active X-Ray tracing, JSON
 logs into its own log group with a retention, the modelops layer, and an execution role
 that holds nothing but what its ``FunctionSpec`` asks for: write access to its own log
-group, the X-Ray write actions, and the table, bucket, key and event-bus grants derived from
-the spec's ``Access`` levels (identity policies: keys and buses are named one by one).
+group, the X-Ray write actions, the table, bucket, key and event-bus grants derived from
+the spec's ``Access`` levels (identity policies: keys and buses are named one by one), and
+the service permissions of its ``grants`` (``stacks/constructs/grants.py``).
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ from aws_cdk import aws_s3 as s3
 from constructs import Construct
 
 from modelops import platform
+from stacks.constructs import grants
 
 RUNTIME = lambda_.Runtime.PYTHON_3_12
 ARCHITECTURE = lambda_.Architecture.ARM_64
@@ -53,6 +55,8 @@ class PythonFunction(Construct):
         log_retention: logs.RetentionDays,
         removal_policy: RemovalPolicy,
         role_bindings: Mapping[str, Sequence[str]],
+        parameters: Mapping[str, str],
+        targets: grants.Targets,
     ) -> None:
         super().__init__(scope, construct_id)
         self.spec = spec
@@ -86,6 +90,7 @@ class PythonFunction(Construct):
         physical_names |= {name: buckets[name].bucket_name for name in spec.buckets}
         physical_names |= {name: keys[name].key_arn for name in spec.keys}
         physical_names |= {name: buses[name].event_bus_name for name in spec.buses}
+        physical_names |= targets.physical_names()
 
         self.function = lambda_.Function(
             self,
@@ -98,7 +103,9 @@ class PythonFunction(Construct):
             layers=[layer],
             memory_size=spec.memory_mb,
             timeout=Duration.seconds(spec.timeout_s),
-            environment=platform.function_environment(spec, physical_names, role_bindings),
+            environment=platform.function_environment(
+                spec, physical_names, role_bindings, parameters
+            ),
             role=self.role,
             log_group=self.log_group,
             logging_format=lambda_.LoggingFormat.JSON,
@@ -123,6 +130,9 @@ class PythonFunction(Construct):
                 Tags.of(self.role).add(platform.signer_tag(logical_id), "true")
         for logical_id in spec.buses:
             buses[logical_id].grant_put_events_to(self.role)
+        for grant in spec.grants:
+            for statement in grants.statements(self, grant, targets):
+                self.role.add_to_policy(statement)
 
 
 def _grant_table(table: dynamodb.ITable, access: platform.Access, role: iam.IRole) -> None:

@@ -13,6 +13,7 @@ from aws_cdk.assertions import Match, Template
 from constructs import IConstruct
 
 from modelops import platform
+from stacks.constructs import grants
 from stacks.constructs.python_function import PythonFunction
 from stacks.data_stack import DataStack
 from stacks.service_stack import ServiceStack
@@ -154,6 +155,7 @@ def test_function_environment_is_platform_function_environment_with_imported_nam
     synth: Synthesized, service_template: Template, spec: platform.FunctionSpec
 ) -> None:
     data = _data(synth)
+    service = _service(synth)
     variables = _resources(service_template)[_logical_id(synth, _function(synth, spec).function)][
         "Properties"
     ]["Environment"]["Variables"]
@@ -165,15 +167,23 @@ def test_function_environment_is_platform_function_environment_with_imported_nam
         logical_id: {"Fn::ImportValue": data.export_name(logical_id, "Arn")}
         for logical_id in spec.keys
     }
+    names[platform.TRAINING_ROLE.logical_id] = {
+        "Fn::GetAtt": [_logical_id(synth, service.training_role.role), "Arn"]
+    }
+    names |= {
+        logical_id: {"Ref": _logical_id(synth, machine.state_machine)}
+        for logical_id, machine in service.state_machines.items()
+    }
+    parameters = {name: service.resolve(value) for name, value in data.settings.parameters.items()}
     # The same function the local cloud uses, fed with what CloudFormation resolves.
-    bindings = _data(synth).settings.role_bindings
-    expected = platform.function_environment(spec, names, bindings)
+    expected = platform.function_environment(spec, names, data.settings.role_bindings, parameters)
 
     assert variables == expected
     for logical_id in spec.keys:
         assert str(platform.key(logical_id).env_var) in variables
     for logical_id in spec.buses:
         assert platform.bus(logical_id).env_var in variables
+    assert set(spec.parameters) <= set(variables)
 
 
 # --- Permissions --------------------------------------------------------------------------
@@ -274,33 +284,56 @@ def test_scheduled_functions_get_a_rule_with_their_schedule_and_retries(
     assert spec.schedule == "rate(15 minutes)"
 
 
+# AWS services whose actions a function may hold: its data grants, and those of its grants.
+DATA_SERVICES = {"logs", "xray", "dynamodb", "s3", "kms", "events"}
+GRANT_SERVICES = {
+    platform.Grant.TRAINING_JOBS: {"sagemaker", "iam"},
+    platform.Grant.TRAINING_STATUS: {"sagemaker"},
+    platform.Grant.TRAINING_IMAGES: {"ecr"},
+    platform.Grant.TRAINING_LOGS: {"logs"},
+    platform.Grant.TRAIN_WORKFLOW: {"states"},
+}
+
+
 @SPECS
 def test_function_has_no_wildcard_resource_except_for_xray(
     synth: Synthesized, service_template: Template, spec: platform.FunctionSpec
 ) -> None:
     role_id = _logical_id(synth, _function(synth, spec).role)
+    services = DATA_SERVICES.union(*(GRANT_SERVICES[grant] for grant in spec.grants))
 
     for statement in _role_statements(service_template, role_id):
         actions = _as_list(statement["Action"])
         if "*" in _as_list(statement["Resource"]):
             assert all(a.startswith("xray:") for a in actions), statement
         for action in actions:
-            assert action.split(":")[0] in {"logs", "xray", "dynamodb", "s3", "kms", "events"}, (
-                action
-            )
+            assert action.split(":")[0] in services, action
             assert not action.endswith(":*"), action
 
 
 @SPECS
-def test_function_logs_permissions_are_scoped_to_its_own_log_group(
+def test_function_logs_permissions_are_its_own_log_group_and_granted_training_log_reads(
     synth: Synthesized, service_template: Template, spec: platform.FunctionSpec
 ) -> None:
     fn = _function(synth, spec)
+    service = _service(synth)
     log_group_arn = {"Fn::GetAtt": [_logical_id(synth, fn.log_group), "Arn"]}
+    training_logs = {
+        "logs:DescribeLogStreams": [service.resolve(grants.training_log_group_arn(service))],
+        "logs:GetLogEvents": [service.resolve(grants.training_log_streams_arn(service))],
+    }
 
     for statement in _role_statements(service_template, _logical_id(synth, fn.role)):
-        if any(a.startswith("logs:") for a in _as_list(statement["Action"])):
-            assert _as_list(statement["Resource"]) == [log_group_arn]
+        actions = [a for a in _as_list(statement["Action"]) if a.startswith("logs:")]
+        if not actions:
+            continue
+        resources = _as_list(statement["Resource"])
+        if resources == [log_group_arn]:
+            assert set(actions) == {"logs:CreateLogStream", "logs:PutLogEvents"}
+        else:
+            assert platform.Grant.TRAINING_LOGS in spec.grants, statement
+            (action,) = _as_list(statement["Action"])
+            assert resources == training_logs[action], statement
 
 
 @SPECS
