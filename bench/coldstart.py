@@ -34,6 +34,11 @@ PEERS = {
 FIRST_REQUEST = {
     platform.REGISTRY_API.name: "/models/mdl-000000000000000000000000",
     platform.AUDIT_API.name: "/audit/streams",
+    platform.TRAINING_API.name: "/train/jobs/trn-000000000000000000000000",
+}
+PARAMETERS = {
+    platform.TRAINING_IMAGE_PARAMETER: "123456789012.dkr.ecr.us-east-1.amazonaws.com/bench:1",
+    platform.TRAINING_POLL_PARAMETER: "60",
 }
 PRINCIPAL = "arn:aws:iam::123456789012:user/bench"
 TRACE_HEADER = "Root=1-5759e988-bd862e3fe1be46a994272793;Parent=53995c3f42cd8ad8;Sampled=1"
@@ -101,7 +106,7 @@ def _environment(endpoint: str, names: dict[str, str], fn: platform.FunctionSpec
         "AWS_LAMBDA_FUNCTION_NAME": fn.name,
         "LAMBDA_TASK_ROOT": str(ROOT / "functions"),
         "_X_AMZN_TRACE_ID": TRACE_HEADER,
-        **platform.function_environment(fn, names, {PRINCIPAL: ["ml-engineer"]}),
+        **platform.function_environment(fn, names, {PRINCIPAL: ["ml-engineer"]}, PARAMETERS),
     }
 
 
@@ -120,6 +125,11 @@ def run(samples: int = 9) -> list[dict[str, object]]:
         names |= {spec.logical_id: f"bench-{spec.logical_id.lower()}" for spec in platform.BUCKETS}
         names |= {spec.logical_id: f"arn:bench:{spec.logical_id}" for spec in platform.KEYS}
         names |= {spec.logical_id: f"bench-{spec.logical_id}" for spec in platform.BUSES}
+        names |= {spec.logical_id: f"arn:bench:{spec.logical_id}" for spec in platform.ROLES}
+        names |= {
+            spec.logical_id: f"arn:aws:states:us-east-1:123456789012:stateMachine:{spec.logical_id}"
+            for spec in platform.STATE_MACHINES
+        }
         for table in platform.TABLES:
             create_table(ddb, table, names[table.logical_id])
         s3 = boto3.client(

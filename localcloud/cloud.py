@@ -5,11 +5,13 @@ definition the CDK stacks deploy (``modelops.platform``).
 1. moto's threaded server on 127.0.0.1 with Step Functions execution on;
 2. the KMS Ed25519 and DIGEST extensions, and atomic DynamoDB requests;
 3. the Lambda runtime (warm worker processes running ``functions/`` handlers);
-4. every key, table, bucket, event bus, IAM role and function of ``modelops.platform``,
-   with the environment variables CDK would give each function (schedules are not run:
-   what a scheduled function does is reachable through the API too);
-5. IAM users for the platform's principals, with access keys;
-6. the local API Gateway, verifying SigV4 and mapping access keys to those principals.
+4. every key, table, bucket, event bus, IAM role, function and state machine of
+   ``modelops.platform``, with the environment variables CDK would give each function
+   (schedules are not run: what a scheduled function does is reachable through the API);
+5. SageMaker training jobs made real (``localcloud.sagemaker_training``): the training image
+   is this machine's Python, registered in ECR so that jobs pin it by digest;
+6. IAM users for the platform's principals, with access keys;
+7. the local API Gateway, verifying SigV4 and mapping access keys to those principals.
 """
 
 from __future__ import annotations
@@ -18,6 +20,9 @@ import io
 import json
 import logging
 import os
+import re
+import tempfile
+import urllib.request
 import zipfile
 from dataclasses import dataclass
 from functools import cached_property
@@ -32,6 +37,7 @@ from moto.server import ThreadedMotoServer
 from localcloud import dynamodb_atomic, kms_digest, kms_ed25519
 from localcloud.apigateway import LocalApiGateway
 from localcloud.lambda_runtime import DEFAULT_ACCOUNT_ID, LambdaRuntime, LogSink
+from localcloud.sagemaker_training import TrainingExecutor, register_local_image
 from localcloud.sigv4 import Credential
 from modelops import platform
 from modelops.domain.access import Role
@@ -43,6 +49,9 @@ FUNCTIONS_ROOT = REPO_ROOT / "functions"
 # Two approvers, so that M-of-N approval can be exercised.
 PRINCIPALS = {role.value: role for role in Role} | {"approver-2": Role.APPROVER}
 LAMBDA_RUNTIME = "python3.12"
+STATEMACHINES_ROOT = REPO_ROOT / "statemachines"
+# The workflow polls SageMaker every second here (a minute in AWS, see cdk.json).
+POLL_SECONDS = 1
 
 
 def physical_name(logical_id: str) -> str:
@@ -75,9 +84,11 @@ class LocalCloud:
         api_port: int = 0,
         functions_root: Path = FUNCTIONS_ROOT,
         log_file: Path | None = None,
+        work_root: Path | None = None,
     ) -> None:
         """Functions' log lines go to ``log_file`` (appended), else to stderr; each line is
-        prefixed with the function's name. CloudWatch Logs gets them too."""
+        prefixed with the function's name. CloudWatch Logs gets them too. Training jobs run
+        in private directories under ``work_root`` (a temporary directory by default)."""
         self.region = region
         self.account_id = DEFAULT_ACCOUNT_ID
         self._host = host
@@ -89,6 +100,10 @@ class LocalCloud:
         self._moto: ThreadedMotoServer | None = None
         self._runtime: LambdaRuntime | None = None
         self._gateway: LocalApiGateway | None = None
+        self._work_root = work_root
+        self._scratch: tempfile.TemporaryDirectory[str] | None = None
+        self.sagemaker: TrainingExecutor | None = None
+        self.parameters: dict[str, str] = {}
         self.principals: dict[str, Principal] = {}
         self.key_arns: dict[str, str] = {}
         self.role_bindings: dict[str, tuple[str, ...]] = {}
@@ -119,7 +134,21 @@ class LocalCloud:
             extra_env={"S3_ADDRESSING_STYLE": "path"},
             log_sink=self._open_log(),
         )
-        self._runtime.install()
+        self._runtime.install()  # refuses while another LocalCloud of this process runs
+        # moto's backends are process-wide: start from nothing even if an earlier LocalCloud
+        # of this process left resources behind.
+        urllib.request.urlopen(
+            urllib.request.Request(f"{self.endpoint_url}/moto-api/reset", method="POST"),
+            timeout=30,
+        ).close()
+        if self._work_root is None:
+            self._scratch = tempfile.TemporaryDirectory(prefix="modelops-local-")
+        self.sagemaker = TrainingExecutor(
+            endpoint_url=self.endpoint_url,
+            region=self.region,
+            work_root=self._work_root or Path(self._scratch.name if self._scratch else "."),
+        )
+        self.sagemaker.install()
         self._provision()
         self._gateway = LocalApiGateway(
             routes={route: fn.name for fn in platform.FUNCTIONS for route in fn.api_routes},
@@ -135,12 +164,17 @@ class LocalCloud:
     def stop(self) -> None:
         if self._gateway is not None:
             self._gateway.stop()
+        if self.sagemaker is not None:
+            self.sagemaker.shutdown()
+            self.sagemaker.uninstall()
         if self._runtime is not None:
             self._runtime.shutdown()
         if self._moto is not None:
             self._moto.stop()
         if self._log is not None:
             self._log.close()
+        if self._scratch is not None:
+            self._scratch.cleanup()
 
     def __enter__(self) -> LocalCloud:
         return self.start()
@@ -211,9 +245,22 @@ class LocalCloud:
                 secret_access_key=key["SecretAccessKey"],
             )
             self.role_bindings[user["Arn"]] = (role.value,)
+        for spec in platform.ROLES:
+            self.names[spec.logical_id] = self._create_service_role(iam, spec)
+        ecr = session.client("ecr", endpoint_url=self.endpoint_url)
+        image_uri, _ = register_local_image(ecr)
+        self.parameters = {
+            platform.TRAINING_IMAGE_PARAMETER: image_uri,
+            platform.TRAINING_POLL_PARAMETER: str(POLL_SECONDS),
+        }
+        sfn = session.client("stepfunctions", endpoint_url=self.endpoint_url)
+        for machine in platform.STATE_MACHINES:
+            self.names[machine.logical_id] = self._state_machine_arn(machine)
         lam = session.client("lambda", endpoint_url=self.endpoint_url)
         for fn in platform.FUNCTIONS:
             self._create_function(iam, lam, fn)
+        for machine in platform.STATE_MACHINES:
+            self._create_state_machine(iam, sfn, machine)
 
     def _create_key(self, kms: Any, key: platform.KeySpec) -> str:
         metadata = kms.create_key(
@@ -280,22 +327,34 @@ class LocalCloud:
                 Bucket=name, LifecycleConfiguration={"Rules": rules}
             )
 
+    def _create_service_role(self, iam: Any, spec: platform.RoleSpec) -> str:
+        return str(_service_role(iam, spec.logical_id, spec.service)["Arn"])
+
+    def _state_machine_arn(self, machine: platform.StateMachineSpec) -> str:
+        name = physical_name(machine.logical_id)
+        return f"arn:aws:states:{self.region}:{self.account_id}:stateMachine:{name}"
+
+    def _create_state_machine(self, iam: Any, sfn: Any, machine: platform.StateMachineSpec) -> None:
+        """The definition from ``statemachines/`` with the placeholders CDK fills."""
+        arns = {
+            platform.placeholder(name): (
+                f"arn:aws:lambda:{self.region}:{self.account_id}:function:{name}"
+            )
+            for name in machine.tasks
+        }
+        definition = substitute(
+            (STATEMACHINES_ROOT / machine.definition).read_text(encoding="utf-8"), arns
+        )
+        role = _service_role(iam, f"{machine.logical_id}-states", "states.amazonaws.com")
+        sfn.create_state_machine(
+            name=physical_name(machine.logical_id),
+            definition=definition,
+            roleArn=role["Arn"],
+            type="STANDARD",
+        )
+
     def _create_function(self, iam: Any, lam: Any, fn: platform.FunctionSpec) -> None:
-        role = iam.create_role(
-            RoleName=f"{fn.name}-role",
-            AssumeRolePolicyDocument=json.dumps(
-                {
-                    "Version": "2012-10-17",
-                    "Statement": [
-                        {
-                            "Effect": "Allow",
-                            "Principal": {"Service": "lambda.amazonaws.com"},
-                            "Action": "sts:AssumeRole",
-                        }
-                    ],
-                }
-            ),
-        )["Role"]
+        role = _service_role(iam, fn.name, "lambda.amazonaws.com")
         lam.create_function(
             FunctionName=fn.name,
             Runtime=LAMBDA_RUNTIME,
@@ -312,7 +371,7 @@ class LocalCloud:
     def function_environment(self, fn: platform.FunctionSpec) -> dict[str, str]:
         """What CDK would give ``fn``: physical names, key ARNs and bus names of this cloud."""
         resources = {**self.names, **self.key_arns}
-        return platform.function_environment(fn, resources, self.role_bindings)
+        return platform.function_environment(fn, resources, self.role_bindings, self.parameters)
 
     def _open_log(self) -> LogSink | None:
         if self._log_file is None:
@@ -351,6 +410,37 @@ class LocalCloud:
                         account_id=self.account_id,
                     )
         return None
+
+
+def _service_role(iam: Any, name: str, service: str) -> dict[str, Any]:
+    """An IAM role that ``service`` may assume."""
+    document = {
+        "Version": "2012-10-17",
+        "Statement": [
+            {"Effect": "Allow", "Principal": {"Service": service}, "Action": "sts:AssumeRole"}
+        ],
+    }
+    return dict(
+        iam.create_role(RoleName=f"{name}-role", AssumeRolePolicyDocument=json.dumps(document))[
+            "Role"
+        ]
+    )
+
+
+def substitute(definition: str, values: dict[str, str]) -> str:
+    """Fill ``${Name}`` placeholders as CDK's definitionSubstitutions do; an unknown
+    placeholder is an error, not a silent gap."""
+
+    def fill(match: re.Match[str]) -> str:
+        name = match.group(1)
+        if name not in values:
+            raise KeyError(f"no value for placeholder ${{{name}}}")
+        return values[name]
+
+    return PLACEHOLDER.sub(fill, definition)
+
+
+PLACEHOLDER = re.compile(r"\$\{([A-Za-z][A-Za-z0-9]*)\}")
 
 
 def _lifecycle_rule(rule: platform.LifecycleRule) -> dict[str, Any]:

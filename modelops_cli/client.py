@@ -208,6 +208,22 @@ class ModelOpsClient:
         suffix = "/openlineage" if openlineage else ""
         return dict(self.call("GET", f"/models/{model_id}/lineage{suffix}"))
 
+    # --- training -----------------------------------------------------------------------
+
+    def submit_training(self, **fields: Any) -> dict[str, Any]:
+        headers = {"Idempotency-Key": str(uuid.uuid4())}
+        return dict(self.call("POST", "/train/jobs", fields, headers=headers))
+
+    def get_training(self, job_id: str) -> dict[str, Any]:
+        return dict(self.call("GET", f"/train/jobs/{job_id}"))
+
+    def cancel_training(self, job_id: str) -> dict[str, Any]:
+        return dict(self.call("POST", f"/train/jobs/{job_id}/cancel"))
+
+    def reproduce_training(self, job_id: str) -> dict[str, Any]:
+        headers = {"Idempotency-Key": str(uuid.uuid4())}
+        return dict(self.call("POST", f"/train/jobs/{job_id}/reproduce", headers=headers))
+
     def iter_models(
         self, family: str | None = None, status: str | None = None, page_size: int = 50
     ) -> Iterator[dict[str, Any]]:

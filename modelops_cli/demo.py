@@ -6,7 +6,12 @@ standard AWS credential chain) and, over SigV4-signed HTTP only:
 2. derives a training split from it (a transformation with its code's digest);
 3. trains a classifier, uploads the model directory, registers the model with lineage;
 4. fetches the model back with its lineage graph and OpenLineage events;
-5. shows what the registry refuses: a tampered upload, a conflicting re-registration.
+5. shows what the registry refuses: a tampered upload, a conflicting re-registration;
+6-9. governs promotion (policy, signatures, multisig) and verifies the audit ledger;
+10. trains ``examples/iris_train`` on the platform as a SageMaker job (managed spot, the
+    local cloud reclaiming the instance twice), registering the model with lineage;
+11. reproduces that job from its recorded inputs and prints the signed attestation;
+12. shows what training refuses before anything starts.
 """
 
 from __future__ import annotations
@@ -23,6 +28,7 @@ from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
+from modelops_cli import training
 from modelops_cli.client import ApiError, ModelOpsClient
 
 Say = Callable[[str], None]
@@ -302,6 +308,88 @@ def run_trust_flow(
     return {"promoted": promoted, "refusal": refusal, "ledger": report}
 
 
+EXAMPLE = Path(__file__).resolve().parent.parent / "examples" / "iris_train"
+Interrupt = Callable[[str, list[int]], None]
+
+
+def run_training_flow(
+    client: ModelOpsClient,
+    registered: Mapping[str, Any],
+    workdir: Path,
+    say: Say,
+    interrupt: Interrupt | None = None,
+) -> dict[str, Any]:
+    """Train on the platform, survive spot interruptions, reproduce bit for bit."""
+    split = registered["split"]
+    version = f"2.0.0-demo.{time.strftime('%Y%m%d%H%M%S')}"
+    say("10. Train examples/iris_train on the platform (SageMaker contract, managed spot)")
+    job = training.submit(
+        client,
+        EXAMPLE,
+        workdir / "training",
+        family="iris-classifier",
+        version=version,
+        datasets=[{"datasetId": split["datasetId"]}],
+        seed=SEED % 1000,
+        hyperparameters={"epochs": 12, "min_epoch_seconds": 0.05},
+        compute={"instanceType": "ml.m5.large", "spot": True, "maxRuntimeSeconds": 600},
+        description="Iris softmax regression trained by the platform (make demo).",
+    )
+    pinned = job["reproducibility"]
+    say(f"   job {job['jobId']}: image {pinned['imageDigest'][:19]}..., seed {pinned['seed']}")
+    archive, commit = pinned["sourceArchiveDigest"][:16], pinned["gitCommit"][:12]
+    say(f"   source archive sha256 {archive}..., git {commit}")
+    if interrupt is not None:
+        interrupt(job["trainingJobName"], [4, 9])
+        say("   the local cloud will reclaim the spot instance after epochs 4 and 9")
+    done = training.follow(client, job["jobId"], say)
+    if done["status"] != "COMPLETED":
+        raise RuntimeError(f"training failed: {done.get('failure') or done['statusReason']}")
+    model = client.get_model(done["modelId"])
+    model_ref = next(r for r in done["artifactRefs"] if r["kind"] == "model")
+    say(f"   model {done['modelId']} registered as draft, root {model_ref['rootDigest'][:16]}...")
+    metrics = ", ".join(f"{k}={v:.3f}" for k, v in sorted(done["metrics"].items()))
+    say(f"   metrics parsed from the logs: {metrics}")
+    parents = model["lineage"]["nodes"]
+    say(f"   lineage: {len(parents)} nodes, dataset {split['datasetId']} among them")
+    usage = done["usage"]
+    say(
+        f"   usage: {usage['billableSeconds']} billable s, {usage['gpuHours']} GPU-hours (CPU), "
+        f"survived {usage['spotInterruptions']} spot interruptions"
+    )
+
+    say("11. Reproduce it from the recorded inputs")
+    again = client.reproduce_training(done["jobId"])
+    reproduced = training.follow(client, again["jobId"], say)
+    report = reproduced["reproduction"]
+    say(
+        f"   identical={report['identical']}: {report['originalRootDigest'][:16]}... vs "
+        f"{report['reproducedRootDigest'][:16]}..., signed by "
+        f"{report['signature']['keyId'].rsplit('/', 1)[-1]}"
+    )
+
+    say("12. What training refuses before anything starts")
+    bad = {
+        "modelFamily": "iris-classifier",
+        "modelVersion": f"{version}.bad",
+        "datasets": [{"datasetId": split["datasetId"]}],
+        "code": job["request"]["code"],
+        "dependencyLockDigest": pinned["dependencyLockDigest"],
+        "seed": 1,
+    }
+    for label, change in (
+        ("an unknown hyperparameter", {"hyperparameters": {"momentum": 0.9}}),
+        (
+            "GPUs a CPU instance lacks",
+            {"compute": {"instanceType": "ml.m5.large", "gpusPerInstance": 1}},
+        ),
+        ("an unknown dataset", {"datasets": [{"datasetId": "ds-" + "0" * 24}]}),
+    ):
+        status, body = client.request("POST", "/train/jobs", {**bad, **change})
+        say(f"   {label}: {status} {body['error']['code']}")
+    return {"job": done, "reproduction": reproduced}
+
+
 def main() -> int:
     started = time.perf_counter()
     say: Say = lambda line: print(line, flush=True)  # noqa: E731
@@ -309,7 +397,8 @@ def main() -> int:
         api_url = os.environ.get("MODELOPS_API_URL")
         if api_url:
             say(f"Using the deployed API at {api_url} with the standard AWS credential chain")
-            run_flow(ModelOpsClient(api_url), Path(tmp), say)
+            client = ModelOpsClient(api_url)
+            run_training_flow(client, run_flow(client, Path(tmp), say), Path(tmp), say)
         else:
             from localcloud.cloud import LocalCloud
 
@@ -323,6 +412,14 @@ def main() -> int:
                 say(f"Signed as {clients['ml-engineer'][1]}; function logs in {log_path}")
                 registered = run_flow(clients["ml-engineer"][0], Path(tmp), say)
                 run_trust_flow(clients, registered, say)
+                assert cloud.sagemaker is not None
+                run_training_flow(
+                    clients["ml-engineer"][0],
+                    registered,
+                    Path(tmp),
+                    say,
+                    interrupt=cloud.sagemaker.plan_interruptions,
+                )
     say(f"Done in {time.perf_counter() - started:.1f} s.")
     return 0
 

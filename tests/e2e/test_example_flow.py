@@ -18,7 +18,7 @@ import boto3
 import pytest
 
 from modelops_cli.client import ModelOpsClient
-from modelops_cli.demo import run_flow, run_trust_flow
+from modelops_cli.demo import run_flow, run_training_flow, run_trust_flow
 
 MODELOPS = Path(sys.executable).with_name("modelops")
 Clients = dict[str, tuple[ModelOpsClient, str]]
@@ -87,3 +87,26 @@ def test_example_flow_registers_data_and_a_model_and_governs_its_promotion(
     assert trust["promoted"]["status"] == "prod" and trust["promoted"]["signature"]
     assert trust["ledger"].ok and trust["ledger"].checkpointsChecked >= 1
     assert any("KMS signature verifies offline: True" in line for line in lines)
+
+
+def test_example_flow_trains_on_the_platform_and_reproduces_bit_for_bit(
+    api: tuple[ModelOpsClient, Clients], tmp_path: Path
+) -> None:
+    client, _ = api
+    lines: list[str] = []
+    registered = run_flow(client, tmp_path / "registry", lines.append)
+    trained = run_training_flow(client, registered, tmp_path / "training", lines.append)
+    job, reproduction = trained["job"], trained["reproduction"]
+    assert job["status"] == "COMPLETED" and job["modelId"]
+    model = client.get_model(job["modelId"])["model"]
+    assert model["status"] == "draft"
+    assert model["lineage"]["datasets"] == [registered["split"]["datasetId"]]
+    report = reproduction["reproduction"]
+    assert report["identical"] and report["originalRootDigest"] == model["rootDigest"]
+    refusals = [line for line in lines if line.startswith("   an unknown") or "GPUs" in line]
+    assert [line.rsplit(": ", 1)[1] for line in refusals] == [
+        "400 VALIDATION_FAILED",
+        "400 VALIDATION_FAILED",
+        "422 REFERENCE_NOT_FOUND",
+    ]
+

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from bench import coldstart, ingest, ledger
+from bench import coldstart, ingest, ledger, training
 
 
 @pytest.mark.parametrize(
@@ -13,8 +13,9 @@ from bench import coldstart, ingest, ledger
         lambda: ingest.run(size=8 * 1024 * 1024, runs=1),
         lambda: coldstart.run(samples=1),
         lambda: ledger.run(count=2_000, every=500, runs=1),
+        lambda: training.run({"short": {"epochs": 2}}),
     ],
-    ids=["ingest", "coldstart", "ledger"],
+    ids=["ingest", "coldstart", "ledger", "training"],
 )
 def test_benchmark_runs_and_reports_a_ratio_against_its_peer(rows) -> None:  # type: ignore[no-untyped-def]
     for row in rows():

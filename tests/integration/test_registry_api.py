@@ -335,13 +335,28 @@ def test_local_cloud_provisions_what_the_platform_definition_declares(
         variables = config["Environment"]["Variables"]
         assert variables == local_cloud.function_environment(fn)
         assert variables == platform.function_environment(
-            fn, {**local_cloud.names, **local_cloud.key_arns}, local_cloud.role_bindings
+            fn,
+            {**local_cloud.names, **local_cloud.key_arns},
+            local_cloud.role_bindings,
+            local_cloud.parameters,
         )
         assert (config["Handler"], config["Architectures"]) == (fn.handler, ["arm64"])
     events = local_cloud.client("events")
     for bus in platform.BUSES:
         described = events.describe_event_bus(Name=local_cloud.names[bus.logical_id])
         assert described["Name"] == local_cloud.names[bus.logical_id]
+    sfn = local_cloud.client("stepfunctions")
+    for machine in platform.STATE_MACHINES:
+        definition = sfn.describe_state_machine(
+            stateMachineArn=local_cloud.names[machine.logical_id]
+        )["definition"]
+        assert "${" not in definition
+        assert all(f"function:{task}" in definition for task in machine.tasks)
+    iam = local_cloud.client("iam")
+    for role in platform.ROLES:
+        arn = local_cloud.names[role.logical_id]
+        trust = iam.get_role(RoleName=arn.rsplit("/", 1)[-1])["Role"]["AssumeRolePolicyDocument"]
+        assert trust["Statement"][0]["Principal"] == {"Service": role.service}
 
 
 def test_correlation_id_is_taken_from_the_caller_and_returned(client: ModelOpsClient) -> None:

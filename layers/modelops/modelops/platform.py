@@ -30,6 +30,12 @@ class Access(StrEnum):
     SIGN = "sign"
 
 
+# SageMaker training jobs the platform creates are named TRAINING_JOB_PREFIX + job id, so
+# IAM can name them by prefix; SageMaker writes their logs to TRAINING_LOG_GROUP.
+TRAINING_JOB_PREFIX = "modelops-"
+TRAINING_LOG_GROUP = "/aws/sagemaker/TrainingJobs"
+
+
 class Grant(StrEnum):
     """Service permissions beyond tables, buckets, keys and buses; CDK turns each into
     least-privilege IAM statements (``stacks/constructs/grants.py``)."""
@@ -37,6 +43,8 @@ class Grant(StrEnum):
     # sagemaker:CreateTrainingJob/DescribeTrainingJob/StopTrainingJob/AddTags on the
     # platform's jobs (name prefix), iam:PassRole of TRAINING_ROLE to SageMaker only.
     TRAINING_JOBS = "training-jobs"
+    # sagemaker:DescribeTrainingJob on the platform's jobs: read what a job produced.
+    TRAINING_STATUS = "training-status"
     # ecr:DescribeImages: pin training image tags to digests.
     TRAINING_IMAGES = "training-images"
     # logs:DescribeLogStreams/GetLogEvents on SageMaker's training log group.
@@ -421,7 +429,7 @@ TRAINING_FUNCTIONS: tuple[FunctionSpec, ...] = (
         "train-register-outputs",
         "Training step: hash and register outputs and checkpoints, register the model.",
         buckets=_ARTIFACTS_WRITE,
-        grants=(Grant.TRAINING_JOBS,),
+        grants=(Grant.TRAINING_STATUS,),
         timeout_s=900,
         memory_mb=2048,
     ),
@@ -429,7 +437,7 @@ TRAINING_FUNCTIONS: tuple[FunctionSpec, ...] = (
         "train-fail-job",
         "Training step (compensation): record the failure, its log tail and checkpoints.",
         buckets=_ARTIFACTS_WRITE,
-        grants=(Grant.TRAINING_JOBS, Grant.TRAINING_LOGS),
+        grants=(Grant.TRAINING_STATUS, Grant.TRAINING_LOGS),
         timeout_s=300,
     ),
     _training_task(

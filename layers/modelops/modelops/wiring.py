@@ -63,7 +63,7 @@ def registry_repository() -> RegistryTable:
 def blob_store() -> Any:
     from modelops.adapters.s3 import S3BlobStore
 
-    return S3BlobStore(client("s3"), settings().require("artifact_bucket"))
+    return S3BlobStore(client("s3"), settings().artifact_bucket)
 
 
 @cache
@@ -192,7 +192,7 @@ def training_service() -> TrainingService:
         audit=lambda event: audit_service().record(event),
         clock=SystemClock(),
         settings=TrainingSettings(
-            bucket=config.require("artifact_bucket"),
+            bucket=config.artifact_bucket or "",
             region=config.region,
             role_arn=config.training_role_arn or "",
             default_image=config.training_image_uri or "",

@@ -32,7 +32,10 @@ class EcrImages:
                 imageIds=[image_id],
             )["imageDetails"]
         except ClientError as exc:
+            # AccessDenied: a repository the platform may not use (IAM names only the
+            # default image's repository), which for the caller is as good as absent.
             if exc.response.get("Error", {}).get("Code") in {
+                "AccessDeniedException",
                 "ImageNotFoundException",
                 "RepositoryNotFoundException",
             }:

@@ -13,9 +13,16 @@ _MISSING = {"404", "NoSuchKey", "NotFound"}
 
 
 class S3BlobStore:
-    def __init__(self, client: Any, bucket: str) -> None:
+    def __init__(self, client: Any, bucket: str | None) -> None:
+        """``bucket`` is None in functions not granted the bucket: any use is an error."""
         self._s3 = client
-        self._bucket = bucket
+        self._bucket_name = bucket
+
+    @property
+    def _bucket(self) -> str:
+        if not self._bucket_name:
+            raise RuntimeError("this function is not configured with the artifact bucket")
+        return self._bucket_name
 
     def presign_put(self, key: str, expires_s: int) -> str:
         return str(

@@ -28,9 +28,10 @@ class SageMakerTraining:
             response = dict(self._sagemaker.describe_training_job(TrainingJobName=name))
         except ClientError as exc:
             error = exc.response.get("Error", {})
-            if error.get("Code") in {"ValidationException", "ResourceNotFound"} and (
-                "not found" in error.get("Message", "").lower()
-                or "does not exist" in error.get("Message", "").lower()
+            message = error.get("Message", "").lower()
+            missing = ("not found", "could not find", "does not exist")
+            if error.get("Code") in {"ValidationException", "ResourceNotFound"} and any(
+                phrase in message for phrase in missing
             ):
                 return None
             raise

@@ -23,6 +23,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
+from modelops import platform
 from modelops.domain import compute
 from modelops.domain.digests import SHA256_HEX
 from modelops.domain.entities import NAME_PATTERN, SEMVER, Entity
@@ -393,6 +394,7 @@ class Usage(Entity):
     instanceHours: float
     gpuHours: float
     spot: bool
+    spotInterruptions: int = Field(default=0, description="Times spot capacity was reclaimed.")
 
 
 class Failure(Entity):
@@ -437,4 +439,4 @@ class TrainingJob(Entity):
 
 def sagemaker_job_name(job_id: str) -> str:
     """SageMaker TrainingJobName: ``^[a-zA-Z0-9](-*[a-zA-Z0-9]){0,62}``, unique per account."""
-    return f"modelops-{job_id}"
+    return f"{platform.TRAINING_JOB_PREFIX}{job_id}"

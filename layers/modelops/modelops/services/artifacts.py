@@ -5,8 +5,10 @@ from __future__ import annotations
 import contextlib
 import math
 import uuid
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from datetime import timedelta
+from typing import TypeVar
 
 from modelops.config import Settings
 from modelops.contracts.registry import (
@@ -34,6 +36,19 @@ from modelops.errors import (
 from modelops.ports import AlreadyExists, BlobStore, Clock, RegistryRepository
 
 MAX_PARTS = 10_000
+
+
+COPY_WORKERS = 8  # S3 calls are latency-bound: overlap them (boto3 clients are thread-safe)
+T = TypeVar("T")
+R = TypeVar("R")
+
+
+def each(fn: Callable[[T], R], items: Sequence[T]) -> list[R]:
+    """``[fn(item) for item in items]``, with up to COPY_WORKERS calls in flight."""
+    if len(items) < 2:
+        return [fn(item) for item in items]
+    with ThreadPoolExecutor(max_workers=min(COPY_WORKERS, len(items))) as pool:
+        return list(pool.map(fn, items))
 
 
 def blob_key(sha256: str) -> str:
@@ -188,10 +203,14 @@ class ArtifactService:
         bucket key to its content-addressed blob unless the blob exists (``key`` None: the
         bytes were written to the blob directly). ``origin`` is the upload or training job
         the files came from. Recording the same files again returns the stored artifact."""
-        for entry, key in files:
+
+        def store(item: tuple[FileEntry, str | None]) -> None:
+            entry, key = item
             target = blob_key(entry.sha256)
             if key is not None and not self._blobs.exists(target):
                 self._blobs.copy(key, target)
+
+        each(store, files)
         manifest = Manifest(files=tuple(entry for entry, _ in files))
         artifact = Artifact(
             artifactId=ids.artifact_id(manifest.manifest_digest),

@@ -19,6 +19,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
+from modelops import platform
 from modelops.contracts.registry import RegisterModelRequest
 from modelops.contracts.training import TrainingJobList
 from modelops.domain import compute, ids
@@ -75,11 +76,11 @@ from modelops.ports import (
     TrainingRepository,
     Workflow,
 )
-from modelops.services.artifacts import ArtifactService, blob_key
+from modelops.services.artifacts import ArtifactService, blob_key, each
 from modelops.services.lineage import LineageService
 from modelops.services.registry import RegistryService
 
-LOG_GROUP = "/aws/sagemaker/TrainingJobs"
+LOG_GROUP = platform.TRAINING_LOG_GROUP
 LOG_TAIL_LINES = 20
 REPRODUCTION_PREDICATE = "https://illuvrse.dev/attestations/reproduction/v1"
 IN_TOTO_STATEMENT = "https://in-toto.io/Statement/v1"
@@ -436,7 +437,7 @@ class TrainingService:
         pinned = self._images.resolve(image_uri)
         if pinned is None:
             raise ReferenceNotFound(
-                f"training image {image_uri} does not exist",
+                f"training image {image_uri} does not exist or the platform may not use it",
                 details=[{"field": "image", "message": "unknown image"}],
             )
         reproducibility = Reproducibility(
@@ -647,6 +648,11 @@ class TrainingService:
                 requirements.instanceType, requirements.instanceCount, billable
             ),
             spot=requirements.spot,
+            spotInterruptions=sum(
+                1
+                for transition in described.get("SecondaryStatusTransitions") or ()
+                if transition.get("Status") == "Interrupted"
+            ),
         )
 
     def _describe(self, job: TrainingJob) -> dict[str, Any]:
@@ -699,13 +705,12 @@ class TrainingService:
 
     def _checkpoint_refs(self, job: TrainingJob) -> list[ArtifactRef]:
         prefix = f"training/{job.trainingJobName}/checkpoints/"
-        entries = []
-        for key in self._blobs.list_keys(prefix):
-            found = self._blobs.sha256_of(key)
-            if found is not None:
-                entries.append(
-                    (FileEntry(path=key.removeprefix(prefix), size=found[1], sha256=found[0]), key)
-                )
+        keys = self._blobs.list_keys(prefix)
+        entries = [
+            (FileEntry(path=key.removeprefix(prefix), size=found[1], sha256=found[0]), key)
+            for key, found in zip(keys, each(self._blobs.sha256_of, keys), strict=True)
+            if found is not None
+        ]
         if not entries:
             return []
         artifact = self._artifacts.record_files(
