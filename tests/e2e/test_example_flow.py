@@ -109,4 +109,3 @@ def test_example_flow_trains_on_the_platform_and_reproduces_bit_for_bit(
         "400 VALIDATION_FAILED",
         "422 REFERENCE_NOT_FOUND",
     ]
-

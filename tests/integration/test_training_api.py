@@ -250,3 +250,33 @@ def test_job_records_are_listed_and_read_back(
 ) -> None:
     listed = engineer.call("GET", "/train/jobs", query={"family": FAMILY})
     assert completed["jobId"] in {j["jobId"] for j in listed["items"]}
+
+
+def test_a_fine_tune_starts_from_its_parent_and_records_it_in_lineage(
+    engineer: ModelOpsClient, iris: dict[str, Any], completed: dict[str, Any]
+) -> None:
+    tuned = _train(
+        engineer,
+        _request(iris, parentModelId=completed["modelId"], hyperparameters={"epochs": 3}),
+    )
+    assert tuned["status"] == "COMPLETED", tuned.get("failure")
+    assert tuned["parentModel"]["modelId"] == completed["modelId"]
+    assert tuned["reproducibility"]["parentModelDigest"] == _model_digest(completed)
+    model = engineer.get_model(tuned["modelId"])["model"]
+    assert model["lineage"]["parentModels"] == [completed["modelId"]]
+    assert _model_digest(tuned) != _model_digest(completed)
+    consumers = engineer.call("GET", f"/models/{completed['modelId']}/consumers")
+    assert tuned["modelId"] in {node["nodeId"] for node in consumers["consumers"]}
+
+
+def test_a_retried_submission_with_the_same_idempotency_key_starts_one_job(
+    local_cloud: LocalCloud, engineer: ModelOpsClient, iris: dict[str, Any]
+) -> None:
+    request = _request(iris)
+    headers = {"Idempotency-Key": f"retry-{request['modelVersion']}"}
+    before = len(_executions(local_cloud))
+    first = engineer.call("POST", "/train/jobs", request, headers=headers)
+    again = engineer.call("POST", "/train/jobs", request, headers=headers)
+    assert again["jobId"] == first["jobId"]
+    assert len(_executions(local_cloud)) == before + 1
+    training.follow(engineer, first["jobId"], lambda _: None, timeout_s=180)

@@ -417,6 +417,9 @@ class TrainingJob(Entity):
     statusReason: str = ""
     createdAt: datetime
     createdBy: str
+    createdByRoles: tuple[str, ...] = Field(
+        default=(), description="The submitter's roles, as the policy check saw them."
+    )
     correlationId: str
     startTs: datetime | None = None
     endTs: datetime | None = None

@@ -167,8 +167,9 @@ class TrainingService:
                 details=[{"field": "modelVersion", "message": "already registered"}],
             )
         resolved = self._resolve(request)
-        decision = self._decide(request, resolved, caller.principal, tuple(sorted(caller.roles)))
-        job = self._new_job(request, resolved, caller.principal, correlation_id, None)
+        roles = tuple(sorted(caller.roles))
+        decision = self._decide(request, resolved, caller.principal, roles)
+        job = self._new_job(request, resolved, caller, correlation_id, None)
         job = job.model_copy(update={"policyDecision": decision})
         return self._launch(job)
 
@@ -222,7 +223,7 @@ class TrainingService:
                 "the recorded inputs no longer resolve to what the job used",
                 details=[{"field": "reproducibility", "message": "inputs changed"}],
             )
-        job = self._new_job(request, resolved, caller.principal, correlation_id, original.jobId)
+        job = self._new_job(request, resolved, caller, correlation_id, original.jobId)
         return self._launch(job)
 
     # --- the workflow's steps -------------------------------------------------------------
@@ -238,7 +239,7 @@ class TrainingService:
     def check_policy(self, job_id: str) -> None:
         job = self._live(job_id)
         resolved = self._resolve(job.request)
-        decision = self._decide(job.request, resolved, job.createdBy, ())
+        decision = self._decide(job.request, resolved, job.createdBy, job.createdByRoles)
         self._transition(job_id, _LIVE, lambda j: {"policyDecision": decision})
 
     def request_compute(self, job_id: str) -> None:
@@ -517,7 +518,7 @@ class TrainingService:
         self,
         request: SubmitTrainingJobRequest,
         resolved: _Resolved,
-        principal: str,
+        caller: Caller,
         correlation_id: str,
         reproduction_of: str | None,
     ) -> TrainingJob:
@@ -536,7 +537,8 @@ class TrainingService:
             reproducibility=resolved.reproducibility,
             status=JobStatus.QUEUED,
             createdAt=self._clock.now(),
-            createdBy=principal,
+            createdBy=caller.principal,
+            createdByRoles=tuple(sorted(caller.roles)),
             correlationId=correlation_id or job_id,
             trainingJobName=name,
             executionArn=self._workflow.execution_arn(job_id),
