@@ -16,8 +16,10 @@ from typing import Any
 from aws_cdk import Fn, RemovalPolicy
 from aws_cdk import aws_logs as logs
 from constructs import Construct
+from pydantic import ValidationError
 
 from modelops import platform
+from modelops.domain.pools import PoolConfig
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 CDK_JSON = REPO_ROOT / "cdk.json"
@@ -98,6 +100,12 @@ class EnvironmentSettings:
     training_image: TrainingImage
     # Seconds between the training workflow's DescribeTrainingJob polls.
     training_poll_seconds: int
+    # The compute pools (``computePools``, shared by every environment) and this
+    # environment's principal ARN pattern -> team (``teamBindings``), validated together;
+    # functions get both as compact JSON (Lambda environments hold 4 KB).
+    pools: PoolConfig
+    compute_pools_json: str
+    team_bindings_json: str
 
     @property
     def parameters(self) -> dict[str, str]:
@@ -105,11 +113,19 @@ class EnvironmentSettings:
         return {
             platform.TRAINING_IMAGE_PARAMETER: self.training_image.resolved_uri,
             platform.TRAINING_POLL_PARAMETER: str(self.training_poll_seconds),
+            platform.COMPUTE_POOLS_PARAMETER: self.compute_pools_json,
+            platform.TEAM_BINDINGS_PARAMETER: self.team_bindings_json,
         }
 
     @classmethod
-    def from_context(cls, name: str, values: Mapping[str, Any]) -> EnvironmentSettings:
+    def from_context(
+        cls, name: str, values: Mapping[str, Any], compute_pools: object
+    ) -> EnvironmentSettings:
+        """The settings of environment ``name`` (its ``environments`` entry), with the
+        ``computePools`` context."""
         try:
+            pools_json = _compact_object("computePools", compute_pools)
+            team_bindings_json = _compact_object("teamBindings", values["teamBindings"])
             return cls(
                 name=name,
                 removal_policy=_REMOVAL_POLICIES[str(values["removalPolicy"])],
@@ -125,6 +141,9 @@ class EnvironmentSettings:
                     str(pattern): tuple(str(r) for r in roles)
                     for pattern, roles in dict(values["roleBindings"]).items()
                 },
+                pools=_pool_config(pools_json, team_bindings_json),
+                compute_pools_json=pools_json,
+                team_bindings_json=team_bindings_json,
             )
         except KeyError as e:
             raise ValueError(f"environment {name!r}: missing or invalid setting {e}") from e
@@ -137,7 +156,9 @@ class EnvironmentSettings:
         if not isinstance(environments, dict) or name not in environments:
             known = sorted(environments) if isinstance(environments, dict) else []
             raise ValueError(f"unknown environment {name!r}; cdk.json defines {known}")
-        return cls.from_context(name, environments[name])
+        return cls.from_context(
+            name, environments[name], scope.node.try_get_context("computePools")
+        )
 
     def stack_name(self, role: str) -> str:
         return f"modelops-{self.name}-{role}"
@@ -155,3 +176,31 @@ def _positive_int(name: str, values: Mapping[str, Any]) -> int:
     if isinstance(value, bool) or not isinstance(value, int) or value < 1:
         raise ValueError(f"{name} must be a positive integer, not {value!r}")
     return value
+
+
+def _compact_object(name: str, value: object) -> str:
+    """A JSON object as functions receive it: compact, in the order written."""
+    if not isinstance(value, dict):
+        raise ValueError(f"{name} must be a JSON object, not {value!r}")
+    return json.dumps(value, separators=(",", ":"))
+
+
+# PoolConfig's fields, by the context names they come from.
+_POOL_CONTEXT_NAMES = {"pools": "computePools", "teamBindings": "teamBindings"}
+
+
+def _pool_config(pools_json: str, team_bindings_json: str) -> PoolConfig:
+    """The pools and team bindings as the functions will parse them; refused at synth with
+    one line per problem, located as in cdk.json (``computePools.<pool>.<field>``)."""
+    for pool, spec in json.loads(pools_json).items():
+        if not isinstance(spec, dict):
+            raise ValueError(f"computePools.{pool} must be a JSON object, not {spec!r}")
+    try:
+        return PoolConfig.parse(pools_json, team_bindings_json)
+    except ValidationError as e:
+        problems = []
+        for error in e.errors():
+            field, *path = (str(part) for part in error["loc"])
+            location = ".".join([_POOL_CONTEXT_NAMES.get(field, field), *path])
+            problems.append(f"{location}: {error['msg']}")
+        raise ValueError(f"invalid compute pools: {'; '.join(problems)}") from e

@@ -10,7 +10,7 @@ past the packs unseen.
 
 from __future__ import annotations
 
-from aws_cdk import Acknowledgment, Validations
+from aws_cdk import Acknowledgment, CfnElement, Validations
 from aws_cdk import aws_iam as iam
 from constructs import IConstruct
 
@@ -88,18 +88,37 @@ _PREFIX_USES = {
 _SDK_WILDCARDS = {"sagemaker:DescribeTrainingJob": {_TRAINING_JOBS: _TRAINING_JOBS_REASON}}
 
 
+def _grant_wildcards(service: ServiceStack) -> dict[platform.Grant, dict[str, str]]:
+    """_GRANT_WILDCARDS, and the grants whose wildcard names a resource of the service stack
+    (cdk-nag writes a generated name as ``<logical id.attribute>``)."""
+    machine = service.state_machines[platform.TRAIN_STATE_MACHINE.logical_id]
+    cfn_machine = machine.state_machine.node.default_child
+    if not isinstance(cfn_machine, CfnElement):
+        raise TypeError(f"{machine.node.path}: no CloudFormation resource")
+    name = f"<{service.get_logical_id(cfn_machine)}.Name>"
+    return _GRANT_WILDCARDS | {
+        platform.Grant.TRAIN_WORKFLOW_STATUS: {
+            _arn("states", f"execution:{name}:*"): "The executions of the "
+            f"{machine.spec.logical_id} state machine only: execution names are per job, "
+            "not known when the policy is written, and DescribeExecution is authorized "
+            "against the execution's ARN."
+        }
+    }
+
+
 def acknowledge(data: DataStack, service: ServiceStack) -> None:
     """Attach every acknowledgement of the app to its construct."""
+    grant_wildcards = _grant_wildcards(service)
     for fn in service.functions.values():
-        _acknowledge_function(data, fn)
+        _acknowledge_function(data, fn, grant_wildcards)
     for rule in service.schedules.values():
         _ack(
             rule,
             "Serverless-EventBusDLQ",
             "A schedule tick carries no payload: a run that fails after its retries leaves "
-            "its work to the next tick, which does all of it (every uncheckpointed record), so "
-            "a dead-letter queue would keep nothing worth replaying. Failures raise and show "
-            "in the function's Errors metric.",
+            "its work to the next tick, which does all of it (every uncheckpointed record, "
+            "every leaked reservation), so a dead-letter queue would keep nothing worth "
+            "replaying. Failures raise and show in the function's Errors metric.",
         )
     _acknowledge_training_role(data, service.training_role)
     for machine in service.state_machines.values():
@@ -111,7 +130,9 @@ def _ack(scope: IConstruct, rule: str, reason: str) -> None:
     Validations.of(scope).acknowledge(Acknowledgment(id=rule, reason=reason))
 
 
-def _acknowledge_function(data: DataStack, fn: PythonFunction) -> None:
+def _acknowledge_function(
+    data: DataStack, fn: PythonFunction, grant_wildcards: dict[platform.Grant, dict[str, str]]
+) -> None:
     spec = fn.spec
     _ack(
         fn.xray_policy,
@@ -185,7 +206,7 @@ def _acknowledge_function(data: DataStack, fn: PythonFunction) -> None:
     for action in sorted(actions):
         _ack(policy, f"AwsSolutions-IAM5[Action::{action}]", _ACTION_REASONS[action])
     for grant in spec.grants:
-        _ack_resources(policy, _GRANT_WILDCARDS.get(grant, {}))
+        _ack_resources(policy, grant_wildcards.get(grant, {}))
 
 
 def _ack_resources(scope: IConstruct, reasons: dict[str, str]) -> None:

@@ -6,8 +6,13 @@ from ``STATE_MACHINES``, the training role from ``TRAINING_ROLE``. Tables, bucke
 event buses are the DataStack's, imported here through its named exports and looked up by
 the logical ids the specs name.
 
-Order follows the references: a state machine names its task functions' ARNs, and the
-functions that start it (``platform.STARTS``) get its ARN, so those are created after it.
+Order follows the references: a state machine names its task functions' ARNs, so they are
+created before it; every other function is created after the state machines, because it may
+start one (``platform.STARTS``: its ARN in the environment, StartExecution) or read its
+executions (``Grant.TRAIN_WORKFLOW_STATUS``).
+
+Quota alarms (``stacks/constructs/quota_alarms.py``) watch each team's GPU-hour use in each
+pool of the environment's pool configuration.
 """
 
 from __future__ import annotations
@@ -17,7 +22,7 @@ import json
 from pathlib import Path
 from typing import Any
 
-from aws_cdk import Duration, Fn, Stack
+from aws_cdk import CfnOutput, Duration, Fn, Stack
 from aws_cdk import aws_apigateway as apigw
 from aws_cdk import aws_dynamodb as dynamodb
 from aws_cdk import aws_events as events
@@ -31,6 +36,7 @@ from constructs import Construct
 from modelops import platform
 from stacks.constructs import grants
 from stacks.constructs.python_function import ARCHITECTURE, RUNTIME, PythonFunction
+from stacks.constructs.quota_alarms import QuotaAlarms
 from stacks.constructs.state_machine import WorkflowStateMachine
 from stacks.constructs.training_role import TrainingRole
 from stacks.data_stack import DataStack
@@ -152,7 +158,7 @@ class ServiceStack(Stack):
             state_machines={},
             image_repository_arn=image_repository_arn,
         )
-        starters = {name for names in platform.STARTS.values() for name in names}
+        tasks = {name for machine in platform.STATE_MACHINES for name in machine.tasks}
 
         def build(spec: platform.FunctionSpec, targets: grants.Targets) -> PythonFunction:
             return PythonFunction(
@@ -173,9 +179,7 @@ class ServiceStack(Stack):
             )
 
         built = {
-            spec.name: build(spec, targets)
-            for spec in platform.FUNCTIONS
-            if spec.name not in starters
+            spec.name: build(spec, targets) for spec in platform.FUNCTIONS if spec.name in tasks
         }
         self.state_machines: dict[str, WorkflowStateMachine] = {
             spec.logical_id: WorkflowStateMachine(
@@ -199,7 +203,7 @@ class ServiceStack(Stack):
         built |= {
             spec.name: build(spec, with_machines)
             for spec in platform.FUNCTIONS
-            if spec.name in starters
+            if spec.name not in tasks
         }
         self.functions: dict[str, PythonFunction] = {
             spec.name: built[spec.name] for spec in platform.FUNCTIONS
@@ -245,6 +249,17 @@ class ServiceStack(Stack):
         self.schedules: dict[str, events.Rule] = {
             fn.spec.name: self._schedule(fn) for fn in self.functions.values() if fn.spec.schedule
         }
+
+        self.quota_alarms = QuotaAlarms(
+            self, "QuotaAlarms", pools=settings.pools, removal_policy=settings.removal_policy
+        )
+        CfnOutput(
+            self,
+            "QuotaAlarmsTopicArn",
+            value=self.quota_alarms.topic.topic_arn,
+            description="Quota alarms (a team at 80% or 100% of its monthly GPU-hours in a "
+            "pool) notify this SNS topic: subscribe to it.",
+        )
 
     def _schedule(self, fn: PythonFunction) -> events.Rule:
         """An EventBridge rule on the default bus invoking ``fn`` on its spec's schedule."""

@@ -34,10 +34,11 @@ TRAINING_JOB_ACTIONS = (
 @dataclass(frozen=True)
 class Targets:
     """The platform resources that grants name: roles passed to services, the state machines
-    functions start, and the repository of the default training image."""
+    functions start or whose executions they read, and the repository of the default
+    training image."""
 
     roles: Mapping[str, iam.IRole]
-    state_machines: Mapping[str, sfn.IStateMachine]
+    state_machines: Mapping[str, sfn.StateMachine]
     image_repository_arn: str
 
     def physical_names(self) -> dict[str, str]:
@@ -116,15 +117,39 @@ def statements(
             ),
         ]
     if grant is platform.Grant.TRAIN_WORKFLOW:
-        machine = targets.state_machines.get(platform.TRAIN_STATE_MACHINE.logical_id)
-        if machine is None:
-            raise ValueError(
-                f"{grant}: the function must be created after the "
-                f"{platform.TRAIN_STATE_MACHINE.logical_id} state machine (platform.STARTS)"
-            )
         return [
             iam.PolicyStatement(
-                actions=["states:StartExecution"], resources=[machine.state_machine_arn]
+                actions=["states:StartExecution"],
+                resources=[_train_state_machine(grant, targets).state_machine_arn],
+            )
+        ]
+    if grant is platform.Grant.TRAIN_WORKFLOW_STATUS:
+        return [
+            iam.PolicyStatement(
+                actions=["states:DescribeExecution"],
+                resources=[executions_arn(scope, _train_state_machine(grant, targets))],
             )
         ]
     raise ValueError(f"unsupported grant {grant!r}")
+
+
+def executions_arn(scope: IConstruct, machine: sfn.StateMachine) -> str:
+    """Every execution of ``machine`` (``execution:<machine name>:<execution name>``), and
+    no other machine's."""
+    return Stack.of(scope).format_arn(
+        service="states",
+        resource="execution",
+        resource_name=f"{machine.state_machine_name}:*",
+        arn_format=ArnFormat.COLON_RESOURCE_NAME,
+    )
+
+
+def _train_state_machine(grant: platform.Grant, targets: Targets) -> sfn.StateMachine:
+    machine = targets.state_machines.get(platform.TRAIN_STATE_MACHINE.logical_id)
+    if machine is None:
+        raise ValueError(
+            f"{grant}: the function must be created after the "
+            f"{platform.TRAIN_STATE_MACHINE.logical_id} state machine (it cannot be one of its "
+            "tasks)"
+        )
+    return machine

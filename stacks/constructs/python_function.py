@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 
-from aws_cdk import Duration, RemovalPolicy, Tags
+from aws_cdk import Duration, RemovalPolicy, Tags, Token
 from aws_cdk import aws_dynamodb as dynamodb
 from aws_cdk import aws_events as events
 from aws_cdk import aws_iam as iam
@@ -35,6 +35,20 @@ KEY_ACTIONS = {
     platform.Access.READ: ("kms:GetPublicKey",),
     platform.Access.SIGN: ("kms:Sign", "kms:GetPublicKey"),
 }
+# Lambda refuses a function whose environment (names and values) exceeds 4 KB. Values that
+# CloudFormation fills in (the names and ARNs it generates, at most 64-character role and
+# 63-character bucket names) are counted at RESOLVED_VALUE_BOUND characters each.
+ENVIRONMENT_LIMIT = 4096
+RESOLVED_VALUE_BOUND = 128
+
+
+def environment_size(variables: Mapping[str, str]) -> int:
+    """Bytes of an environment as Lambda counts them, tokens at their bound."""
+    return sum(
+        len(name.encode())
+        + (RESOLVED_VALUE_BOUND if Token.is_unresolved(value) else len(value.encode()))
+        for name, value in variables.items()
+    )
 
 
 class PythonFunction(Construct):
@@ -92,6 +106,15 @@ class PythonFunction(Construct):
         physical_names |= {name: buses[name].event_bus_name for name in spec.buses}
         physical_names |= targets.physical_names()
 
+        environment = platform.function_environment(spec, physical_names, role_bindings, parameters)
+        size = environment_size(environment)
+        if size > ENVIRONMENT_LIMIT:
+            largest = max(environment, key=lambda name: len(environment[name]))
+            raise ValueError(
+                f"{spec.name}: its environment takes about {size} bytes, over Lambda's "
+                f"{ENVIRONMENT_LIMIT} (largest: {largest}); shorten cdk.json's bindings or pools"
+            )
+
         self.function = lambda_.Function(
             self,
             "Function",
@@ -103,9 +126,7 @@ class PythonFunction(Construct):
             layers=[layer],
             memory_size=spec.memory_mb,
             timeout=Duration.seconds(spec.timeout_s),
-            environment=platform.function_environment(
-                spec, physical_names, role_bindings, parameters
-            ),
+            environment=environment,
             role=self.role,
             log_group=self.log_group,
             logging_format=lambda_.LoggingFormat.JSON,

@@ -267,21 +267,22 @@ def test_only_the_registry_signs_model_bundles() -> None:
 def test_scheduled_functions_get_a_rule_with_their_schedule_and_retries(
     synth: Synthesized, service_template: Template
 ) -> None:
-    scheduled = [spec for spec in platform.FUNCTIONS if spec.schedule]
-    assert [spec.name for spec in scheduled] == [platform.AUDIT_CHECKPOINTS.name]
-    rules = service_template.find_resources("AWS::Events::Rule")
-    for spec in scheduled:
-        function_arn = {"Fn::GetAtt": [_logical_id(synth, _function(synth, spec).function), "Arn"]}
+    scheduled = {spec.name: spec.schedule for spec in platform.FUNCTIONS if spec.schedule}
+    assert scheduled == {
+        platform.AUDIT_CHECKPOINTS.name: "rate(15 minutes)",
+        platform.COMPUTE_RECONCILE.name: "rate(5 minutes)",
+    }
+    rules = service_template.find_resources("AWS::Events::Rule").values()
+    for name, schedule in scheduled.items():
+        fn = _function(synth, platform.function(name)).function
+        function_arn = {"Fn::GetAtt": [_logical_id(synth, fn), "Arn"]}
         (rule,) = (
-            r["Properties"]
-            for r in rules.values()
-            if r["Properties"].get("ScheduleExpression") == spec.schedule
+            r["Properties"] for r in rules if r["Properties"]["Targets"][0]["Arn"] == function_arn
         )
+        assert rule["ScheduleExpression"] == schedule
         assert rule["State"] == "ENABLED"
         (target,) = rule["Targets"]
-        assert target["Arn"] == function_arn
         assert target["RetryPolicy"]["MaximumRetryAttempts"] == 2
-    assert spec.schedule == "rate(15 minutes)"
 
 
 # AWS services whose actions a function may hold: its data grants, and those of its grants.
@@ -292,6 +293,7 @@ GRANT_SERVICES = {
     platform.Grant.TRAINING_IMAGES: {"ecr"},
     platform.Grant.TRAINING_LOGS: {"logs"},
     platform.Grant.TRAIN_WORKFLOW: {"states"},
+    platform.Grant.TRAIN_WORKFLOW_STATUS: {"states"},
 }
 
 

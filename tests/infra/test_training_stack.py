@@ -262,9 +262,18 @@ def _grant_permissions(synth: Synthesized, grant: platform.Grant) -> set[Permiss
             _permission("logs:DescribeLogStreams", LOG_GROUP_ARN),
             _permission("logs:GetLogEvents", LOG_STREAMS),
         }
+    machine_id = _logical_id(synth, service.state_machines[MACHINE.logical_id].state_machine)
+    if grant is platform.Grant.TRAIN_WORKFLOW_STATUS:
+        return {_permission("states:DescribeExecution", _executions_arn(machine_id))}
     assert grant is platform.Grant.TRAIN_WORKFLOW
-    machine = service.state_machines[MACHINE.logical_id].state_machine
-    return {_permission("states:StartExecution", {"Ref": _logical_id(synth, machine)})}
+    return {_permission("states:StartExecution", {"Ref": machine_id})}
+
+
+def _executions_arn(machine_id: str) -> dict[str, Any]:
+    """``arn:...:states:<region>:<account>:execution:<the machine's name>:*``."""
+    arn = _arn("states", "execution:")
+    parts = [*arn["Fn::Join"][1], {"Fn::GetAtt": [machine_id, "Name"]}, ":*"]
+    return {"Fn::Join": ["", parts]}
 
 
 @SPECS
@@ -288,13 +297,36 @@ def test_only_the_training_api_starts_the_train_model_machine() -> None:
     assert starters == list(platform.STARTS[MACHINE.logical_id]) == [platform.TRAINING_API.name]
 
 
+def test_only_the_reconciler_describes_executions_and_only_train_models(
+    synth: Synthesized, service_template: Template
+) -> None:
+    machine_id = _logical_id(
+        synth, _service(synth).state_machines[MACHINE.logical_id].state_machine
+    )
+    describing = {
+        name: _permissions(
+            _role_statements(service_template, _logical_id(synth, fn.role)), {"states"}
+        )
+        for name, fn in _service(synth).functions.items()
+        if platform.Grant.TRAIN_WORKFLOW_STATUS in fn.spec.grants
+    }
+
+    assert describing == {
+        platform.COMPUTE_RECONCILE.name: {
+            _permission("states:DescribeExecution", _executions_arn(machine_id))
+        }
+    }
+
+
 # --- Deployment parameters ------------------------------------------------------------------
 
 
 @pytest.mark.parametrize("environment", sorted(project_context()["environments"]))
 def test_every_environment_sets_every_deployment_parameter(environment: str) -> None:
-    values = project_context()["environments"][environment]
-    settings = EnvironmentSettings.from_context(environment, values)
+    context = project_context()
+    settings = EnvironmentSettings.from_context(
+        environment, context["environments"][environment], context["computePools"]
+    )
 
     assert set(settings.parameters) == set(platform.PARAMETERS)
 
@@ -336,6 +368,7 @@ def test_training_image_outside_a_private_ecr_repository_is_refused(uri: str) ->
 
 @pytest.mark.parametrize("poll", [0, -60, "60", 1.5, True, None])
 def test_training_poll_seconds_must_be_a_positive_integer(poll: object) -> None:
-    values = {**project_context()["environments"]["dev"], "trainingPollSeconds": poll}
+    context = project_context()
+    values = {**context["environments"]["dev"], "trainingPollSeconds": poll}
     with pytest.raises(ValueError, match="trainingPollSeconds must be a positive integer"):
-        EnvironmentSettings.from_context("dev", values)
+        EnvironmentSettings.from_context("dev", values, context["computePools"])
