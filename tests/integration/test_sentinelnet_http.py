@@ -5,13 +5,12 @@ from __future__ import annotations
 
 import hashlib
 import json
-import socket
 import threading
 import time
 import urllib.request
 from collections.abc import Iterator
 from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 
 import pytest
 
@@ -19,6 +18,7 @@ from modelops.adapters.sentinelnet_http import UNAVAILABLE, SentinelNetClient
 from modelops.domain.digests import canonical_json
 from modelops.domain.entities import PiiFlag
 from modelops.domain.policy import DatasetFacts, PolicyEngine, PolicyRequest
+from tests.integration.local_http import Received, received, serving, unreachable_url
 
 POLICY_SET = hashlib.sha256(b"sentinelnet policies v7").hexdigest()
 REQUEST = PolicyRequest(
@@ -46,14 +46,6 @@ class Answer:
     headers: dict[str, str] = field(default_factory=dict)
 
 
-@dataclass
-class Received:
-    method: str
-    path: str
-    headers: dict[str, str]
-    body: bytes
-
-
 class StubSentinelNet:
     """Answers every request with ``self.answer`` and records what it received."""
 
@@ -61,16 +53,12 @@ class StubSentinelNet:
         self.answer = Answer()
         self.received: list[Received] = []
         self.released = threading.Event()
+        self.url = ""
         stub = self
 
         class Handler(BaseHTTPRequestHandler):
             def do_POST(self) -> None:
-                body = self.rfile.read(int(self.headers.get("Content-Length", "0")))
-                stub.received.append(
-                    Received(
-                        "POST", self.path, {k.lower(): v for k, v in self.headers.items()}, body
-                    )
-                )
+                stub.received.append(received(self))
                 answer = stub.answer
                 if answer.delay_s:
                     stub.released.wait(answer.delay_s)
@@ -91,15 +79,7 @@ class StubSentinelNet:
                 except OSError:
                     pass  # the client gave up waiting
 
-            def log_message(self, format: str, *args: object) -> None:
-                pass
-
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.server.daemon_threads = True
-        self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
-        self.thread = threading.Thread(
-            target=self.server.serve_forever, kwargs={"poll_interval": 0.02}, daemon=True
-        )
+        self.handler = Handler
 
     def answer_json(self, document: object, status: int = 200) -> None:
         self.answer = Answer(status=status, body=json.dumps(document).encode())
@@ -108,11 +88,9 @@ class StubSentinelNet:
 @pytest.fixture
 def stub() -> Iterator[StubSentinelNet]:
     server = StubSentinelNet()
-    server.thread.start()
-    yield server
-    server.released.set()
-    server.server.shutdown()
-    server.server.server_close()
+    with serving(server.handler) as server.url:
+        yield server
+        server.released.set()
 
 
 def refusal_reason(client: SentinelNetClient) -> str:
@@ -245,10 +223,7 @@ def test_answer_dripping_past_the_deadline_fails_closed(stub: StubSentinelNet) -
 
 
 def test_unreachable_service_fails_closed() -> None:
-    with socket.socket() as unused:
-        unused.bind(("127.0.0.1", 0))
-        port = unused.getsockname()[1]
-    reason = refusal_reason(SentinelNetClient(f"http://127.0.0.1:{port}", timeout_s=1.0))
+    reason = refusal_reason(SentinelNetClient(unreachable_url(), timeout_s=1.0))
     assert reason.startswith("SentinelNet is unreachable")
 
 

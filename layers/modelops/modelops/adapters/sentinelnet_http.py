@@ -13,25 +13,24 @@ went wrong.
 
 from __future__ import annotations
 
-import http.client
-import time
-import urllib.error
-import urllib.parse
 import urllib.request
-from collections.abc import Callable
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
+from modelops.adapters.outbound_http import (
+    NoAnswer,
+    Signer,
+    exchange,
+    first_error,
+    is_http_url,
+    opener,
+)
 from modelops.domain.digests import SHA256_HEX, canonical_json
 from modelops.domain.policy import PolicyDecision, PolicyDenial, PolicyRequest
 
 ENGINE = "sentinelnet-http"
 UNAVAILABLE = "sentinelnet.unavailable"
 DECISIONS_PATH = "/v1/decisions"
-MAX_ANSWER_BYTES = 1024 * 1024
-_READ_BYTES = 64 * 1024
-
-Signer = Callable[[urllib.request.Request], None]
 
 
 class _Unavailable(Exception):
@@ -54,14 +53,6 @@ class _Answer(BaseModel):
     policySetDigest: str = Field(pattern=SHA256_HEX.pattern)
 
 
-class _NoRedirects(urllib.request.HTTPRedirectHandler):
-    """A decision comes from the configured service or not at all: a redirect is an error
-    (and would drop a signed request's body and headers anyway)."""
-
-    def redirect_request(self, *args: object, **kwargs: object) -> None:
-        return None
-
-
 class SentinelNetClient:
     """``PolicyEngine`` backed by an external SentinelNet.
 
@@ -73,14 +64,14 @@ class SentinelNetClient:
     engine = ENGINE
 
     def __init__(self, base_url: str, timeout_s: float = 2.0, signer: Signer | None = None):
-        if not _is_http_url(base_url):
+        if not is_http_url(base_url):
             raise ValueError(f"SentinelNet base URL must be http(s)://host...: {base_url!r}")
         if timeout_s <= 0:
             raise ValueError("timeout_s must be positive")
         self.url = base_url.rstrip("/") + DECISIONS_PATH
         self.timeout_s = timeout_s
         self._signer = signer
-        self._opener = urllib.request.build_opener(_NoRedirects)
+        self._opener = opener()
 
     def decide(self, request: PolicyRequest) -> PolicyDecision:
         request_digest = request.digest()
@@ -97,7 +88,7 @@ class SentinelNetClient:
                 requestDigest=request_digest,
             )
         except ValidationError as exc:
-            reason = f"SentinelNet answered malformed: {_first_error(exc)}"
+            reason = f"SentinelNet answered malformed: {first_error(exc)}"
         except _Unavailable as exc:
             reason = str(exc)
         return PolicyDecision(
@@ -119,45 +110,10 @@ class SentinelNetClient:
                 self._signer(http_request)
             except Exception as exc:  # fail closed, whatever the signer raised
                 raise _Unavailable(f"signing the SentinelNet request failed: {exc!r}") from exc
-        deadline = time.monotonic() + self.timeout_s
         try:
-            with self._opener.open(http_request, timeout=self.timeout_s) as response:
-                body = self._read(response, deadline)
-        except urllib.error.HTTPError as exc:
-            exc.close()
-            raise _Unavailable(f"SentinelNet answered HTTP {exc.code}") from exc
-        except TimeoutError as exc:
-            raise _Unavailable(f"SentinelNet did not answer within {self.timeout_s} s") from exc
-        except urllib.error.URLError as exc:
-            if isinstance(exc.reason, TimeoutError):
-                raise _Unavailable(f"SentinelNet did not answer within {self.timeout_s} s") from exc
-            raise _Unavailable(f"SentinelNet is unreachable: {exc.reason}") from exc
-        except (OSError, http.client.HTTPException) as exc:
-            raise _Unavailable(f"SentinelNet connection failed: {exc!r}") from exc
+            status, body = exchange(self._opener, http_request, self.timeout_s)
+        except NoAnswer as exc:
+            raise _Unavailable(f"SentinelNet {exc}") from exc
+        if not 200 <= status < 300:
+            raise _Unavailable(f"SentinelNet answered HTTP {status}")
         return _Answer.model_validate_json(body)
-
-    def _read(self, response: http.client.HTTPResponse, deadline: float) -> bytes:
-        chunks: list[bytes] = []
-        size = 0
-        while chunk := response.read1(_READ_BYTES):
-            size += len(chunk)
-            if size > MAX_ANSWER_BYTES:
-                raise _Unavailable(f"SentinelNet answer exceeds {MAX_ANSWER_BYTES} bytes")
-            if time.monotonic() > deadline:
-                raise TimeoutError
-            chunks.append(chunk)
-        return b"".join(chunks)
-
-
-def _is_http_url(url: str) -> bool:
-    try:
-        parts = urllib.parse.urlsplit(url)
-        return parts.scheme in {"http", "https"} and bool(parts.hostname)
-    except ValueError:  # e.g. an unclosed IPv6 bracket
-        return False
-
-
-def _first_error(exc: ValidationError) -> str:
-    error = exc.errors(include_url=False)[0]
-    where = ".".join(str(part) for part in error["loc"])
-    return f"{where}: {error['msg']}" if where else error["msg"]
