@@ -35,10 +35,13 @@ FIRST_REQUEST = {
     platform.REGISTRY_API.name: "/models/mdl-000000000000000000000000",
     platform.AUDIT_API.name: "/audit/streams",
     platform.TRAINING_API.name: "/train/jobs/trn-000000000000000000000000",
+    platform.COMPUTE_API.name: "/cost/report",
 }
 PARAMETERS = {
     platform.TRAINING_IMAGE_PARAMETER: "123456789012.dkr.ecr.us-east-1.amazonaws.com/bench:1",
     platform.TRAINING_POLL_PARAMETER: "60",
+    platform.COMPUTE_POOLS_PARAMETER: "{}",
+    platform.TEAM_BINDINGS_PARAMETER: "{}",
 }
 PRINCIPAL = "arn:aws:iam::123456789012:user/bench"
 TRACE_HEADER = "Root=1-5759e988-bd862e3fe1be46a994272793;Parent=53995c3f42cd8ad8;Sampled=1"

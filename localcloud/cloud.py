@@ -50,6 +50,8 @@ FUNCTIONS_ROOT = REPO_ROOT / "functions"
 PRINCIPALS = {role.value: role for role in Role} | {"approver-2": Role.APPROVER}
 LAMBDA_RUNTIME = "python3.12"
 STATEMACHINES_ROOT = REPO_ROOT / "statemachines"
+# Teams of the local principals (quota accounting); the approvers belong to none.
+TEAMS = {"ml-engineer": "ml-research", "kernel": "kernel", "platform-admin": "platform"}
 # The workflow polls SageMaker every second here (a minute in AWS, see cdk.json).
 POLL_SECONDS = 1
 
@@ -252,6 +254,11 @@ class LocalCloud:
         self.parameters = {
             platform.TRAINING_IMAGE_PARAMETER: image_uri,
             platform.TRAINING_POLL_PARAMETER: str(POLL_SECONDS),
+            # The pools CDK deploys (cdk.json), and local principals bound to teams.
+            platform.COMPUTE_POOLS_PARAMETER: json.dumps(_cdk_context()["computePools"]),
+            platform.TEAM_BINDINGS_PARAMETER: json.dumps(
+                {self.principals[name].arn: team for name, team in TEAMS.items()}
+            ),
         }
         sfn = session.client("stepfunctions", endpoint_url=self.endpoint_url)
         for machine in platform.STATE_MACHINES:
@@ -410,6 +417,10 @@ class LocalCloud:
                         account_id=self.account_id,
                     )
         return None
+
+
+def _cdk_context() -> dict[str, Any]:
+    return dict(json.loads((REPO_ROOT / "cdk.json").read_text(encoding="utf-8"))["context"])
 
 
 def _service_role(iam: Any, name: str, service: str) -> dict[str, Any]:

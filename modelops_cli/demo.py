@@ -11,7 +11,9 @@ standard AWS credential chain) and, over SigV4-signed HTTP only:
 10. trains ``examples/iris_train`` on the platform as a SageMaker job (managed spot, the
     local cloud reclaiming the instance twice), registering the model with lineage;
 11. reproduces that job from its recorded inputs and prints the signed attestation;
-12. shows what training refuses before anything starts.
+12. shows what training refuses before anything starts;
+13. shows a job refused for passing its team's GPU-hour quota (Resource Allocator);
+14. prints the cost per model version and per pool from the usage records.
 """
 
 from __future__ import annotations
@@ -28,7 +30,7 @@ from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
-from modelops_cli import training
+from modelops_cli import cost, training
 from modelops_cli.client import ApiError, ModelOpsClient
 
 Say = Callable[[str], None]
@@ -332,7 +334,7 @@ def run_training_flow(
         datasets=[{"datasetId": split["datasetId"]}],
         seed=SEED % 1000,
         hyperparameters={"epochs": 12, "min_epoch_seconds": 0.05},
-        compute={"instanceType": "ml.m5.large", "spot": True, "maxRuntimeSeconds": 600},
+        compute={"instanceType": "ml.g5.xlarge", "spot": True, "maxRuntimeSeconds": 600},
         description="Iris softmax regression trained by the platform (make demo).",
     )
     pinned = job["reproducibility"]
@@ -354,8 +356,8 @@ def run_training_flow(
     say(f"   lineage: {len(parents)} nodes, dataset {split['datasetId']} among them")
     usage = done["usage"]
     say(
-        f"   usage: {usage['billableSeconds']} billable s, {usage['gpuHours']} GPU-hours (CPU), "
-        f"survived {usage['spotInterruptions']} spot interruptions"
+        f"   usage: {usage['billableSeconds']} billable s on {done['computeRequirements']['pool']}"
+        f" for team {done['team']}, survived {usage['spotInterruptions']} spot interruptions"
     )
 
     say("11. Reproduce it from the recorded inputs")
@@ -387,7 +389,33 @@ def run_training_flow(
     ):
         status, body = client.request("POST", "/train/jobs", {**bad, **change})
         say(f"   {label}: {status} {body['error']['code']}")
-    return {"job": done, "reproduction": reproduced}
+
+    say("13. Quotas: a job that would pass the team's GPU-hours this month is refused")
+    greedy = {"instanceType": "ml.p4d.24xlarge", "instanceCount": 4, "maxRuntimeSeconds": 86400}
+    status, body = client.request("POST", "/train/jobs", {**bad, "compute": greedy})
+    say(f"   {status} {body['error']['code']}: {body['error']['message']}")
+
+    say("14. What it cost, per model version and pool (GET /cost/report, usage records)")
+    _wait_for_usage(client, reproduced["jobId"])
+    for group_by in ("model", "pool"):
+        report = client.call("GET", "/cost/report", query={"groupBy": group_by})
+        cost.table(
+            [*report["rows"], report["total"]],
+            ["key", "jobs", "gpuHours", "instanceHours", "costUsd"],
+            say,
+        )
+    return {"job": done, "reproduction": reproduced, "quota": body}
+
+
+def _wait_for_usage(client: ModelOpsClient, job_id: str, timeout_s: float = 30) -> None:
+    """Usage is recorded by the workflow's last steps, just after the job ends."""
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        report = client.call("GET", "/cost/report", query={"groupBy": "job"})
+        if any(row["key"] == job_id for row in report["rows"]):
+            return
+        time.sleep(0.2)
+    raise TimeoutError(f"no usage record for {job_id} within {timeout_s:.0f} s")
 
 
 def main() -> int:

@@ -17,7 +17,9 @@ from pydantic import BaseModel
 
 from modelops import contracts as contracts_package
 from modelops import platform
+from modelops.adapters.eventbridge import SOURCE
 from modelops.contracts import registry
+from modelops.contracts.events import EVENTS
 from modelops.errors import ERROR_STATUS
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -99,6 +101,9 @@ def render() -> dict[Path, str]:
     }
     for name, schema in contracts().items():
         files[SCHEMAS / "contracts" / f"{name}.json"] = schema
+    for detail_type, model in EVENTS.items():
+        schema = {"title": detail_type, "x-source": SOURCE, **model.model_json_schema()}
+        files[SCHEMAS / "events" / f"{detail_type.lower().replace(' ', '-')}.json"] = schema
     return {
         path: json.dumps(value, indent=2, sort_keys=True) + "\n" for path, value in files.items()
     }

@@ -103,7 +103,10 @@ def test_example_flow_trains_on_the_platform_and_reproduces_bit_for_bit(
     assert model["lineage"]["datasets"] == [registered["split"]["datasetId"]]
     report = reproduction["reproduction"]
     assert report["identical"] and report["originalRootDigest"] == model["rootDigest"]
-    refusals = [line for line in lines if line.startswith("   an unknown") or "GPUs" in line]
+    assert trained["quota"]["error"]["code"] == "QUOTA_EXCEEDED"
+    costs = client.call("GET", f"/cost/models/{job['modelId']}")
+    assert {u["jobId"] for u in costs["usage"]} == {job["jobId"], reproduction["jobId"]}
+    refusals = [line for line in lines if line.startswith("   an unknown") or "GPUs a" in line]
     assert [line.rsplit(": ", 1)[1] for line in refusals] == [
         "400 VALIDATION_FAILED",
         "400 VALIDATION_FAILED",

@@ -6,9 +6,11 @@ import hashlib
 import threading
 from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime, timedelta
+from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
+from modelops.domain import compute
 from modelops.domain.entities import (
     Artifact,
     Dataset,
@@ -19,6 +21,14 @@ from modelops.domain.entities import (
     UploadStatus,
 )
 from modelops.domain.ledger import Checkpoint, LedgerRecord
+from modelops.domain.pools import (
+    PoolConfig,
+    QuotaDenial,
+    Reservation,
+    UsageRecord,
+    period_of,
+    reserved_gpu_hours,
+)
 from modelops.domain.promotion import (
     ApproverKey,
     DatasetApproval,
@@ -26,12 +36,13 @@ from modelops.domain.promotion import (
     Promotion,
     StageChange,
 )
-from modelops.domain.training import TrainingJob
+from modelops.domain.training import ComputeRequirements, TrainingJob
 from modelops.ports import (
     AlreadyExists,
     MissingReferences,
     Page,
     PromotionPending,
+    ReservationRefused,
     SequenceTaken,
     StaleWrite,
     VersionTaken,
@@ -455,3 +466,104 @@ class MemoryEcdsaSigner:
         from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
 
         return self._key.public_key().public_bytes(Encoding.DER, PublicFormat.SubjectPublicKeyInfo)
+
+
+class MemoryQuotaLedger:
+    """The Resource Allocator and usage ledger in memory, with the adapter's atomicity:
+    a reservation checks and adds under one lock."""
+
+    def __init__(self, pools: PoolConfig, clock: FixedClock) -> None:
+        self._pools = pools
+        self._clock = clock
+        self._lock = threading.Lock()
+        self.reservations: dict[str, Reservation] = {}
+        self.counters: dict[tuple[str, str, str], Decimal] = {}
+        self.load: dict[str, int] = {}
+        self.usage: dict[str, UsageRecord] = {}
+
+    def reserve(self, job_id: str, team: str, requirements: ComputeRequirements) -> None:
+        pool = self._pools.pools[str(requirements.pool)]
+        now = self._clock.now()
+        gpus = requirements.instanceCount * compute.INSTANCE_TYPES[requirements.instanceType].gpus
+        held = reserved_gpu_hours(
+            requirements.instanceType, requirements.instanceCount, requirements.maxRuntimeSeconds
+        )
+        period = period_of(now)
+        with self._lock:
+            if job_id in self.reservations:
+                return
+            key = (pool.name, team, period)
+            committed = self.counters.get(key, Decimal(0))
+            limit = pool.quota.team_limit(team)
+            if committed + held > limit:
+                raise ReservationRefused(
+                    QuotaDenial(
+                        pool=pool.name,
+                        team=team,
+                        quota="gpuHoursPerTeam",
+                        requested=held,
+                        limit=limit,
+                        remaining=max(Decimal(0), limit - committed),
+                        period=period,
+                    )
+                )
+            active = self.load.get(pool.name, 0)
+            if active + gpus > pool.quota.maxConcurrentGpus:
+                raise ReservationRefused(
+                    QuotaDenial(
+                        pool=pool.name,
+                        team=team,
+                        quota="maxConcurrentGpus",
+                        requested=Decimal(gpus),
+                        limit=Decimal(pool.quota.maxConcurrentGpus),
+                        remaining=Decimal(max(0, pool.quota.maxConcurrentGpus - active)),
+                        period=period,
+                    )
+                )
+            self.counters[key] = committed + held
+            self.load[pool.name] = active + gpus
+            self.reservations[job_id] = Reservation(
+                jobId=job_id,
+                pool=pool.name,
+                team=team,
+                period=period,
+                gpus=gpus,
+                gpuHours=held,
+                createdAt=now,
+            )
+
+    def release(self, job_id: str, used_gpu_hours: Decimal) -> None:
+        with self._lock:
+            held = self.reservations.get(job_id)
+            if held is None or held.status == "RELEASED":
+                return
+            key = (held.pool, held.team, held.period)
+            self.counters[key] += used_gpu_hours - held.gpuHours
+            self.load[held.pool] -= held.gpus
+            self.reservations[job_id] = held.model_copy(
+                update={"status": "RELEASED", "usedGpuHours": used_gpu_hours}
+            )
+
+    def open_reservations(self, limit: int) -> list[Reservation]:
+        return [r for r in self.reservations.values() if r.status == "RESERVED"][:limit]
+
+    def put_usage(self, record: UsageRecord) -> None:
+        with self._lock:
+            if record.jobId in self.usage:
+                raise AlreadyExists(record.jobId)
+            self.usage[record.jobId] = record
+
+    def get_usage(self, job_id: str) -> UsageRecord | None:
+        return self.usage.get(job_id)
+
+    def usage_between(self, start: datetime, end: datetime) -> list[UsageRecord]:
+        return [u for u in self.usage.values() if start <= u.endedAt <= end]
+
+    def usage_of_model(self, model_id: str) -> list[UsageRecord]:
+        return [u for u in self.usage.values() if u.modelId == model_id]
+
+    def committed(self, pool: str, team: str, period: str) -> Decimal:
+        return self.counters.get((pool, team, period), Decimal(0))
+
+    def active_gpus(self, pool: str) -> int:
+        return self.load.get(pool, 0)

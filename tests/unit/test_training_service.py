@@ -8,6 +8,9 @@ import io
 import json
 import tarfile
 from collections.abc import Mapping
+from concurrent.futures import ThreadPoolExecutor
+from datetime import timedelta
+from decimal import Decimal
 from typing import Any
 
 import pytest
@@ -21,13 +24,13 @@ from modelops.domain.access import Caller, Role
 from modelops.domain.entities import Artifact, ModelStatus
 from modelops.domain.ledger import AuditEvent
 from modelops.domain.manifest import FileEntry, Manifest
+from modelops.domain.pools import PoolConfig
 from modelops.domain.signing import ManifestSignature, verify_statement
 from modelops.domain.training import (
     ComputeRequirements,
     JobStatus,
     SubmitTrainingJobRequest,
     TrainingJob,
-    Usage,
 )
 from modelops.errors import (
     Conflict,
@@ -35,6 +38,7 @@ from modelops.errors import (
     InvalidState,
     JobCancelled,
     PolicyDenied,
+    QuotaExceeded,
     ReferenceNotFound,
     ServiceUnavailable,
     ValidationFailed,
@@ -50,6 +54,7 @@ from tests.unit.fakes import (
     MemoryBlobStore,
     MemoryEcdsaSigner,
     MemoryPlatform,
+    MemoryQuotaLedger,
     MemorySigner,
 )
 
@@ -128,7 +133,11 @@ class FakeSageMaker:
 class FakeWorkflow:
     def __init__(self) -> None:
         self.started: list[tuple[str, Mapping[str, Any]]] = []
+        self.ended: set[str] = set()
         self.broken = False
+
+    def running(self, execution_arn: str) -> bool:
+        return execution_arn not in self.ended
 
     def execution_arn(self, name: str) -> str:
         return f"arn:aws:states:us-east-1:123456789012:execution:train:{name}"
@@ -151,32 +160,39 @@ class FakeLogs:
         return [f"{group}/{stream_prefix} line {i}" for i in range(3)][-lines:]
 
 
-class FakeCompute:
-    def __init__(self) -> None:
-        self.granted: list[str] = []
-        self.released: list[str] = []
-        self.usage: list[tuple[str, Usage]] = []
-
-    def request(self, job_id: str, requirements: ComputeRequirements) -> str:
-        self.granted.append(job_id)
-        return f"grant-{job_id}"
-
-    def record_usage(self, grant_id: str, job_id: str, usage: Usage) -> None:
-        self.usage.append((job_id, usage))
-
-    def release(self, grant_id: str) -> None:
-        self.released.append(grant_id)
+POOLS = PoolConfig.parse(
+    json.dumps(
+        {
+            "gpu": {
+                "region": "us-east-1",
+                "instanceTypes": ["ml.g5.xlarge", "ml.g5.12xlarge"],
+                "quota": {"gpuHoursPerTeam": {"default": 10, "ml": 100}, "maxConcurrentGpus": 8},
+                "rates": {
+                    "ml.g5.xlarge": {"onDemand": 1.5, "spot": 0.5},
+                    "ml.g5.12xlarge": {"onDemand": 7.0, "spot": 2.0},
+                },
+            },
+            "cpu": {
+                "region": "us-east-1",
+                "instanceTypes": ["ml.m5.large"],
+                "quota": {"gpuHoursPerTeam": {"default": 0}, "maxConcurrentGpus": 0},
+                "rates": {"ml.m5.large": {"onDemand": 0.1, "spot": 0.03}},
+            },
+        }
+    ),
+    json.dumps({ENGINEER.principal: "ml"}),
+)
 
 
 class Setup:
-    def __init__(self) -> None:
+    def __init__(self, pools: PoolConfig = POOLS) -> None:
         self.repo = MemoryPlatform()
         self.clock = FixedClock()
         self.blobs = MemoryBlobStore()
         self.signer = MemorySigner()
         self.sagemaker = FakeSageMaker(self.blobs)
         self.workflow = FakeWorkflow()
-        self.compute = FakeCompute()
+        self.compute = MemoryQuotaLedger(pools, self.clock)
         self.events: list[tuple[str, Mapping[str, Any]]] = []
         self.audit: list[AuditEvent] = []
         self.registry = RegistryService(self.repo, self.clock)
@@ -207,6 +223,8 @@ class Setup:
             images=FakeImages(),
             logs=FakeLogs(),
             compute_pool=self.compute,
+            usage=self.compute,
+            pools=pools,
             policy=CedarPolicyEngine(),
             signer=self.signer,
             publish=lambda kind, detail: self.events.append((kind, detail)),
@@ -441,7 +459,8 @@ def test_start_creates_a_managed_spot_job_with_checkpoints_and_script_mode(setup
         setup.blobs.get_bytes(uri.removeprefix(f"s3://{BUCKET}/") + "train.csv") == b"iris\n1,2\n"
     )
     stored = setup.service.get(job.jobId)
-    assert stored.status is JobStatus.TRAINING and stored.computeGrantId == f"grant-{job.jobId}"
+    assert stored.status is JobStatus.TRAINING and stored.team == "ml"
+    assert stored.computeRequirements.pool == "gpu"  # the first pool offering ml.g5.xlarge
 
 
 def test_retried_steps_are_harmless(setup: Setup) -> None:
@@ -450,7 +469,8 @@ def test_retried_steps_are_harmless(setup: Setup) -> None:
     setup.service.request_compute(job.jobId)  # retries after the first attempts succeeded
     setup.service.start_training(job.jobId)
     setup.service.validate(job.jobId)
-    assert len(setup.sagemaker.created) == 1 and setup.compute.granted == [job.jobId]
+    assert len(setup.sagemaker.created) == 1 and list(setup.compute.reservations) == [job.jobId]
+    assert setup.compute.committed("gpu", "ml", "2026-11") == Decimal(1)
 
 
 def test_completion_registers_outputs_and_a_draft_model_with_lineage(setup: Setup) -> None:
@@ -469,14 +489,115 @@ def test_completion_registers_outputs_and_a_draft_model_with_lineage(setup: Setu
     assert {e.correlationId for e in setup.audit} == {"c-1"}
 
 
-def test_usage_is_accounted_to_the_grant_and_published(setup: Setup) -> None:
+def test_usage_is_recorded_at_the_pools_rate_published_once_and_the_quota_trued_up(
+    setup: Setup,
+) -> None:
     job = setup.finish(setup.submit())
-    setup.service.record_usage(job.jobId)
-    setup.service.release_compute(job.jobId)
-    assert setup.compute.usage == [(job.jobId, job.usage)]
-    assert setup.compute.released == [f"grant-{job.jobId}"]
-    (usage,) = [d for kind, d in setup.events if kind == "Training Job Usage"]
-    assert usage["gpuHours"] == 0.5 and usage["correlationId"] == "c-1"
+    first = setup.service.record_usage(job.jobId)
+    setup.service.record_usage(job.jobId)  # a retry publishes nothing more
+    released = setup.service.release_compute(job.jobId)
+    record = setup.compute.usage[job.jobId]
+    assert (record.gpuHours, record.instanceHours) == (Decimal("0.5"), Decimal("0.5"))
+    assert record.costUsd == Decimal("0.25")  # 0.5 instance-hours at the spot rate 0.5
+    assert record.spotSavings == Decimal("0.1000")  # 1 - 1800 s billed / 2000 s trained
+    assert (record.team, record.pool, record.modelId) == ("ml", "gpu", job.modelId)
+    assert first["metrics"][0]["dimensions"] == {"pool": "gpu", "team": "ml"}
+    published = [d for kind, d in setup.events if kind == "Training Job Usage"]
+    assert len(published) == 1 and published[0]["correlationId"] == "c-1"
+    # the worst case held at admission (1 GPU-hour) became what was billed (0.5)
+    assert setup.compute.committed("gpu", "ml", "2026-11") == Decimal("0.5")
+    assert setup.compute.active_gpus("gpu") == 0
+    assert released["metrics"][0]["value"] == 0.5  # percent of the team's 100 GPU-hours
+
+
+def test_a_job_over_the_teams_gpu_hours_is_refused_with_what_is_left(setup: Setup) -> None:
+    setup.submit(compute={"instanceType": "ml.g5.12xlarge", "maxRuntimeSeconds": 18000})
+    request = setup.request(
+        setup.dataset("iris"),
+        modelVersion="1.0.1",
+        compute={"instanceType": "ml.g5.12xlarge", "maxRuntimeSeconds": 90000},
+    )
+    before = dict(setup.repo.training_jobs)
+    with pytest.raises(QuotaExceeded) as caught:
+        setup.service.submit(request, ENGINEER, "c")
+    detail = caught.value.details[0]
+    assert (detail["quota"], detail["requested"], detail["remaining"]) == (
+        "gpuHoursPerTeam",
+        "100.000000",
+        "80.000000",
+    )
+    assert "team ml asked for 100.000000 GPU-hours this month" in caught.value.message
+    assert setup.repo.training_jobs == before and len(setup.workflow.started) == 1
+
+
+def test_a_job_over_the_pools_concurrent_gpus_is_refused(setup: Setup) -> None:
+    setup.submit(compute={"instanceType": "ml.g5.12xlarge", "instanceCount": 2})
+    with pytest.raises(QuotaExceeded) as caught:
+        setup.submit(
+            modelVersion="1.0.1", compute={"instanceType": "ml.g5.12xlarge", "instanceCount": 1}
+        )
+    assert caught.value.details[0]["quota"] == "maxConcurrentGpus"
+    assert caught.value.details[0]["remaining"] == "0"
+
+
+def test_concurrent_submissions_never_over_commit_a_quota() -> None:
+    tight = POOLS.model_copy(deep=True)
+    tight.pools["gpu"].quota.gpuHoursPerTeam["ml"] = Decimal(7)
+    setup = Setup(tight)
+    dataset = setup.dataset("iris")
+    requests = [
+        setup.request(dataset, modelVersion=f"1.0.{i}", compute={"instanceType": "ml.g5.xlarge"})
+        for i in range(50)
+    ]
+
+    def submit(request: SubmitTrainingJobRequest) -> bool:
+        try:
+            setup.service.submit(request, ENGINEER, "c")
+        except QuotaExceeded:
+            return False
+        return True
+
+    with ThreadPoolExecutor(max_workers=16) as pool:
+        accepted = sum(pool.map(submit, requests))
+    assert accepted == 7
+    assert setup.compute.committed("gpu", "ml", "2026-11") == Decimal(7)
+
+
+@pytest.mark.parametrize(
+    ("compute", "field"),
+    [
+        ({"pool": "tpu", "instanceType": "ml.g5.xlarge"}, "compute.pool"),
+        ({"pool": "cpu", "instanceType": "ml.g5.xlarge"}, "compute.instanceType"),
+        ({"instanceType": "ml.p5.48xlarge"}, "compute.instanceType"),
+    ],
+)
+def test_pools_that_do_not_exist_or_offer_the_instance_type_are_refused(
+    setup: Setup, compute: dict[str, Any], field: str
+) -> None:
+    error = _rejected(
+        setup, ValidationFailed, setup.request(setup.dataset("iris"), compute=compute)
+    )
+    assert error.details[0]["field"] == field
+
+
+def test_reconciliation_releases_what_ended_jobs_and_crashed_admissions_left_held(
+    setup: Setup,
+) -> None:
+    ended = setup.submit()
+    running = setup.submit(modelVersion="1.0.1")
+    setup.run_to_training(ended.jobId)
+    setup.run_to_training(running.jobId)
+    setup.workflow.ended.add(str(ended.executionArn))  # its execution was stopped mid-way
+    setup.compute.reserve(
+        "trn-" + "f" * 24, "ml", ComputeRequirements(pool="gpu", instanceType="ml.g5.xlarge")
+    )  # admission crashed after reserving
+    setup.clock.current += timedelta(hours=1)
+    result = setup.service.reconcile(timedelta(minutes=15))
+    assert result == {"released": [ended.jobId, "trn-" + "f" * 24], "failed": [ended.jobId]}
+    assert setup.service.get(ended.jobId).status is JobStatus.FAILED
+    assert "reconciliation" in setup.service.get(ended.jobId).statusReason
+    assert [r.jobId for r in setup.compute.open_reservations(10)] == [running.jobId]
+    assert setup.service.reconcile(timedelta(minutes=15)) == {"released": [], "failed": []}
 
 
 def test_a_fine_tune_records_its_parent_in_the_model_lineage(setup: Setup) -> None:

@@ -28,6 +28,8 @@ class Settings:
     model_signing_key_arn: str | None = None
     # An external SentinelNet's base URL; empty: the embedded Cedar engine decides.
     sentinelnet_url: str | None = None
+    # The external Resource Allocator's base URL; empty: the embedded quota ledger allocates.
+    resource_allocator_url: str | None = None
     # Files larger than this are uploaded in parts (S3 multipart).
     multipart_threshold_bytes: int = 100 * 1024 * 1024
     multipart_part_bytes: int = 64 * 1024 * 1024
@@ -41,6 +43,9 @@ class Settings:
     training_role_arn: str | None = None
     training_image_uri: str | None = None
     training_poll_seconds: int = 60
+    # Compute pools and team bindings as JSON (modelops.domain.pools).
+    compute_pools_json: str = "{}"
+    team_bindings_json: str = "{}"
     # principal ARN pattern -> role names (modelops.domain.access)
     role_bindings: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
 
@@ -70,11 +75,14 @@ def settings() -> Settings:
         signing_key_arn=env.get(str(platform.SIGNING_KEY.env_var)),
         model_signing_key_arn=env.get(str(platform.MODEL_SIGNING_KEY.env_var)),
         sentinelnet_url=env.get("SENTINELNET_URL") or None,
+        resource_allocator_url=env.get("RESOURCE_ALLOCATOR_URL") or None,
         s3_addressing_style=env.get("S3_ADDRESSING_STYLE", "virtual"),
         train_state_machine_arn=env.get(platform.TRAIN_STATE_MACHINE.env_var),
         training_role_arn=env.get(platform.TRAINING_ROLE.env_var),
         training_image_uri=env.get(platform.TRAINING_IMAGE_PARAMETER),
         training_poll_seconds=int(env.get(platform.TRAINING_POLL_PARAMETER) or 60),
+        compute_pools_json=env.get(platform.COMPUTE_POOLS_PARAMETER) or "{}",
+        team_bindings_json=env.get(platform.TEAM_BINDINGS_PARAMETER) or "{}",
         role_bindings={
             pattern: tuple(roles)
             for pattern, roles in json.loads(env.get(platform.ROLE_BINDINGS_ENV) or "{}").items()

@@ -134,6 +134,14 @@ class ServiceUnavailable(ModelOpsError):
     status = 503
 
 
+class QuotaExceeded(ModelOpsError):
+    """The job would pass its team's GPU-hour quota or its pool's concurrent GPUs; the
+    details say which quota and how much is left."""
+
+    code = "QUOTA_EXCEEDED"
+    status = 429
+
+
 class TrainingOutputMissing(ModelOpsError):
     """SageMaker reported success but the model archive is not where it said."""
 

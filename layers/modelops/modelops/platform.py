@@ -51,6 +51,8 @@ class Grant(StrEnum):
     TRAINING_LOGS = "training-logs"
     # states:StartExecution of the training state machine.
     TRAIN_WORKFLOW = "train-workflow"
+    # states:DescribeExecution of the training state machine's executions.
+    TRAIN_WORKFLOW_STATUS = "train-workflow-status"
 
 
 @dataclass(frozen=True)
@@ -299,10 +301,15 @@ ROLES: tuple[RoleSpec, ...] = (TRAINING_ROLE,)
 # environment; the local cloud sets its own.
 TRAINING_IMAGE_PARAMETER = "TRAINING_IMAGE_URI"
 TRAINING_POLL_PARAMETER = "TRAINING_POLL_SECONDS"
+COMPUTE_POOLS_PARAMETER = "COMPUTE_POOLS"
+TEAM_BINDINGS_PARAMETER = "TEAM_BINDINGS"
 PARAMETERS = {
     TRAINING_IMAGE_PARAMETER: "Default training image (ECR URI with a tag or digest).",
     TRAINING_POLL_PARAMETER: "Seconds between DescribeTrainingJob polls of the workflow.",
+    COMPUTE_POOLS_PARAMETER: "Compute pools as JSON: regions, instance types, quotas, rates.",
+    TEAM_BINDINGS_PARAMETER: "Principal ARN pattern -> team, as JSON (quota accounting).",
 }
+_POOL_PARAMETERS = (COMPUTE_POOLS_PARAMETER, TEAM_BINDINGS_PARAMETER)
 
 
 @dataclass(frozen=True)
@@ -365,6 +372,7 @@ def _training_task(
     parameters: tuple[str, ...] = (),
     timeout_s: int = 60,
     memory_mb: int = 512,
+    schedule: str | None = None,
 ) -> FunctionSpec:
     module = name.removeprefix("train-").replace("-", "_")
     return FunctionSpec(
@@ -373,9 +381,10 @@ def _training_task(
         description=description,
         buckets=buckets,
         grants=grants,
-        parameters=parameters,
+        parameters=(*parameters, *_POOL_PARAMETERS),
         timeout_s=timeout_s,
         memory_mb=memory_mb,
+        schedule=schedule,
         **_TRAINING_ACCESS,
     )
 
@@ -394,8 +403,28 @@ TRAINING_API = FunctionSpec(
     buses=(EVENT_BUS.logical_id,),
     api_routes=("train",),
     grants=(Grant.TRAIN_WORKFLOW, Grant.TRAINING_IMAGES, Grant.TRAINING_JOBS),
-    parameters=(TRAINING_IMAGE_PARAMETER, TRAINING_POLL_PARAMETER),
+    parameters=(TRAINING_IMAGE_PARAMETER, TRAINING_POLL_PARAMETER, *_POOL_PARAMETERS),
     memory_mb=1024,
+)
+
+COMPUTE_API = FunctionSpec(
+    name="compute-api",
+    handler="compute_api.handler.handler",
+    description="Compute pools with their usage, and chargeback cost reports.",
+    tables={REGISTRY_TABLE.logical_id: Access.READ},
+    api_routes=("compute", "cost"),
+    parameters=_POOL_PARAMETERS,
+)
+
+# Releases what leaked: reservations of jobs that ended, or whose workflow ended without
+# ending them (a crashed or stopped execution), or that admission never recorded.
+COMPUTE_RECONCILE = _training_task(
+    "train-reconcile",
+    "Releases compute reservations that no running training job holds any more.",
+    buckets=_ARTIFACTS_WRITE,
+    grants=(Grant.TRAINING_STATUS, Grant.TRAINING_LOGS, Grant.TRAIN_WORKFLOW_STATUS),
+    timeout_s=300,
+    schedule="rate(5 minutes)",
 )
 
 TRAINING_FUNCTIONS: tuple[FunctionSpec, ...] = (
@@ -458,6 +487,8 @@ FUNCTIONS: tuple[FunctionSpec, ...] = (
     AUDIT_CHECKPOINTS,
     TRAINING_API,
     *TRAINING_FUNCTIONS,
+    COMPUTE_API,
+    COMPUTE_RECONCILE,
 )
 # Functions that start a state machine, by the machine's logical id.
 STARTS = {TRAIN_STATE_MACHINE.logical_id: (TRAINING_API.name,)}

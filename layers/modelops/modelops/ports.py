@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from datetime import datetime
+from decimal import Decimal
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Generic, Protocol, TypeVar
 
@@ -25,7 +26,8 @@ from modelops.domain.promotion import (
 
 if TYPE_CHECKING:
     from modelops.domain.ledger import Checkpoint, LedgerRecord
-    from modelops.domain.training import ComputeRequirements, TrainingJob, Usage
+    from modelops.domain.pools import QuotaDenial, Reservation, UsageRecord
+    from modelops.domain.training import ComputeRequirements, TrainingJob
 
 
 class AlreadyExists(Exception):
@@ -302,6 +304,10 @@ class Workflow(Protocol):
         """Start an execution called ``name`` (a retry with the same name is a no-op)."""
         ...
 
+    def running(self, execution_arn: str) -> bool:
+        """Whether the execution is still running (False if it does not exist)."""
+        ...
+
 
 class ImageRegistry(Protocol):
     def resolve(self, uri: str) -> tuple[str, str] | None:
@@ -315,21 +321,38 @@ class LogReader(Protocol):
         ...
 
 
-class ComputeUnavailable(Exception):
-    """The pool cannot grant the requested compute now."""
+class ReservationRefused(Exception):
+    """A reservation would pass a quota; ``denial`` says which and what is left."""
+
+    def __init__(self, denial: QuotaDenial) -> None:
+        super().__init__(denial.message())
+        self.denial = denial
 
 
 class ComputeAllocator(Protocol):
-    """Quotas and capacity per compute pool (the compute issue replaces the default)."""
+    """The Resource Allocator: quota reservations per pool and team."""
 
-    def request(self, job_id: str, requirements: ComputeRequirements) -> str:
-        """A grant id; raise ComputeUnavailable if the pool cannot serve the request."""
+    def reserve(self, job_id: str, team: str, requirements: ComputeRequirements) -> None:
+        """Hold the job's worst case against its team's quota and its pool's concurrency,
+        atomically; ReservationRefused if either would be passed. Reserving again is a no-op."""
         ...
 
-    def record_usage(self, grant_id: str, job_id: str, usage: Usage) -> None:
-        """Account what the job used to the grant's pool (recording twice is harmless)."""
+    def release(self, job_id: str, used_gpu_hours: Decimal) -> None:
+        """Turn the job's reservation into what it used; releasing again is a no-op."""
         ...
 
-    def release(self, grant_id: str) -> None:
-        """Give the grant back; releasing twice is harmless."""
+    def open_reservations(self, limit: int) -> list[Reservation]:
+        """Reservations not yet released, oldest first (for reconciliation)."""
         ...
+
+
+class UsageLedger(Protocol):
+    def put_usage(self, record: UsageRecord) -> None:
+        """Write once; raise AlreadyExists if the job's record exists."""
+        ...
+
+    def get_usage(self, job_id: str) -> UsageRecord | None: ...
+    def usage_between(self, start: datetime, end: datetime) -> list[UsageRecord]: ...
+    def usage_of_model(self, model_id: str) -> list[UsageRecord]: ...
+    def committed(self, pool: str, team: str, period: str) -> Decimal: ...
+    def active_gpus(self, pool: str) -> int: ...

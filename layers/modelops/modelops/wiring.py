@@ -13,7 +13,10 @@ from modelops.services.registry import RegistryService
 
 if TYPE_CHECKING:
     from modelops.adapters.dynamodb import RegistryTable
+    from modelops.adapters.quota import DynamoQuotaLedger
+    from modelops.domain.pools import PoolConfig
     from modelops.services.audit import AuditService
+    from modelops.services.compute import ComputeService
     from modelops.services.promotion import PromotionService
     from modelops.services.training import TrainingService
 
@@ -166,7 +169,6 @@ def audit_service() -> AuditService:
 @cache
 def training_service() -> TrainingService:
     from modelops.adapters.cloudwatch_logs import CloudWatchLogs
-    from modelops.adapters.compute import UnmeteredCompute
     from modelops.adapters.ecr import EcrImages
     from modelops.adapters.sagemaker import SageMakerTraining
     from modelops.adapters.stepfunctions import StepFunctionsWorkflow
@@ -185,7 +187,9 @@ def training_service() -> TrainingService:
         workflow=StepFunctionsWorkflow(client("stepfunctions"), config.train_state_machine_arn),
         images=EcrImages(client("ecr")),
         logs=CloudWatchLogs(client("logs")),
-        compute_pool=UnmeteredCompute(),
+        compute_pool=compute_allocator(),
+        usage=quota_ledger(),
+        pools=pool_config(),
         policy=policy_engine(),
         signer=statement_signer(),
         publish=lambda detail_type, detail: event_publisher().publish(detail_type, detail),
@@ -199,3 +203,40 @@ def training_service() -> TrainingService:
             poll_seconds=config.training_poll_seconds,
         ),
     )
+
+
+@cache
+def pool_config() -> PoolConfig:
+    from modelops.domain.pools import PoolConfig
+
+    config = settings()
+    return PoolConfig.parse(config.compute_pools_json, config.team_bindings_json)
+
+
+@cache
+def quota_ledger() -> DynamoQuotaLedger:
+    from modelops.adapters.quota import DynamoQuotaLedger
+
+    return DynamoQuotaLedger(
+        client("dynamodb"), settings().require("registry_table"), pool_config(), SystemClock()
+    )
+
+
+@cache
+def compute_allocator() -> Any:
+    """The Resource Allocator: an external service when configured, else the embedded
+    quota ledger."""
+    url = settings().resource_allocator_url
+    if url:
+        from modelops.adapters.outbound_http import sigv4_signer
+        from modelops.adapters.resource_allocator_http import ResourceAllocatorClient
+
+        return ResourceAllocatorClient(url, SystemClock(), signer=sigv4_signer(settings().region))
+    return quota_ledger()
+
+
+@cache
+def compute_service() -> ComputeService:
+    from modelops.services.compute import ComputeService
+
+    return ComputeService(pool_config(), quota_ledger(), registry_repository(), SystemClock())

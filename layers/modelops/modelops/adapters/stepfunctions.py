@@ -36,3 +36,12 @@ class StepFunctionsWorkflow:
             # Same name and input again (a retry): Step Functions keeps the first execution.
             if exc.response.get("Error", {}).get("Code") != "ExecutionAlreadyExists":
                 raise
+
+    def running(self, execution_arn: str) -> bool:
+        try:
+            described = self._sfn.describe_execution(executionArn=execution_arn)
+        except ClientError as exc:
+            if exc.response.get("Error", {}).get("Code") == "ExecutionDoesNotExist":
+                return False
+            raise
+        return bool(described["status"] == "RUNNING")

@@ -193,7 +193,12 @@ class DatasetInput(_Model):
 
 
 class ComputeRequirements(_Model):
-    pool: str = Field(default="default", pattern=NAME_PATTERN, description="Compute pool.")
+    pool: str | None = Field(
+        default=None,
+        pattern=NAME_PATTERN,
+        description="Compute pool; default: the first pool (by name) offering instanceType, "
+        "in the platform's region if one does.",
+    )
     instanceType: str = Field(default="ml.m5.large", description="A SageMaker ml.* type.")
     instanceCount: int = Field(default=1, ge=1, le=compute.MAX_INSTANCE_COUNT)
     gpusPerInstance: int = Field(
@@ -425,7 +430,7 @@ class TrainingJob(Entity):
     endTs: datetime | None = None
     trainingJobName: str
     executionArn: str | None = None
-    computeGrantId: str | None = None
+    team: str = Field(description="The submitter's team, whose quota the job uses.")
     policyDecision: dict[str, Any] | None = None
     logsRef: str | None = None
     artifactRefs: tuple[ArtifactRef, ...] = ()

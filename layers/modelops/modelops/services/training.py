@@ -16,10 +16,13 @@ import tempfile
 import uuid
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
+from datetime import timedelta
+from decimal import Decimal
 from pathlib import Path
 from typing import Any, Literal
 
 from modelops import platform
+from modelops.contracts.events import STATE_CHANGE, USAGE, TrainingJobStateChange
 from modelops.contracts.registry import RegisterModelRequest
 from modelops.contracts.training import TrainingJobList
 from modelops.domain import compute, ids
@@ -30,12 +33,14 @@ from modelops.domain.entities import Artifact, Dataset, ModelLineage
 from modelops.domain.ledger import AuditEvent, Outcome
 from modelops.domain.manifest import FileEntry
 from modelops.domain.policy import PolicyEngine, PolicyRequest, facts_of
+from modelops.domain.pools import PoolConfig, period_of, usage_record
 from modelops.domain.signing import sign_statement
 from modelops.domain.training import (
     PARENT_CHANNEL,
     SOURCE_ARCHIVE,
     SPEC_FILE,
     ArtifactRef,
+    ComputeRequirements,
     DatasetRef,
     Failure,
     FileDiff,
@@ -55,6 +60,7 @@ from modelops.errors import (
     JobCancelled,
     NotFound,
     PolicyDenied,
+    QuotaExceeded,
     ReferenceNotFound,
     ServiceUnavailable,
     TrainingOutputMissing,
@@ -65,15 +71,16 @@ from modelops.ports import (
     BlobStore,
     Clock,
     ComputeAllocator,
-    ComputeUnavailable,
     ImageRegistry,
     LogReader,
     PromotionRepository,
     RegistryRepository,
+    ReservationRefused,
     Signer,
     StaleWrite,
     TrainingBackend,
     TrainingRepository,
+    UsageLedger,
     Workflow,
 )
 from modelops.services.artifacts import ArtifactService, blob_key, each
@@ -85,8 +92,6 @@ LOG_TAIL_LINES = 20
 REPRODUCTION_PREDICATE = "https://illuvrse.dev/attestations/reproduction/v1"
 IN_TOTO_STATEMENT = "https://in-toto.io/Statement/v1"
 AUDIT_STREAM = "training"
-STATE_CHANGE = "Training Job State Change"
-USAGE_EVENT = "Training Job Usage"
 _SAVE_ATTEMPTS = 5
 
 
@@ -127,6 +132,8 @@ class TrainingService:
         images: ImageRegistry,
         logs: LogReader,
         compute_pool: ComputeAllocator,
+        usage: UsageLedger,
+        pools: PoolConfig,
         policy: PolicyEngine,
         signer: Signer,
         publish: Callable[[str, Mapping[str, Any]], None],
@@ -146,6 +153,8 @@ class TrainingService:
         self._images = images
         self._logs = logs
         self._compute = compute_pool
+        self._ledger = usage
+        self._pools = pools
         self._policy = policy
         self._signer = signer
         self._publish = publish
@@ -172,6 +181,53 @@ class TrainingService:
         job = self._new_job(request, resolved, caller, correlation_id, None)
         job = job.model_copy(update={"policyDecision": decision})
         return self._launch(job)
+
+    def _compute_of(self, request: SubmitTrainingJobRequest) -> ComputeRequirements:
+        """The request's compute with its pool: the named one, which must offer the
+        instance type, or the first pool (by name) that does, in this region if any does."""
+        wanted = request.compute
+        pools = self._pools.pools
+        if wanted.pool is None:
+            offering = sorted(
+                (pools[n].region != self._settings.region, n)
+                for n in pools
+                if wanted.instanceType in pools[n].instanceTypes
+            )
+            if not offering:
+                raise ValidationFailed(
+                    f"no compute pool offers {wanted.instanceType}",
+                    details=[{"field": "compute.instanceType", "message": "in no pool"}],
+                )
+            return wanted.model_copy(update={"pool": offering[0][1]})
+        pool = pools.get(wanted.pool)
+        if pool is None:
+            raise ValidationFailed(
+                f"compute pool {wanted.pool!r} does not exist (pools: {', '.join(sorted(pools))})",
+                details=[{"field": "compute.pool", "message": "unknown pool"}],
+            )
+        if wanted.instanceType not in pool.instanceTypes:
+            raise ValidationFailed(
+                f"pool {pool.name} offers {', '.join(pool.instanceTypes)}, "
+                f"not {wanted.instanceType}",
+                details=[{"field": "compute.instanceType", "message": "not in the pool"}],
+            )
+        return wanted
+
+    def _reserve(self, job: TrainingJob) -> None:
+        try:
+            self._compute.reserve(job.jobId, job.team, job.computeRequirements)
+        except ReservationRefused as refused:
+            denial = refused.denial
+            raise QuotaExceeded(
+                denial.message(),
+                details=[
+                    {
+                        "field": "compute",
+                        "message": denial.message(),
+                        **denial.model_dump(mode="json"),
+                    }
+                ],
+            ) from None
 
     def get(self, job_id: str) -> TrainingJob:
         job = self._jobs.get_training_job(job_id)
@@ -242,15 +298,28 @@ class TrainingService:
         decision = self._decide(job.request, resolved, job.createdBy, job.createdByRoles)
         self._transition(job_id, _LIVE, lambda j: {"policyDecision": decision})
 
-    def request_compute(self, job_id: str) -> None:
+    def request_compute(self, job_id: str) -> dict[str, Any]:
+        """Hold the job's quota (already held since admission: this confirms it)."""
         job = self._live(job_id)
-        if job.computeGrantId:
-            return
-        try:
-            grant = self._compute.request(job_id, job.computeRequirements)
-        except ComputeUnavailable as exc:
-            raise ServiceUnavailable(f"compute pool {job.computeRequirements.pool}: {exc}") from exc
-        self._transition(job_id, _LIVE, lambda j: {"computeGrantId": grant})
+        self._reserve(job)
+        return {"metrics": self._quota_metrics(job)}
+
+    def _quota_metrics(self, job: TrainingJob) -> list[dict[str, Any]]:
+        """The team's quota use in the job's pool this period, as a percentage (alarmed at
+        80 and 100 by CDK)."""
+        pool = self._pools.pools[str(job.computeRequirements.pool)]
+        limit = pool.quota.team_limit(job.team)
+        if limit <= 0:
+            return []
+        committed = self._ledger.committed(pool.name, job.team, period_of(self._clock.now()))
+        return [
+            {
+                "name": "QuotaUsedPercent",
+                "unit": "Percent",
+                "value": float(committed / limit * 100),
+                "dimensions": {"pool": pool.name, "team": job.team},
+            }
+        ]
 
     def start_training(self, job_id: str) -> None:
         job = self._live(job_id)
@@ -337,36 +406,89 @@ class TrainingService:
         return {"status": done.status.value}
 
     def record_usage(self, job_id: str) -> dict[str, Any]:
-        """Account the finished job's usage to its compute grant and tell Finance."""
+        """Write the finished job's immutable usage record (cost at its pool's rates) and
+        publish it to Finance, once."""
         job = self.get(job_id)
-        if job.usage is None:
+        if job.usage is None or not job.status.terminal:
             return {}
         requirements = job.computeRequirements
-        if job.computeGrantId:
-            self._compute.record_usage(job.computeGrantId, job_id, job.usage)
-        self._publish(
-            USAGE_EVENT,
-            {
-                "jobId": job_id,
-                "correlationId": job.correlationId,
-                "modelFamily": job.modelFamily,
-                "modelId": job.modelId,
-                "pool": requirements.pool,
-                "instanceType": requirements.instanceType,
-                "instanceCount": requirements.instanceCount,
-                **job.usage.model_dump(mode="json"),
-            },
+        record = usage_record(
+            pool=self._pools.pools[str(requirements.pool)],
+            job_id=job_id,
+            # a reproduction's cost is part of what its model version cost
+            model_id=job.modelId
+            or (self.get(job.reproductionOf).modelId if job.reproductionOf else None),
+            family=job.modelFamily,
+            version=job.modelVersion,
+            team=job.team,
+            instance_type=requirements.instanceType,
+            instance_count=requirements.instanceCount,
+            spot=requirements.spot,
+            status=job.status.value,
+            billable_seconds=job.usage.billableSeconds,
+            training_seconds=job.usage.trainingSeconds,
+            ended_at=job.endTs or self._clock.now(),
+            correlation_id=job.correlationId,
         )
-        return job.usage.model_dump(mode="json")
+        try:
+            self._ledger.put_usage(record)
+        except AlreadyExists:
+            return (self._ledger.get_usage(job_id) or record).model_dump(mode="json")
+        self._publish(USAGE, record.model_dump(mode="json"))
+        dimensions = {"pool": record.pool, "team": record.team}
+        return {
+            **record.model_dump(mode="json"),
+            "metrics": [
+                {
+                    "name": "GpuHours",
+                    "unit": "Count",
+                    "value": float(record.gpuHours),
+                    "dimensions": dimensions,
+                },
+                {
+                    "name": "CostUsd",
+                    "unit": "None",
+                    "value": float(record.costUsd),
+                    "dimensions": dimensions,
+                },
+            ],
+        }
 
-    def release_compute(self, job_id: str) -> None:
+    def release_compute(self, job_id: str) -> dict[str, Any]:
+        """Turn the reservation into what the job used (nothing if it never ran)."""
         job = self.get(job_id)
-        if job.computeGrantId:
-            self._compute.release(job.computeGrantId)
+        used = Decimal(str(job.usage.gpuHours)) if job.usage else Decimal(0)
+        self._compute.release(job_id, used)
+        return {"releasedGpuHours": str(used), "metrics": self._quota_metrics(job)}
+
+    def reconcile(self, stale_after: timedelta) -> dict[str, list[str]]:
+        """Release what leaked: reservations of jobs that ended, or whose workflow ended
+        without ending the job (a crashed or stopped execution), or that were never
+        recorded (admission crashed between reserving and recording)."""
+        released: list[str] = []
+        failed: list[str] = []
+        now = self._clock.now()
+        for reservation in self._compute.open_reservations(limit=100):
+            job = self._jobs.get_training_job(reservation.jobId)
+            if job is None:
+                if now - reservation.createdAt > stale_after:
+                    self._compute.release(reservation.jobId, Decimal(0))
+                    released.append(reservation.jobId)
+                continue
+            if not job.status.terminal:
+                if job.executionArn and self._workflow.running(job.executionArn):
+                    continue
+                self.fail_job(job.jobId, {"Error": "WorkflowEnded", "Cause": _ENDED})
+                failed.append(job.jobId)
+            self.record_usage(job.jobId)
+            self.release_compute(job.jobId)
+            released.append(job.jobId)
+        return {"released": released, "failed": failed}
 
     # --- admission -------------------------------------------------------------------------
 
     def _resolve(self, request: SubmitTrainingJobRequest) -> _Resolved:
+        requirements = self._compute_of(request)
         bucket = self._settings.bucket
         datasets: list[Dataset] = []
         missing = []
@@ -455,7 +577,7 @@ class TrainingService:
             datasetChecksums={d.datasetId: d.checksum for d in datasets},
             parentModelDigest=parent.rootDigest if parent else None,
             hyperparameters=hyperparameters,
-            compute=request.compute,
+            compute=requirements,
         )
         return _Resolved(
             datasets=tuple(refs),
@@ -533,12 +655,13 @@ class TrainingService:
             parentModel=resolved.parent,
             hyperparameters=resolved.hyperparameters,
             metricDefinitions=resolved.spec.metricDefinitions,
-            computeRequirements=request.compute,
+            computeRequirements=resolved.reproducibility.compute,
             reproducibility=resolved.reproducibility,
             status=JobStatus.QUEUED,
             createdAt=self._clock.now(),
             createdBy=caller.principal,
             createdByRoles=tuple(sorted(caller.roles)),
+            team=self._pools.team_of(caller.principal),
             correlationId=correlation_id or job_id,
             trainingJobName=name,
             executionArn=self._workflow.execution_arn(job_id),
@@ -548,6 +671,9 @@ class TrainingService:
         )
 
     def _launch(self, job: TrainingJob) -> TrainingJob:
+        """Reserve, record, start. A refused reservation writes nothing; a workflow that
+        cannot start leaves the job FAILED and its reservation released."""
+        self._reserve(job)
         self._jobs.create_training_job(job)
         self._record(job, "submitted")
         try:
@@ -571,6 +697,7 @@ class TrainingService:
                     "endTs": self._clock.now(),
                 },
             )
+            self._compute.release(job.jobId, Decimal(0))
             raise ServiceUnavailable(
                 f"{reason}; the job {job.jobId} is marked FAILED, submit again"
             ) from exc
@@ -634,7 +761,7 @@ class TrainingService:
             "Environment": {"MODELOPS_JOB_ID": job.jobId},
             "Tags": [
                 {"Key": "modelops:job-id", "Value": job.jobId},
-                {"Key": "modelops:pool", "Value": requirements.pool},
+                {"Key": "modelops:pool", "Value": str(requirements.pool)},
                 {"Key": "modelops:correlation-id", "Value": job.correlationId[:256]},
             ],
         }
@@ -859,16 +986,16 @@ class TrainingService:
     def _record(self, job: TrainingJob, action: str, previous: JobStatus | None = None) -> None:
         """Every status change goes to the ledger and out as an event, with the job's
         correlation id."""
-        detail = {
-            "jobId": job.jobId,
-            "status": job.status.value,
-            "previousStatus": previous.value if previous else None,
-            "modelFamily": job.modelFamily,
-            "modelVersion": job.modelVersion,
-            "modelId": job.modelId,
-            "reason": job.statusReason,
-            "correlationId": job.correlationId,
-        }
+        detail = TrainingJobStateChange(
+            jobId=job.jobId,
+            status=job.status.value,
+            previousStatus=previous.value if previous else None,
+            modelFamily=job.modelFamily,
+            modelVersion=job.modelVersion,
+            modelId=job.modelId,
+            reason=job.statusReason,
+            correlationId=job.correlationId,
+        ).model_dump(mode="json")
         self._publish(STATE_CHANGE, detail)
         self._audit(
             AuditEvent(
@@ -889,6 +1016,7 @@ class TrainingService:
 
 
 _LIVE = {JobStatus.QUEUED, JobStatus.TRAINING, JobStatus.CANCELLING}
+_ENDED = "the training workflow ended without finishing the job (found by reconciliation)"
 
 
 def _ref(
@@ -926,15 +1054,15 @@ def _error_name(error: Mapping[str, Any] | None) -> str:
 
 
 def _failure_reason(error: Mapping[str, Any] | None, described: Mapping[str, Any]) -> str:
-    """SageMaker's FailureReason, else the failed step's error message."""
+    """The failed step's error when a step failed (it says what went wrong in the
+    workflow), else SageMaker's FailureReason, else why SageMaker stopped the job."""
+    if error:
+        cause = str(error.get("Cause") or "")
+        try:
+            message = json.loads(cause).get("errorMessage", cause)
+        except (ValueError, AttributeError):
+            message = cause
+        return f"{_error_name(error) or 'Error'}: {message}"[:1024]
     if described.get("FailureReason"):
         return str(described["FailureReason"])[:1024]
-    if described.get("TrainingJobStatus") == "Stopped":
-        return f"SageMaker stopped the job ({described.get('SecondaryStatus', 'Stopped')})"
-    cause = str((error or {}).get("Cause") or "")
-    try:
-        message = json.loads(cause).get("errorMessage", cause)
-    except (ValueError, AttributeError):
-        message = cause
-    name = _error_name(error) or "Error"
-    return f"{name}: {message}"[:1024]
+    return f"SageMaker stopped the job ({described.get('SecondaryStatus', 'Stopped')})"
