@@ -24,6 +24,7 @@ import json
 import re
 import subprocess
 import sys
+import threading
 from dataclasses import dataclass
 from typing import Any
 
@@ -32,6 +33,7 @@ from moto.ecr.models import ecr_backends
 __all__ = [
     "LOCAL_IMAGE_REPOSITORY",
     "ImageNotFound",
+    "LocalRuntime",
     "Runtime",
     "describe_runtime",
     "find_image",
@@ -155,6 +157,21 @@ def describe_runtime(python: str) -> Runtime:
         platform=found["platform"],
         packages=tuple(found["packages"]),
     )
+
+
+class LocalRuntime:
+    """The interpreter at ``python`` (what executors run), described once, on first use."""
+
+    def __init__(self, python: str) -> None:
+        self.python = python
+        self._lock = threading.Lock()
+        self._runtime: Runtime | None = None
+
+    def get(self) -> Runtime:
+        with self._lock:
+            if self._runtime is None:
+                self._runtime = describe_runtime(self.python)
+            return self._runtime
 
 
 def register_local_image(

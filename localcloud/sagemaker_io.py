@@ -5,12 +5,14 @@
 * :class:`CheckpointSync`: the checkpoint directory mirrored to ``CheckpointConfig.S3Uri``
   (new or changed files are uploaded; names starting with ``.`` are in-progress temporary
   files and skipped; nothing is deleted from S3), as SageMaker's checkpoint sync does;
-* :class:`LogShipper`: stdout/stderr lines to CloudWatch Logs, group
-  ``/aws/sagemaker/TrainingJobs``, in batches within ``PutLogEvents`` limits;
+* :class:`LogShipper`: stdout/stderr lines to CloudWatch Logs (group
+  ``/aws/sagemaker/TrainingJobs`` unless told otherwise), in batches within ``PutLogEvents``
+  limits;
 * :class:`MetricParser`: ``AlgorithmSpecification.MetricDefinitions`` applied to every line
   (the first capture group is the value), the last value of each metric kept.
 
-Every AWS call goes through boto3 clients of the endpoint the executor was given.
+Every AWS call goes through boto3 clients of the endpoint the executor was given
+(:class:`LocalAws`, shared by the training and the endpoint executors).
 """
 
 from __future__ import annotations
@@ -26,12 +28,16 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+import boto3
+from botocore.config import Config
+
 from localcloud.sagemaker_container import Channel, S3Location, channel_relative_path
 
 __all__ = [
     "LOG_GROUP",
     "CheckpointSync",
     "DataError",
+    "LocalAws",
     "LogShipper",
     "MetricParser",
     "download_channel",
@@ -44,8 +50,32 @@ _MAX_BATCH_EVENTS = 10_000
 _MAX_BATCH_BYTES = 1_048_576
 _EVENT_OVERHEAD = 26
 _MAX_EVENT_BYTES = 262_144 - _EVENT_OVERHEAD
+# The executors' own identity towards moto (its default account); never given to scripts.
+_CREDENTIALS = {"aws_access_key_id": "AKIALOCALSAGEMAKER00", "aws_secret_access_key": "local"}
 
 logger = logging.getLogger(__name__)
+
+
+class LocalAws:
+    """boto3 clients of the local cloud's endpoint, one per (service, region), shared by the
+    executor's threads (boto3 clients are thread-safe)."""
+
+    def __init__(self, endpoint_url: str) -> None:
+        self.endpoint_url = endpoint_url
+        self._lock = threading.Lock()
+        self._clients: dict[tuple[str, str], Any] = {}
+
+    def client(self, service: str, region: str) -> Any:
+        with self._lock:
+            key = (service, region)
+            if key not in self._clients:
+                session = boto3.session.Session(region_name=region, **_CREDENTIALS)
+                self._clients[key] = session.client(
+                    service,
+                    endpoint_url=self.endpoint_url,
+                    config=Config(s3={"addressing_style": "path"}, retries={"max_attempts": 3}),
+                )
+            return self._clients[key]
 
 
 class DataError(Exception):
@@ -133,8 +163,9 @@ class CheckpointSync:
 class LogShipper:
     """Buffers a job's log lines and sends them to CloudWatch Logs on :meth:`flush`."""
 
-    def __init__(self, logs: Any, send_lock: threading.Lock) -> None:
+    def __init__(self, logs: Any, send_lock: threading.Lock, group: str = LOG_GROUP) -> None:
         self._logs = logs
+        self._group = group
         self._send_lock = send_lock  # one PutLogEvents at a time in this executor
         self._lock = threading.Lock()
         self._pending: list[tuple[str, int, str]] = []
@@ -143,8 +174,8 @@ class LogShipper:
     def open(self, stream: str) -> None:
         """Create the group (once) and the stream; an existing stream is reused."""
         for create, kwargs in (
-            (self._logs.create_log_group, {"logGroupName": LOG_GROUP}),
-            (self._logs.create_log_stream, {"logGroupName": LOG_GROUP, "logStreamName": stream}),
+            (self._logs.create_log_group, {"logGroupName": self._group}),
+            (self._logs.create_log_stream, {"logGroupName": self._group, "logStreamName": stream}),
         ):
             with contextlib.suppress(self._logs.exceptions.ResourceAlreadyExistsException):
                 create(**kwargs)
@@ -171,7 +202,7 @@ class LogShipper:
                 try:
                     with self._send_lock:
                         self._logs.put_log_events(
-                            logGroupName=LOG_GROUP, logStreamName=stream, logEvents=batch
+                            logGroupName=self._group, logStreamName=stream, logEvents=batch
                         )
                 except Exception as exc:  # logs are best effort: the job goes on
                     logger.warning("dropped %d log events of %s: %r", len(batch), stream, exc)

@@ -92,8 +92,6 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import IO, Any
 
-import boto3
-from botocore.config import Config
 from botocore.exceptions import BotoCoreError, ClientError
 from moto.core.responses import ActionResult, EmptyResult
 from moto.core.utils import utcnow
@@ -113,14 +111,15 @@ from localcloud.sagemaker_container import (
 from localcloud.sagemaker_image import (
     LOCAL_IMAGE_REPOSITORY,
     ImageNotFound,
+    LocalRuntime,
     Runtime,
-    describe_runtime,
     find_image,
     register_local_image,
 )
 from localcloud.sagemaker_io import (
     CheckpointSync,
     DataError,
+    LocalAws,
     LogShipper,
     MetricParser,
     download_channel,
@@ -135,8 +134,6 @@ __all__ = [
 ]
 
 TERMINAL_STATUSES = frozenset({"Completed", "Failed", "Stopped"})
-# The executor's own identity towards moto (its default account); never given to scripts.
-_CREDENTIALS = {"aws_access_key_id": "AKIALOCALSAGEMAKER00", "aws_secret_access_key": "local"}
 _STDERR_TAIL_LINES = 10
 _MAX_FAILURE_REASON = 1024
 
@@ -230,9 +227,8 @@ class TrainingExecutor:
         self._lock = threading.RLock()
         self._jobs: dict[str, _Job] = {}
         self._plans: dict[str, list[int]] = {}
-        self._clients: dict[tuple[str, str], Any] = {}
-        self._runtime: Runtime | None = None
-        self._runtime_lock = threading.Lock()
+        self._aws = LocalAws(endpoint_url)
+        self._runtime = LocalRuntime(python)
         self._log_send_lock = threading.Lock()
         self._closed = False
 
@@ -320,23 +316,11 @@ class TrainingExecutor:
     # -- shared by jobs ----------------------------------------------------------------
 
     def client(self, service: str, region: str) -> Any:
-        with self._lock:
-            key = (service, region)
-            if key not in self._clients:
-                session = boto3.session.Session(region_name=region, **_CREDENTIALS)
-                self._clients[key] = session.client(
-                    service,
-                    endpoint_url=self.endpoint_url,
-                    config=Config(s3={"addressing_style": "path"}, retries={"max_attempts": 3}),
-                )
-            return self._clients[key]
+        return self._aws.client(service, region)
 
     def runtime(self) -> Runtime:
         """The interpreter jobs run under, described once."""
-        with self._runtime_lock:
-            if self._runtime is None:
-                self._runtime = describe_runtime(self.python)
-            return self._runtime
+        return self._runtime.get()
 
     # -- moto hooks ----------------------------------------------------------------------
 

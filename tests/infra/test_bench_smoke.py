@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from bench import coldstart, ingest, ledger, training
+from bench import coldstart, ingest, ledger, router, training
 
 
 @pytest.mark.parametrize(
@@ -14,8 +14,9 @@ from bench import coldstart, ingest, ledger, training
         lambda: coldstart.run(samples=1),
         lambda: ledger.run(count=2_000, every=500, runs=1),
         lambda: training.run({"short": {"epochs": 2}}),
+        lambda: router.run(requests=40, threads=2, moto_requests=10),
     ],
-    ids=["ingest", "coldstart", "ledger", "training"],
+    ids=["ingest", "coldstart", "ledger", "training", "router"],
 )
 def test_benchmark_runs_and_reports_a_ratio_against_its_peer(rows) -> None:  # type: ignore[no-untyped-def]
     for row in rows():
