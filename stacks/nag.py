@@ -18,7 +18,13 @@ from modelops import platform
 from stacks.constructs import grants
 from stacks.constructs.python_function import PythonFunction
 from stacks.constructs.state_machine import WorkflowStateMachine
-from stacks.constructs.training_role import METRICS_NAMESPACE, READ_PREFIXES, TrainingRole
+from stacks.constructs.training_role import (
+    ENDPOINT_LOG_GROUP_PREFIX,
+    METRICS_NAMESPACES,
+    READ_PREFIXES,
+    WRITE_PREFIXES,
+    TrainingRole,
+)
 from stacks.data_stack import DataStack
 from stacks.service_stack import ServiceStack
 
@@ -68,6 +74,36 @@ _LOG_STREAMS_REASON = (
     "The log streams of the platform's training jobs only: SageMaker names them "
     "<job name>/algo-<n>-<epoch>, and job names are modelops-<job id>."
 )
+_SERVING_NAMES = {
+    "model": "models (modelops-<model id>)",
+    "endpoint-config": "endpoint configs (modelops-<route>-<env>-<deploy id>)",
+    "endpoint": "endpoints (modelops-<route>-<env>)",
+}
+# The platform's SageMaker models, endpoint configs and endpoints, by resource type.
+_SERVING = {
+    kind: (
+        _arn("sagemaker", f"{kind}/{grants.SERVING_PREFIX}*"),
+        f"The platform's SageMaker {_SERVING_NAMES[kind]} only: each is named when a "
+        "deployment is requested, so the name prefix is the narrowest resource known when the "
+        "policy is written.",
+    )
+    for kind in grants.SERVING_RESOURCE_TYPES
+}
+_AUTOSCALING_REASON = (
+    "Application Auto Scaling of the endpoints' variants: scalable targets' ARNs carry an id "
+    "the service assigns at registration, so no resource can be named when the policy is "
+    "written. RegisterScalableTarget, PutScalingPolicy and PutScheduledAction are conditioned "
+    "on the sagemaker namespace and the variants' DesiredInstanceCount dimension; the "
+    "Describe actions (DescribeScalableTargets, DescribeScalingPolicies, "
+    "DescribeScheduledActions, DescribeScalingActivities) support no resource-level "
+    "permissions. Registering also needs the caller's DescribeEndpoint, DescribeEndpointConfig "
+    "and UpdateEndpointWeightsAndCapacities, which name the platform's endpoints only."
+)
+_METRICS_READ_REASON = (
+    "cloudwatch:GetMetricStatistics supports no resource-level permissions and no namespace "
+    "condition; it reads the canary's AWS/SageMaker per-variant metrics (invocations, errors, "
+    "latency) and is this statement's only action."
+)
 # Wildcard resources of each grant (stacks/constructs/grants.py), with their reasons.
 _GRANT_WILDCARDS = {
     platform.Grant.TRAINING_JOBS: {_TRAINING_JOBS: _TRAINING_JOBS_REASON},
@@ -76,16 +112,29 @@ _GRANT_WILDCARDS = {
         _TRAINING_LOG_GROUP: _LOG_GROUP_REASON,
         _TRAINING_LOG_STREAMS: _LOG_STREAMS_REASON,
     },
+    platform.Grant.SERVING: {**dict(_SERVING.values()), "*": _AUTOSCALING_REASON},
+    platform.Grant.SERVING_METRICS: {"*": _METRICS_READ_REASON},
 }
-# What the training role reads under each prefix of the artifact bucket.
+# What the training role reads or writes under each prefix of the artifact bucket.
 _PREFIX_USES = {
     "inputs/": "the job's input channels, staged per job under inputs/<artifact id>/",
     "blobs/": "the job's source archive, content-addressed under blobs/sha256/",
     "training/": "the job's outputs and checkpoints (written by it, read back when a spot "
     "job resumes), under training/<job name>/",
+    "serving/": "hosted models' archives (model.tar.gz, read by SageMaker when an endpoint "
+    "starts), under serving/<artifact id>/; read only",
+    "capture/": "endpoints' data capture, which SageMaker writes with the endpoint's "
+    "execution role under capture/<endpoint>/<variant>/<date path>/; written only, never "
+    "read (the canary analysis reads it with its own function's grant)",
 }
+_ENDPOINT_LOG_GROUPS = _arn(
+    "logs", f"log-group:{ENDPOINT_LOG_GROUP_PREFIX}{grants.SERVING_PREFIX}*"
+)
 # Wildcard resources of the AWS SDK integrations state machines may use.
-_SDK_WILDCARDS = {"sagemaker:DescribeTrainingJob": {_TRAINING_JOBS: _TRAINING_JOBS_REASON}}
+_SDK_WILDCARDS = {
+    "sagemaker:DescribeTrainingJob": {_TRAINING_JOBS: _TRAINING_JOBS_REASON},
+    "sagemaker:DescribeEndpoint": dict([_SERVING["endpoint"]]),
+}
 
 
 def _grant_wildcards(service: ServiceStack) -> dict[platform.Grant, dict[str, str]]:
@@ -205,8 +254,15 @@ def _acknowledge_function(
             actions.update(_S3_WRITE_ACTIONS + _KMS_WRITE_ACTIONS)
     for action in sorted(actions):
         _ack(policy, f"AwsSolutions-IAM5[Action::{action}]", _ACTION_REASONS[action])
+    wildcards: dict[str, list[str]] = {}
     for grant in spec.grants:
-        _ack_resources(policy, grant_wildcards.get(grant, {}))
+        for resource, reason in grant_wildcards.get(grant, {}).items():
+            wildcards.setdefault(resource, []).append(reason)
+    # Grants naming the same wildcard (e.g. "*") are acknowledged once, with every reason.
+    _ack_resources(
+        policy,
+        {resource: " ".join(dict.fromkeys(reasons)) for resource, reasons in wildcards.items()},
+    )
 
 
 def _ack_resources(scope: IConstruct, reasons: dict[str, str]) -> None:
@@ -226,18 +282,24 @@ def _acknowledge_training_role(data: DataStack, training_role: TrainingRole) -> 
     reasons = {
         f"arn:<AWS::Partition>:s3:::{data.export_name(logical_id, 'Name')}/{prefix}*": (
             f"Objects under {prefix} of {logical_id} only: {_PREFIX_USES[prefix]}; object keys "
-            "are per job and per content digest, not known when the policy is written."
+            "are per job, deployment or content digest, not known when the policy is written."
         )
-        for logical_id in spec.buckets
-        for prefix in READ_PREFIXES
+        for logical_id, access in spec.buckets.items()
+        for prefix in dict.fromkeys(
+            READ_PREFIXES + (WRITE_PREFIXES if access is platform.Access.READ_WRITE else ())
+        )
     }
     reasons |= {
         _TRAINING_LOG_GROUP: _LOG_GROUP_REASON,
         _TRAINING_LOG_STREAMS: _LOG_STREAMS_REASON,
+        _ENDPOINT_LOG_GROUPS: "The log groups of the platform's endpoints only "
+        f"({ENDPOINT_LOG_GROUP_PREFIX}<endpoint name>, endpoint names being "
+        f"{grants.SERVING_PREFIX}<route>-<env>), and their streams, which SageMaker names "
+        "after each variant and instance when the endpoint starts.",
         "*": "ecr:GetAuthorizationToken and cloudwatch:PutMetricData support no resource-level "
-        "permissions. PutMetricData is conditioned on SageMaker's training namespace "
-        f"({METRICS_NAMESPACE}); image layers can be pulled from the default training "
-        "image's repository only.",
+        "permissions. PutMetricData is conditioned on SageMaker's training and endpoint "
+        f"namespaces ({', '.join(METRICS_NAMESPACES)}); image layers can be pulled from the "
+        "default training image's repository only.",
     }
     _ack_resources(_default_policy(training_role.role), reasons)
 

@@ -152,7 +152,7 @@ class PythonFunction(Construct):
         for logical_id in spec.buses:
             buses[logical_id].grant_put_events_to(self.role)
         for grant in spec.grants:
-            for statement in grants.statements(self, grant, targets):
+            for statement in grants.statements(self, spec, grant, targets):
                 self.role.add_to_policy(statement)
 
 

@@ -29,6 +29,7 @@ _SDK_RESOURCE_PREFIX = "arn:aws:states:::aws-sdk:"
 # AWS SDK integrations a definition may use: the IAM action and the resources it may touch.
 SDK_PERMISSIONS: dict[str, tuple[str, Callable[[IConstruct], str]]] = {
     "sagemaker:describeTrainingJob": ("sagemaker:DescribeTrainingJob", grants.training_jobs_arn),
+    "sagemaker:describeEndpoint": ("sagemaker:DescribeEndpoint", grants.endpoints_arn),
 }
 
 

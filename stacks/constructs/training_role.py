@@ -1,22 +1,27 @@
-"""TrainingRole: the execution role SageMaker training jobs run with (``platform.TRAINING_ROLE``).
+"""TrainingRole: the execution role SageMaker training jobs run with (``platform.TRAINING_ROLE``),
+and the execution role of the SageMaker models the platform hosts.
 
-Only SageMaker may assume it, and only for the platform's own training jobs in this account.
-It holds what a job does and nothing else (``modelops.services.training``):
+Only SageMaker may assume it, and only for the platform's own training jobs, models, endpoint
+configs and endpoints in this account. It holds what a job or an endpoint does and nothing
+else (``modelops.services.training``, ``modelops.services.serving``):
 
 - reads its input channels (``inputs/``) and its source archive (``blobs/``) from the
   buckets its spec names, writes its outputs and checkpoints under ``training/`` and reads
   checkpoints back when a spot job resumes; lists only those prefixes;
+- reads the hosted models' archives (``serving/``), and writes the endpoints' data capture
+  (``capture/``), which SageMaker writes with the endpoint's execution role;
 - decrypts and generates data keys with the keys its spec names, only through S3;
-- writes its logs to SageMaker's training log group, in streams named after its job, and
-  its metrics to SageMaker's training namespace;
-- pulls the default training image from its ECR repository.
+- writes its logs to SageMaker's training log group, in streams named after its job, and to
+  the platform endpoints' log groups; its metrics to SageMaker's training and endpoint
+  namespaces;
+- pulls the default training image (which also serves the models) from its ECR repository.
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 
-from aws_cdk import Aws
+from aws_cdk import ArnFormat, Aws, Stack
 from aws_cdk import aws_iam as iam
 from aws_cdk import aws_kms as kms
 from aws_cdk import aws_s3 as s3
@@ -26,20 +31,50 @@ from modelops import platform
 from stacks.constructs import grants
 
 # Object key prefixes by access: SageMaker reads channels under inputs/ and the source
-# archive under blobs/, and writes (and reads back) outputs and checkpoints under training/.
-READ_PREFIXES = ("inputs/", "blobs/", "training/")
-WRITE_PREFIXES = ("training/",)
+# archive under blobs/, and writes (and reads back) outputs and checkpoints under training/;
+# endpoints read model archives under serving/ and write data capture under capture/.
+READ_PREFIXES = ("inputs/", "blobs/", "training/", "serving/")
+WRITE_PREFIXES = ("training/", "capture/")
 KEY_ACTIONS = {
     platform.Access.READ: ("kms:Decrypt",),
     platform.Access.READ_WRITE: ("kms:Decrypt", "kms:GenerateDataKey"),
 }
-# SageMaker publishes training metrics (and the job's MetricDefinitions) in this namespace.
-METRICS_NAMESPACE = "/aws/sagemaker/TrainingJobs"
+# SageMaker publishes training metrics (and the job's MetricDefinitions) and endpoint
+# instances' metrics in these namespaces.
+METRICS_NAMESPACES = ("/aws/sagemaker/TrainingJobs", "/aws/sagemaker/Endpoints")
+# Hosted models' containers log to /aws/sagemaker/Endpoints/<endpoint name>.
+ENDPOINT_LOG_GROUP_PREFIX = "/aws/sagemaker/Endpoints/"
+ENDPOINT_LOG_ACTIONS = (
+    "logs:CreateLogGroup",
+    "logs:DescribeLogStreams",
+    "logs:CreateLogStream",
+    "logs:PutLogEvents",
+)
 ECR_PULL_ACTIONS = (
     "ecr:BatchCheckLayerAvailability",
     "ecr:GetDownloadUrlForLayer",
     "ecr:BatchGetImage",
 )
+
+
+def source_arns(scope: Construct) -> list[str]:
+    """What SageMaker may act for when it assumes the role: the platform's training jobs and
+    its models, endpoint configs and endpoints."""
+    return [
+        grants.training_jobs_arn(scope),
+        *(grants.serving_arn(scope, kind) for kind in grants.SERVING_RESOURCE_TYPES),
+    ]
+
+
+def endpoint_log_groups_arn(scope: Construct) -> str:
+    """The log groups of the platform's endpoints (``/aws/sagemaker/Endpoints/modelops-*``),
+    with their streams."""
+    return Stack.of(scope).format_arn(
+        service="logs",
+        resource="log-group",
+        resource_name=f"{ENDPOINT_LOG_GROUP_PREFIX}{grants.SERVING_PREFIX}*",
+        arn_format=ArnFormat.COLON_RESOURCE_NAME,
+    )
 
 
 class TrainingRole(Construct):
@@ -63,12 +98,13 @@ class TrainingRole(Construct):
             self,
             "Role",
             description=spec.description,
-            # Confused-deputy guard: SageMaker acting for this account's platform jobs only.
+            # Confused-deputy guard: SageMaker acting for this account's platform jobs and
+            # hosting resources only.
             assumed_by=iam.ServicePrincipal(
                 spec.service,
                 conditions={
                     "StringEquals": {"aws:SourceAccount": Aws.ACCOUNT_ID},
-                    "ArnLike": {"aws:SourceArn": grants.training_jobs_arn(self)},
+                    "ArnLike": {"aws:SourceArn": source_arns(self)},
                 },
             ),
         )
@@ -87,11 +123,13 @@ class TrainingRole(Construct):
         self._add(
             ["logs:CreateLogStream", "logs:PutLogEvents"], [grants.training_log_streams_arn(self)]
         )
+        # The group, its ":*" form and its streams: one pattern covers them.
+        self._add(ENDPOINT_LOG_ACTIONS, [endpoint_log_groups_arn(self)])
         # No resource-level permissions for these two: conditions and repositories limit them.
         self._add(
             ["cloudwatch:PutMetricData"],
             ["*"],
-            {"StringEquals": {"cloudwatch:namespace": METRICS_NAMESPACE}},
+            {"StringEquals": {"cloudwatch:namespace": list(METRICS_NAMESPACES)}},
         )
         self._add(["ecr:GetAuthorizationToken"], ["*"])
         self._add(ECR_PULL_ACTIONS, [image_repository_arn])

@@ -1,8 +1,10 @@
 """Training in the service stack: the TrainModel state machine, SageMaker's training role, the
-functions' training grants and the deployment parameters, as the platform declares them."""
+functions' grants (training, serving, workflows) and the deployment parameters, as the
+platform declares them."""
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import re
 from typing import Any
@@ -14,6 +16,7 @@ from modelops import platform
 from modelops.domain.training import sagemaker_job_name
 from modelops.services.artifacts import blob_key
 from modelops.services.training import LOG_GROUP
+from stacks.constructs import grants
 from stacks.environment import EnvironmentSettings, TrainingImage, project_context
 
 from .conftest import REPO_ROOT, Synthesized
@@ -50,6 +53,34 @@ def _arn(service: str, resource: str) -> dict[str, Any]:
 JOBS = _arn("sagemaker", "training-job/modelops-*")
 LOG_GROUP_ARN = _arn("logs", "log-group:/aws/sagemaker/TrainingJobs:*")
 LOG_STREAMS = _arn("logs", "log-group:/aws/sagemaker/TrainingJobs:log-stream:modelops-*")
+MODELS = _arn("sagemaker", "model/modelops-*")
+ENDPOINT_CONFIGS = _arn("sagemaker", "endpoint-config/modelops-*")
+ENDPOINTS = _arn("sagemaker", "endpoint/modelops-*")
+ENDPOINT_LOG_GROUPS = _arn("logs", "log-group:/aws/sagemaker/Endpoints/modelops-*")
+AUTOSCALING_SERVICE_LINKED_ROLE = {
+    "Fn::Join": [
+        "",
+        [
+            "arn:",
+            {"Ref": "AWS::Partition"},
+            ":iam::",
+            {"Ref": "AWS::AccountId"},
+            ":role/aws-service-role/sagemaker.application-autoscaling.amazonaws.com/"
+            "AWSServiceRoleForApplicationAutoScaling_SageMakerEndpoint",
+        ],
+    ]
+}
+# Services whose actions are grants' (every other action a function holds is a data grant's).
+GRANT_SERVICES = {
+    "sagemaker",
+    "iam",
+    "ecr",
+    "states",
+    "logs",
+    "lambda",
+    "application-autoscaling",
+    "cloudwatch",
+}
 
 Permission = tuple[str, str, str]
 
@@ -70,8 +101,10 @@ def _permissions(statements: list[dict[str, Any]], services: set[str]) -> set[Pe
     }
 
 
-def _machine_props(synth: Synthesized, template: Template) -> dict[str, Any]:
-    machine = _service(synth).state_machines[MACHINE.logical_id]
+def _machine_props(
+    synth: Synthesized, template: Template, spec: platform.StateMachineSpec = MACHINE
+) -> dict[str, Any]:
+    machine = _service(synth).state_machines[spec.logical_id]
     props: dict[str, Any] = _resources(template)[_logical_id(synth, machine.state_machine)][
         "Properties"
     ]
@@ -90,36 +123,41 @@ def _repository_arn(synth: Synthesized) -> dict[str, Any]:
     }
 
 
-# --- The TrainModel state machine -----------------------------------------------------------
+# --- The state machines (TrainModel, DeployModel) -------------------------------------------
+
+MACHINES = pytest.mark.parametrize("spec", platform.STATE_MACHINES, ids=lambda m: m.logical_id)
 
 
-def test_train_model_definition_is_its_file_with_every_placeholder_filled_by_its_task(
-    synth: Synthesized, service_template: Template
+@MACHINES
+def test_state_machine_definition_is_its_file_with_every_placeholder_filled_by_its_task(
+    synth: Synthesized, service_template: Template, spec: platform.StateMachineSpec
 ) -> None:
-    props = _machine_props(synth, service_template)
+    props = _machine_props(synth, service_template, spec)
     definition = props["DefinitionString"]
     substitutions = props["DefinitionSubstitutions"]
 
-    assert definition == (REPO_ROOT / "statemachines" / MACHINE.definition).read_text()
+    assert definition == (REPO_ROOT / "statemachines" / spec.definition).read_text()
     assert substitutions == {
-        platform.placeholder(task): _function_arn(synth, task) for task in MACHINE.tasks
+        platform.placeholder(task): _function_arn(synth, task) for task in spec.tasks
     }
     filled = PLACEHOLDER.sub(lambda m: "arn" if m[1] in substitutions else m[0], definition)
     assert "${" not in filled
 
 
-def test_train_model_definition_times_out_after_its_specs_timeout(
-    synth: Synthesized, service_template: Template
+@MACHINES
+def test_state_machine_definition_times_out_after_its_specs_timeout(
+    synth: Synthesized, service_template: Template, spec: platform.StateMachineSpec
 ) -> None:
-    definition = json.loads(_machine_props(synth, service_template)["DefinitionString"])
-    assert definition["TimeoutSeconds"] == MACHINE.timeout_s
+    definition = json.loads(_machine_props(synth, service_template, spec)["DefinitionString"])
+    assert definition["TimeoutSeconds"] == spec.timeout_s
 
 
-def test_train_model_is_standard_traced_and_logs_all_with_data_to_its_own_log_group(
-    synth: Synthesized, service_template: Template
+@MACHINES
+def test_state_machine_is_standard_traced_and_logs_all_with_data_to_its_own_log_group(
+    synth: Synthesized, service_template: Template, spec: platform.StateMachineSpec
 ) -> None:
-    machine = _service(synth).state_machines[MACHINE.logical_id]
-    props = _machine_props(synth, service_template)
+    machine = _service(synth).state_machines[spec.logical_id]
+    props = _machine_props(synth, service_template, spec)
     log_group_id = _logical_id(synth, machine.log_group)
 
     assert props["StateMachineType"] == "STANDARD"
@@ -155,7 +193,7 @@ def _training_role(synth: Synthesized, template: Template) -> tuple[str, dict[st
     return role_id, _resources(template)[role_id]["Properties"]
 
 
-def test_training_role_trusts_only_sagemaker_acting_for_this_accounts_platform_jobs(
+def test_training_role_trusts_only_sagemaker_acting_for_this_accounts_platform_resources(
     synth: Synthesized, service_template: Template
 ) -> None:
     _, role = _training_role(synth, service_template)
@@ -167,7 +205,8 @@ def test_training_role_trusts_only_sagemaker_acting_for_this_accounts_platform_j
             "Principal": {"Service": SAGEMAKER},
             "Condition": {
                 "StringEquals": {"aws:SourceAccount": {"Ref": "AWS::AccountId"}},
-                "ArnLike": {"aws:SourceArn": JOBS},
+                # Training jobs, and the hosted models' endpoints (it is their execution role).
+                "ArnLike": {"aws:SourceArn": [JOBS, MODELS, ENDPOINT_CONFIGS, ENDPOINTS]},
             },
         }
     ]
@@ -175,7 +214,7 @@ def test_training_role_trusts_only_sagemaker_acting_for_this_accounts_platform_j
     assert "Policies" not in role
 
 
-def test_training_role_holds_exactly_what_a_training_job_does(
+def test_training_role_holds_exactly_what_a_training_job_or_a_hosted_model_does(
     synth: Synthesized, service_template: Template
 ) -> None:
     data = _data(synth)
@@ -203,22 +242,40 @@ def test_training_role_holds_exactly_what_a_training_job_does(
         _permission(
             "s3:ListBucket",
             bucket_arn,
-            {"StringLike": {"s3:prefix": ["inputs/*", "blobs/*", "training/*"]}},
+            {"StringLike": {"s3:prefix": ["inputs/*", "blobs/*", "training/*", "serving/*"]}},
         ),
         _permission("s3:GetObject", objects("inputs/")),
         _permission("s3:GetObject", objects("blobs/")),
         _permission("s3:GetObject", objects("training/")),
+        _permission("s3:GetObject", objects("serving/")),  # model archives
         _permission("s3:PutObject", objects("training/")),
+        _permission("s3:PutObject", objects("capture/")),  # endpoints' data capture
         _permission("kms:Decrypt", data_key, via_s3),
         _permission("kms:GenerateDataKey", data_key, via_s3),
         _permission("logs:CreateLogGroup", LOG_GROUP_ARN),
         _permission("logs:DescribeLogStreams", LOG_GROUP_ARN),
         _permission("logs:CreateLogStream", LOG_STREAMS),
         _permission("logs:PutLogEvents", LOG_STREAMS),
+        *(
+            _permission(f"logs:{action}", ENDPOINT_LOG_GROUPS)
+            for action in (
+                "CreateLogGroup",
+                "DescribeLogStreams",
+                "CreateLogStream",
+                "PutLogEvents",
+            )
+        ),
         _permission(
             "cloudwatch:PutMetricData",
             "*",
-            {"StringEquals": {"cloudwatch:namespace": "/aws/sagemaker/TrainingJobs"}},
+            {
+                "StringEquals": {
+                    "cloudwatch:namespace": [
+                        "/aws/sagemaker/TrainingJobs",
+                        "/aws/sagemaker/Endpoints",
+                    ]
+                }
+            },
         ),
         _permission("ecr:GetAuthorizationToken", "*"),
         _permission("ecr:BatchCheckLayerAvailability", repository),
@@ -234,25 +291,78 @@ def test_training_role_names_follow_the_training_service() -> None:
     assert blob_key("0" * 64).startswith("blobs/")
 
 
-# --- The functions' training grants ---------------------------------------------------------
+# --- The functions' grants ------------------------------------------------------------------
+
+
+def _pass_training_role(synth: Synthesized) -> Permission:
+    role_arn = {"Fn::GetAtt": [_logical_id(synth, _service(synth).training_role.role), "Arn"]}
+    return _permission(
+        "iam:PassRole", role_arn, {"StringEquals": {"iam:PassedToService": SAGEMAKER}}
+    )
+
+
+SERVING_ACTIONS = (
+    "CreateModel",
+    "DescribeModel",
+    "CreateEndpointConfig",
+    "DescribeEndpointConfig",
+    "CreateEndpoint",
+    "UpdateEndpoint",
+    "DescribeEndpoint",
+    "UpdateEndpointWeightsAndCapacities",
+    "AddTags",
+)
+AUTOSCALING_CONDITION = {
+    "StringEquals": {
+        "application-autoscaling:service-namespace": "sagemaker",
+        "application-autoscaling:scalable-dimension": "sagemaker:variant:DesiredInstanceCount",
+    }
+}
 
 
 def _grant_permissions(synth: Synthesized, grant: platform.Grant) -> set[Permission]:
-    service = _service(synth)
     if grant is platform.Grant.TRAINING_JOBS:
-        role_arn = {"Fn::GetAtt": [_logical_id(synth, service.training_role.role), "Arn"]}
         return {
             *(
                 _permission(f"sagemaker:{action}", JOBS)
                 for action in ("CreateTrainingJob", "DescribeTrainingJob", "StopTrainingJob")
             ),
             _permission("sagemaker:AddTags", JOBS),
+            _pass_training_role(synth),
+        }
+    if grant is platform.Grant.SERVING:
+        return {
+            *(
+                _permission(f"sagemaker:{action}", resource)
+                for action in SERVING_ACTIONS
+                for resource in (MODELS, ENDPOINT_CONFIGS, ENDPOINTS)
+            ),
+            _pass_training_role(synth),
+            *(
+                _permission(f"application-autoscaling:{action}", "*", AUTOSCALING_CONDITION)
+                for action in ("RegisterScalableTarget", "PutScalingPolicy", "PutScheduledAction")
+            ),
+            *(
+                _permission(f"application-autoscaling:{action}", "*")
+                for action in (
+                    "DescribeScalableTargets",
+                    "DescribeScalingPolicies",
+                    "DescribeScheduledActions",
+                    "DescribeScalingActivities",
+                )
+            ),
             _permission(
-                "iam:PassRole",
-                role_arn,
-                {"StringEquals": {"iam:PassedToService": SAGEMAKER}},
+                "iam:CreateServiceLinkedRole",
+                AUTOSCALING_SERVICE_LINKED_ROLE,
+                {
+                    "StringLike": {
+                        "iam:AWSServiceName": "sagemaker.application-autoscaling.amazonaws.com"
+                    }
+                },
             ),
         }
+    if grant is platform.Grant.SERVING_METRICS:
+        return {_permission("cloudwatch:GetMetricStatistics", "*")}
     if grant is platform.Grant.TRAINING_STATUS:
         return {_permission("sagemaker:DescribeTrainingJob", JOBS)}
     if grant is platform.Grant.TRAINING_IMAGES:
@@ -262,11 +372,22 @@ def _grant_permissions(synth: Synthesized, grant: platform.Grant) -> set[Permiss
             _permission("logs:DescribeLogStreams", LOG_GROUP_ARN),
             _permission("logs:GetLogEvents", LOG_STREAMS),
         }
-    machine_id = _logical_id(synth, service.state_machines[MACHINE.logical_id].state_machine)
     if grant is platform.Grant.TRAIN_WORKFLOW_STATUS:
+        machine_id = _machine_id(synth, MACHINE.logical_id)
         return {_permission("states:DescribeExecution", _executions_arn(machine_id))}
-    assert grant is platform.Grant.TRAIN_WORKFLOW
-    return {_permission("states:StartExecution", {"Ref": machine_id})}
+    # TRAIN_WORKFLOW, DEPLOY_WORKFLOW: StartExecution of the machine the grant starts.
+    return {_permission("states:StartExecution", {"Ref": _machine_id(synth, STARTED[grant])})}
+
+
+# The machine each start grant starts.
+STARTED = {
+    platform.Grant.TRAIN_WORKFLOW: platform.TRAIN_STATE_MACHINE.logical_id,
+    platform.Grant.DEPLOY_WORKFLOW: platform.DEPLOY_STATE_MACHINE.logical_id,
+}
+
+
+def _machine_id(synth: Synthesized, logical_id: str) -> str:
+    return _logical_id(synth, _service(synth).state_machines[logical_id].state_machine)
 
 
 def _executions_arn(machine_id: str) -> dict[str, Any]:
@@ -284,25 +405,54 @@ def test_function_holds_exactly_the_service_permissions_of_its_grants(
     statements = _role_statements(service_template, _logical_id(synth, fn.role))
     own_logs = json.dumps({"Fn::GetAtt": [_logical_id(synth, fn.log_group), "Arn"]})
 
-    held = {
-        p
-        for p in _permissions(statements, {"sagemaker", "iam", "ecr", "states", "logs", "lambda"})
-        if p[1] != own_logs
-    }
+    held = {p for p in _permissions(statements, GRANT_SERVICES) if p[1] != own_logs}
     assert held == set().union(*(_grant_permissions(synth, grant) for grant in spec.grants))
 
 
-def test_only_the_training_api_starts_the_train_model_machine() -> None:
-    starters = [s.name for s in platform.FUNCTIONS if platform.Grant.TRAIN_WORKFLOW in s.grants]
-    assert starters == list(platform.STARTS[MACHINE.logical_id]) == [platform.TRAINING_API.name]
+def test_start_grants_are_the_ones_stacks_know() -> None:
+    assert STARTED == grants.START_GRANTS
+    assert set(STARTED.values()) == {m.logical_id for m in platform.STATE_MACHINES}
+
+
+@pytest.mark.parametrize(
+    ("machine", "starter"),
+    [
+        (platform.TRAIN_STATE_MACHINE.logical_id, platform.TRAINING_API.name),
+        (platform.DEPLOY_STATE_MACHINE.logical_id, platform.SERVING_API.name),
+    ],
+)
+def test_only_its_api_starts_each_state_machine(
+    synth: Synthesized, service_template: Template, machine: str, starter: str
+) -> None:
+    (grant,) = (g for g, started in STARTED.items() if started == machine)
+    granted = [s.name for s in platform.FUNCTIONS if grant in s.grants]
+    starting = {
+        name
+        for name, fn in _service(synth).functions.items()
+        if _permission("states:StartExecution", {"Ref": _machine_id(synth, machine)})
+        in _permissions(_role_statements(service_template, _logical_id(synth, fn.role)), {"states"})
+    }
+
+    assert granted == list(platform.STARTS[machine]) == [starter]
+    assert starting == {starter}
+
+
+def test_a_start_grant_without_being_a_starter_is_refused(synth: Synthesized) -> None:
+    service = _service(synth)
+    targets = grants.Targets(
+        roles={},
+        state_machines={k: m.state_machine for k, m in service.state_machines.items()},
+        image_repository_arn="arn",
+    )
+    stranger = dataclasses.replace(platform.SERVING_API, name="deploy-create")
+    with pytest.raises(ValueError, match=r"platform\.STARTS"):
+        grants.statements(service, stranger, platform.Grant.DEPLOY_WORKFLOW, targets)
 
 
 def test_only_the_reconciler_describes_executions_and_only_train_models(
     synth: Synthesized, service_template: Template
 ) -> None:
-    machine_id = _logical_id(
-        synth, _service(synth).state_machines[MACHINE.logical_id].state_machine
-    )
+    machine_id = _machine_id(synth, MACHINE.logical_id)
     describing = {
         name: _permissions(
             _role_statements(service_template, _logical_id(synth, fn.role)), {"states"}
