@@ -36,6 +36,7 @@ FIRST_REQUEST = {
     platform.AUDIT_API.name: "/audit/streams",
     platform.TRAINING_API.name: "/train/jobs/trn-000000000000000000000000",
     platform.COMPUTE_API.name: "/cost/report",
+    platform.SERVING_API.name: "/serve/dep-000000000000000000000000",
 }
 PARAMETERS = {
     platform.TRAINING_IMAGE_PARAMETER: "123456789012.dkr.ecr.us-east-1.amazonaws.com/bench:1",

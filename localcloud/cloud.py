@@ -8,8 +8,10 @@ definition the CDK stacks deploy (``modelops.platform``).
 4. every key, table, bucket, event bus, IAM role, function and state machine of
    ``modelops.platform``, with the environment variables CDK would give each function
    (schedules are not run: what a scheduled function does is reachable through the API);
-5. SageMaker training jobs made real (``localcloud.sagemaker_training``): the training image
-   is this machine's Python, registered in ECR so that jobs pin it by digest;
+5. SageMaker training jobs and endpoints made real (``localcloud.sagemaker_training``,
+   ``localcloud.sagemaker_endpoints``): the image is this machine's Python, registered in
+   ECR so that jobs pin it by digest; CloudWatch answers percentiles
+   (``localcloud.cloudwatch_percentiles``);
 6. IAM users for the platform's principals, with access keys;
 7. the local API Gateway, verifying SigV4 and mapping access keys to those principals.
 """
@@ -34,9 +36,10 @@ from moto.core.config import default_user_config
 from moto.iam.models import iam_backends
 from moto.server import ThreadedMotoServer
 
-from localcloud import dynamodb_atomic, kms_digest, kms_ed25519
+from localcloud import cloudwatch_percentiles, dynamodb_atomic, kms_digest, kms_ed25519
 from localcloud.apigateway import LocalApiGateway
 from localcloud.lambda_runtime import DEFAULT_ACCOUNT_ID, LambdaRuntime, LogSink
+from localcloud.sagemaker_endpoints import EndpointExecutor
 from localcloud.sagemaker_training import TrainingExecutor, register_local_image
 from localcloud.sigv4 import Credential
 from modelops import platform
@@ -105,6 +108,7 @@ class LocalCloud:
         self._work_root = work_root
         self._scratch: tempfile.TemporaryDirectory[str] | None = None
         self.sagemaker: TrainingExecutor | None = None
+        self.endpoints: EndpointExecutor | None = None
         self.parameters: dict[str, str] = {}
         self.principals: dict[str, Principal] = {}
         self.key_arns: dict[str, str] = {}
@@ -122,7 +126,10 @@ class LocalCloud:
         kms_ed25519.install()
         kms_digest.install()
         dynamodb_atomic.install()
+        cloudwatch_percentiles.install()
         logging.getLogger("werkzeug").setLevel(logging.WARNING)  # moto's per-request lines
+        # moto's ASL interpreter logs every Fail state (a rolled-back canary) as an error.
+        logging.getLogger("moto.stepfunctions.parser").setLevel(logging.CRITICAL)
         self._moto = ThreadedMotoServer(ip_address=self._host, port=self._moto_port, verbose=False)
         self._moto.start()
         host, port = self._moto.get_host_and_port()
@@ -151,6 +158,13 @@ class LocalCloud:
             work_root=self._work_root or Path(self._scratch.name if self._scratch else "."),
         )
         self.sagemaker.install()
+        self.endpoints = EndpointExecutor(
+            endpoint_url=self.endpoint_url,
+            region=self.region,
+            work_root=(self._work_root or Path(self._scratch.name if self._scratch else "."))
+            / "endpoints",
+        )
+        self.endpoints.install()
         self._provision()
         self._gateway = LocalApiGateway(
             routes={route: fn.name for fn in platform.FUNCTIONS for route in fn.api_routes},
@@ -169,6 +183,8 @@ class LocalCloud:
         if self.sagemaker is not None:
             self.sagemaker.shutdown()
             self.sagemaker.uninstall()
+        if self.endpoints is not None:
+            self.endpoints.shutdown()
         if self._runtime is not None:
             self._runtime.shutdown()
         if self._moto is not None:

@@ -311,6 +311,7 @@ def run_trust_flow(
 
 
 EXAMPLE = Path(__file__).resolve().parent.parent / "examples" / "iris_train"
+TRAINED_FAMILY = "iris-softmax"  # trained on the platform; low risk, so no approvals
 Interrupt = Callable[[str, list[int]], None]
 
 
@@ -329,7 +330,7 @@ def run_training_flow(
         client,
         EXAMPLE,
         workdir / "training",
-        family="iris-classifier",
+        family=TRAINED_FAMILY,
         version=version,
         datasets=[{"datasetId": split["datasetId"]}],
         seed=SEED % 1000,
@@ -372,7 +373,7 @@ def run_training_flow(
 
     say("12. What training refuses before anything starts")
     bad = {
-        "modelFamily": "iris-classifier",
+        "modelFamily": TRAINED_FAMILY,
         "modelVersion": f"{version}.bad",
         "datasets": [{"datasetId": split["datasetId"]}],
         "code": job["request"]["code"],
@@ -418,6 +419,173 @@ def _wait_for_usage(client: ModelOpsClient, job_id: str, timeout_s: float = 30) 
     raise TimeoutError(f"no usage record for {job_id} within {timeout_s:.0f} s")
 
 
+Fault = Callable[[str, str], None]
+ROWS = [[5.1, 3.5, 1.4, 0.2], [6.7, 3.0, 5.2, 2.3], [5.9, 3.0, 4.2, 1.5], [6.3, 2.5, 5.0, 1.9]]
+CANARY = {
+    "canaryPercent": 30,
+    "bakeSeconds": 4,
+    "thresholds": {"minInvocations": 10, "maxErrorRate": 0.05, "maxPredictionDivergence": 0.5},
+}
+
+
+def run_serving_flow(
+    client: ModelOpsClient,
+    trained: Mapping[str, Any],
+    workdir: Path,
+    say: Say,
+    *,
+    invoke: Callable[[str], str],
+    fault: Fault | None = None,
+) -> dict[str, Any]:
+    """Deploy the trained model, then a good canary (promoted) and a bad one (rolled back).
+    ``invoke(endpoint)`` sends one prediction request and returns the variant that answered."""
+    job = trained["job"]
+    say("15. Promote the trained model to prod and deploy it (verified against its signature)")
+    first = str(job["modelId"])
+    _to_prod(client, first)
+    live = _deployed(client, _deploy(client, first, {}), say)
+    endpoint = live["endpointName"]
+    say(
+        f"   {endpoint}: IN_SERVICE, artifact {live['provenance']['artifactRootDigest'][:16]}...,"
+        f" signed for prod by {str(live['provenance']['signatureKeyId']).rsplit('/', 1)[-1]}"
+    )
+    say(f"   a prediction answered by variant {invoke(endpoint)}")
+
+    say("16. Train a second version and roll it out as a 30% canary under traffic")
+    second = _second_version(client, job, workdir, say)
+    _to_prod(client, second)
+    with _Traffic(invoke, endpoint) as traffic:
+        good = _deployed(client, _deploy(client, second, CANARY), say)
+    _say_decision(good, traffic, say)
+
+    say("17. Roll out a bad canary (the local cloud makes it fail half its requests)")
+    started = _deploy(client, first, CANARY)
+    _wait_status(client, started["deployId"], "BAKING")
+    if fault is not None:
+        fault(endpoint, "canary")
+    with _Traffic(invoke, endpoint) as traffic:
+        bad = _deployed(client, started, say)
+    _say_decision(bad, traffic, say)
+    return {"live": live, "good": good, "bad": bad}
+
+
+def _to_prod(client: ModelOpsClient, model_id: str) -> None:
+    for stage in ("staging", "prod"):
+        client.call("POST", f"/models/{model_id}/promote", {"targetStage": stage})
+
+
+def _deploy(client: ModelOpsClient, model_id: str, canary: Mapping[str, Any]) -> dict[str, Any]:
+    body = {"modelId": model_id, "env": "prod", "route": "iris", "canary": dict(canary)}
+    headers = {"Idempotency-Key": f"deploy-{model_id}-{time.time_ns()}"}
+    return dict(client.call("POST", "/serve/deploy", body, headers=headers))
+
+
+def _wait_status(client: ModelOpsClient, deploy_id: str, *statuses: str) -> dict[str, Any]:
+    deadline = time.monotonic() + 180
+    while True:
+        record = client.call("GET", f"/serve/{deploy_id}")
+        if record["status"] in statuses:
+            return dict(record)
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"{deploy_id} is still {record['status']}")
+        time.sleep(0.2)
+
+
+def _deployed(client: ModelOpsClient, started: Mapping[str, Any], say: Say) -> dict[str, Any]:
+    done = _wait_status(
+        client, started["deployId"], "IN_SERVICE", "ROLLED_BACK", "FAILED", "SUPERSEDED"
+    )
+    say(f"   {done['deployId']} ({done['version']}): {done['status']} {done['statusReason']}")
+    return done
+
+
+def _second_version(client: ModelOpsClient, job: Mapping[str, Any], workdir: Path, say: Say) -> str:
+    request = job["request"]
+    again = training.submit(
+        client,
+        EXAMPLE,
+        workdir / "second",
+        family=TRAINED_FAMILY,
+        version=f"{job['modelVersion']}.2",
+        datasets=request["datasets"],
+        seed=request["seed"] + 1,
+        hyperparameters={"epochs": 12},
+        compute={"instanceType": "ml.g5.xlarge", "spot": True, "maxRuntimeSeconds": 600},
+    )
+    done = training.follow(client, again["jobId"], lambda _: None)
+    say(f"   trained {done['modelId']} (seed {request['seed'] + 1})")
+    return str(done["modelId"])
+
+
+def _say_decision(record: Mapping[str, Any], traffic: _Traffic, say: Say) -> None:
+    evidence = (record.get("decision") or {}).get("evidence") or {}
+    for role in ("baseline", "canary"):
+        say(
+            f"   {role:<8} p95 {evidence.get(f'{role}P95Ms', 0):6.2f} ms, error rate "
+            f"{evidence.get(f'{role}ErrorRate', 0):.3f}, "
+            f"{int(evidence.get(f'{role}Invocations', 0))} requests in the bake window"
+        )
+    answered = ", ".join(f"{k}={v}" for k, v in sorted(traffic.answered.items()))
+    say(f"   traffic meanwhile: {answered}; model errors {traffic.failed}, lost {traffic.lost}")
+
+
+class _Traffic:
+    """Requests in the background while a rollout runs; counts who answered."""
+
+    def __init__(self, invoke: Callable[[str], str], endpoint: str) -> None:
+        import threading
+
+        self._invoke, self._endpoint = invoke, endpoint
+        self.answered: dict[str, int] = {}
+        self.failed = self.lost = 0
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+
+    def __enter__(self) -> _Traffic:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        self._stop.set()
+        self._thread.join(30)
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            try:
+                variant = self._invoke(self._endpoint)
+            except ModelFailed:
+                self.failed += 1
+                continue
+            except Exception:  # counted: a request nobody answered
+                self.lost += 1
+                continue
+            self.answered[variant] = self.answered.get(variant, 0) + 1
+
+
+class ModelFailed(Exception):
+    """The variant that took the request answered it with an error."""
+
+
+def runtime_invoker(runtime: Any) -> Callable[[str], str]:
+    """``invoke(endpoint)`` over sagemaker-runtime InvokeEndpoint."""
+    from botocore.exceptions import ClientError
+
+    def invoke(endpoint: str) -> str:
+        try:
+            answer = runtime.invoke_endpoint(
+                EndpointName=endpoint,
+                Body=json.dumps({"instances": ROWS}),
+                ContentType="application/json",
+            )
+        except ClientError as error:
+            if error.response["Error"]["Code"] == "ModelError":
+                raise ModelFailed(str(error)) from error
+            raise
+        return str(answer["InvokedProductionVariant"])
+
+    return invoke
+
+
 def main() -> int:
     started = time.perf_counter()
     say: Say = lambda line: print(line, flush=True)  # noqa: E731
@@ -426,7 +594,16 @@ def main() -> int:
         if api_url:
             say(f"Using the deployed API at {api_url} with the standard AWS credential chain")
             client = ModelOpsClient(api_url)
-            run_training_flow(client, run_flow(client, Path(tmp), say), Path(tmp), say)
+            trained = run_training_flow(client, run_flow(client, Path(tmp), say), Path(tmp), say)
+            import boto3
+
+            run_serving_flow(
+                client,
+                trained,
+                Path(tmp),
+                say,
+                invoke=runtime_invoker(boto3.client("sagemaker-runtime")),
+            )
         else:
             from localcloud.cloud import LocalCloud
 
@@ -441,12 +618,24 @@ def main() -> int:
                 registered = run_flow(clients["ml-engineer"][0], Path(tmp), say)
                 run_trust_flow(clients, registered, say)
                 assert cloud.sagemaker is not None
-                run_training_flow(
+                trained = run_training_flow(
                     clients["ml-engineer"][0],
                     registered,
                     Path(tmp),
                     say,
                     interrupt=cloud.sagemaker.plan_interruptions,
+                )
+                assert cloud.endpoints is not None
+                endpoints = cloud.endpoints
+                run_serving_flow(
+                    clients["ml-engineer"][0],
+                    trained,
+                    Path(tmp),
+                    say,
+                    invoke=runtime_invoker(cloud.client("sagemaker-runtime")),
+                    fault=lambda endpoint, variant: endpoints.inject_fault(
+                        endpoint, variant, error_rate=0.5
+                    ),
                 )
     say(f"Done in {time.perf_counter() - started:.1f} s.")
     return 0

@@ -36,6 +36,7 @@ from modelops.domain.promotion import (
     Promotion,
     StageChange,
 )
+from modelops.domain.serving import DeploymentRecord
 from modelops.domain.training import ComputeRequirements, TrainingJob
 from modelops.ports import (
     AlreadyExists,
@@ -567,3 +568,31 @@ class MemoryQuotaLedger:
 
     def active_gpus(self, pool: str) -> int:
         return self.load.get(pool, 0)
+
+
+class MemoryDeployments:
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self.records: dict[str, DeploymentRecord] = {}
+        self.live: dict[str, str] = {}
+
+    def create_deployment(self, record: DeploymentRecord) -> None:
+        with self._lock:
+            if record.deployId in self.records:
+                raise AlreadyExists(record.deployId)
+            self.records[record.deployId] = record
+
+    def get_deployment(self, deploy_id: str) -> DeploymentRecord | None:
+        return self.records.get(deploy_id)
+
+    def save_deployment(self, record: DeploymentRecord, expected_revision: int) -> None:
+        with self._lock:
+            if self.records[record.deployId].revision != expected_revision:
+                raise StaleWrite(record.deployId)
+            self.records[record.deployId] = record
+
+    def live_deployment(self, endpoint: str) -> str | None:
+        return self.live.get(endpoint)
+
+    def set_live_deployment(self, endpoint: str, deploy_id: str) -> None:
+        self.live[endpoint] = deploy_id

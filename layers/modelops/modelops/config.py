@@ -40,6 +40,7 @@ class Settings:
     # Training: the state machine, SageMaker's execution role, the default image and how
     # often the workflow polls SageMaker.
     train_state_machine_arn: str | None = None
+    deploy_state_machine_arn: str | None = None
     training_role_arn: str | None = None
     training_image_uri: str | None = None
     training_poll_seconds: int = 60
@@ -78,6 +79,7 @@ def settings() -> Settings:
         resource_allocator_url=env.get("RESOURCE_ALLOCATOR_URL") or None,
         s3_addressing_style=env.get("S3_ADDRESSING_STYLE", "virtual"),
         train_state_machine_arn=env.get(platform.TRAIN_STATE_MACHINE.env_var),
+        deploy_state_machine_arn=env.get(platform.DEPLOY_STATE_MACHINE.env_var),
         training_role_arn=env.get(platform.TRAINING_ROLE.env_var),
         training_image_uri=env.get(platform.TRAINING_IMAGE_PARAMETER),
         training_poll_seconds=int(env.get(platform.TRAINING_POLL_PARAMETER) or 60),

@@ -142,6 +142,14 @@ class QuotaExceeded(ModelOpsError):
     status = 429
 
 
+class DeploymentRefused(ModelOpsError):
+    """The model may not serve in that environment: unsigned for it, or its stored bytes
+    do not match the signed digest."""
+
+    code = "DEPLOYMENT_REFUSED"
+    status = 403
+
+
 class TrainingOutputMissing(ModelOpsError):
     """SageMaker reported success but the model archive is not where it said."""
 

@@ -34,6 +34,8 @@ class Access(StrEnum):
 # IAM can name them by prefix; SageMaker writes their logs to TRAINING_LOG_GROUP.
 TRAINING_JOB_PREFIX = "modelops-"
 TRAINING_LOG_GROUP = "/aws/sagemaker/TrainingJobs"
+# SageMaker models, endpoint configs and endpoints the platform creates start with this.
+SERVING_PREFIX = "modelops-"
 
 
 class Grant(StrEnum):
@@ -53,6 +55,14 @@ class Grant(StrEnum):
     TRAIN_WORKFLOW = "train-workflow"
     # states:DescribeExecution of the training state machine's executions.
     TRAIN_WORKFLOW_STATUS = "train-workflow-status"
+    # SageMaker hosting on the platform's models, endpoint configs and endpoints (create,
+    # describe, update, weights), Application Auto Scaling of their variants, and
+    # iam:PassRole of TRAINING_ROLE (the models' execution role) to SageMaker only.
+    SERVING = "serving"
+    # cloudwatch:GetMetricStatistics (AWS/SageMaker per-variant metrics).
+    SERVING_METRICS = "serving-metrics"
+    # states:StartExecution of the deployment state machine.
+    DEPLOY_WORKFLOW = "deploy-workflow"
 
 
 @dataclass(frozen=True)
@@ -344,7 +354,22 @@ TRAIN_STATE_MACHINE = StateMachineSpec(
     tasks=TRAINING_TASKS,
     timeout_s=30 * 24 * 3600,  # spot jobs may wait up to twice the 28-day runtime limit
 )
-STATE_MACHINES: tuple[StateMachineSpec, ...] = (TRAIN_STATE_MACHINE,)
+DEPLOY_TASKS = (
+    "deploy-create",
+    "deploy-analyse",
+    "deploy-promote",
+    "deploy-rollback",
+    "deploy-fail",
+)
+
+DEPLOY_STATE_MACHINE = StateMachineSpec(
+    logical_id="DeployModel",
+    definition="deploy_model.asl.json",
+    env_var="DEPLOY_STATE_MACHINE_ARN",
+    tasks=DEPLOY_TASKS,
+    timeout_s=24 * 3600,
+)
+STATE_MACHINES: tuple[StateMachineSpec, ...] = (TRAIN_STATE_MACHINE, DEPLOY_STATE_MACHINE)
 
 
 def placeholder(function_name: str) -> str:
@@ -481,6 +506,73 @@ TRAINING_FUNCTIONS: tuple[FunctionSpec, ...] = (
     ),
 )
 
+# Deployments: the registry (records), the ledger (status changes and canary decisions are
+# audited), the bus, the artifact bucket (model archives, data capture) and the signing
+# key's public half (the gate verifies promotion signatures).
+_SERVING_ACCESS: dict[str, Any] = {
+    "tables": {REGISTRY_TABLE.logical_id: Access.READ_WRITE, **LEDGER_WRITER_TABLES},
+    "buckets": {ARTIFACT_BUCKET.logical_id: Access.READ_WRITE, **LEDGER_WRITER_BUCKETS},
+    "keys": dict(LEDGER_WRITER_KEYS),
+    "buses": (EVENT_BUS.logical_id,),
+    "parameters": (TRAINING_IMAGE_PARAMETER, TRAINING_POLL_PARAMETER),
+}
+
+
+def _deploy_task(name: str, description: str, grants: tuple[Grant, ...]) -> FunctionSpec:
+    module = name.replace("-", "_")
+    return FunctionSpec(
+        name=name,
+        handler=f"serving_tasks.{module}.handler",
+        description=description,
+        grants=grants,
+        timeout_s=300,
+        memory_mb=1024,
+        **_SERVING_ACCESS,
+    )
+
+
+SERVING_API = FunctionSpec(
+    name="serving-api",
+    handler="serving_api.handler.handler",
+    description="Deployments: deploy (verified), inspect, scale, roll back.",
+    api_routes=("serve",),
+    grants=(Grant.DEPLOY_WORKFLOW, Grant.SERVING),
+    memory_mb=1024,
+    tables={
+        REGISTRY_TABLE.logical_id: Access.READ_WRITE,
+        IDEMPOTENCY_TABLE.logical_id: Access.READ_WRITE,
+        **LEDGER_WRITER_TABLES,
+    },
+    buckets={ARTIFACT_BUCKET.logical_id: Access.READ_WRITE, **LEDGER_WRITER_BUCKETS},
+    keys=dict(LEDGER_WRITER_KEYS),
+    buses=(EVENT_BUS.logical_id,),
+    parameters=(TRAINING_IMAGE_PARAMETER, TRAINING_POLL_PARAMETER),
+)
+
+SERVING_FUNCTIONS: tuple[FunctionSpec, ...] = (
+    _deploy_task(
+        "deploy-create",
+        "Deployment step: verify, build model archives, create models, config, endpoint.",
+        (Grant.SERVING,),
+    ),
+    _deploy_task(
+        "deploy-analyse",
+        "Deployment step: canary analysis (errors, p95 latency, prediction divergence).",
+        (Grant.SERVING_METRICS,),
+    ),
+    _deploy_task(
+        "deploy-promote", "Deployment step: the canary's next traffic step.", (Grant.SERVING,)
+    ),
+    _deploy_task(
+        "deploy-rollback", "Deployment step: all traffic back to the baseline.", (Grant.SERVING,)
+    ),
+    _deploy_task(
+        "deploy-fail",
+        "Deployment step (compensation): restore the baseline, record why.",
+        (Grant.SERVING,),
+    ),
+)
+
 FUNCTIONS: tuple[FunctionSpec, ...] = (
     REGISTRY_API,
     AUDIT_API,
@@ -489,9 +581,14 @@ FUNCTIONS: tuple[FunctionSpec, ...] = (
     *TRAINING_FUNCTIONS,
     COMPUTE_API,
     COMPUTE_RECONCILE,
+    SERVING_API,
+    *SERVING_FUNCTIONS,
 )
 # Functions that start a state machine, by the machine's logical id.
-STARTS = {TRAIN_STATE_MACHINE.logical_id: (TRAINING_API.name,)}
+STARTS = {
+    TRAIN_STATE_MACHINE.logical_id: (TRAINING_API.name,),
+    DEPLOY_STATE_MACHINE.logical_id: (SERVING_API.name,),
+}
 
 
 # Shared by every function: Powertools settings and who holds which role (principal ARN
@@ -557,7 +654,7 @@ def function_environment(
         env[env_var] = physical_names[logical_id]
     for logical_id in fn.buses:
         env[bus(logical_id).env_var] = physical_names[logical_id]
-    if Grant.TRAINING_JOBS in fn.grants:
+    if {Grant.TRAINING_JOBS, Grant.SERVING} & set(fn.grants):
         env[TRAINING_ROLE.env_var] = physical_names[TRAINING_ROLE.logical_id]
     for machine in STATE_MACHINES:
         if fn.name in STARTS.get(machine.logical_id, ()):

@@ -18,6 +18,7 @@ if TYPE_CHECKING:
     from modelops.services.audit import AuditService
     from modelops.services.compute import ComputeService
     from modelops.services.promotion import PromotionService
+    from modelops.services.serving import DeploymentService
     from modelops.services.training import TrainingService
 
 
@@ -240,3 +241,35 @@ def compute_service() -> ComputeService:
     from modelops.services.compute import ComputeService
 
     return ComputeService(pool_config(), quota_ledger(), registry_repository(), SystemClock())
+
+
+@cache
+def deployment_service() -> DeploymentService:
+    from modelops.adapters.sagemaker_hosting import SageMakerHosting, SageMakerTelemetry
+    from modelops.adapters.stepfunctions import StepFunctionsWorkflow
+    from modelops.services.serving import DeploymentService, ServingSettings
+    from modelops.services.serving_gate import DeploymentGate
+
+    config = settings()
+    return DeploymentService(
+        deployments=registry_repository(),
+        registry=registry_repository(),
+        gate=DeploymentGate(
+            registry_repository(), registry_repository(), blob_store(), statement_signer()
+        ),
+        blobs=blob_store(),
+        backend=SageMakerHosting(client("sagemaker"), client("application-autoscaling")),
+        telemetry=SageMakerTelemetry(
+            client("cloudwatch"), client("s3"), config.artifact_bucket or ""
+        ),
+        workflow=StepFunctionsWorkflow(client("stepfunctions"), config.deploy_state_machine_arn),
+        publish=lambda detail_type, detail: event_publisher().publish(detail_type, detail),
+        audit=lambda event: audit_service().record(event),
+        clock=SystemClock(),
+        settings=ServingSettings(
+            bucket=config.artifact_bucket or "",
+            role_arn=config.training_role_arn or "",
+            image=config.training_image_uri or "",
+            poll_seconds=config.training_poll_seconds,
+        ),
+    )

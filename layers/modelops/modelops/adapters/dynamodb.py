@@ -16,6 +16,8 @@ Items (pk / sk):
   APPROVER#<keyId> / APPROVER        approver public key and its principal
   DSAPPROVAL#<datasetId> / APPROVAL  PII dataset approval
 
+  DEPLOY#<id> / DEPLOY               deployment (rev)
+  ENDPOINT#<name> / LIVE             the deployment an endpoint serves
   TRAINJOB#<id> / JOB                training job (rev)
                                      gsi1: TRAININGJOBS / <family>#<created>#<id>
 
@@ -57,6 +59,7 @@ from modelops.domain.promotion import (
     Promotion,
     StageChange,
 )
+from modelops.domain.serving import DeploymentRecord
 from modelops.domain.training import TrainingJob
 from modelops.errors import ValidationFailed
 from modelops.ports import (
@@ -425,6 +428,42 @@ class RegistryTable:
             rev=promotion.revision,
             gsi1pk=f"PROMOTIONS#{promotion.modelId}",
             gsi1sk=promotion.requestedAt.isoformat(),
+        )
+
+    # --- deployments ----------------------------------------------------------------------
+
+    def create_deployment(self, record: DeploymentRecord) -> None:
+        self._put_new(self._deployment_item(record))
+
+    def get_deployment(self, deploy_id: str) -> DeploymentRecord | None:
+        return _entity(self._get(f"DEPLOY#{deploy_id}", "DEPLOY"), DeploymentRecord)
+
+    def save_deployment(self, record: DeploymentRecord, expected_revision: int) -> None:
+        try:
+            self._deployment_item(record).save(condition=RegistryItem.rev == expected_revision)
+        except Exception as exc:
+            if _conditional_failure(exc):
+                raise StaleWrite(record.deployId) from exc
+            raise
+
+    def live_deployment(self, endpoint: str) -> str | None:
+        item = self._get(f"ENDPOINT#{endpoint}", "LIVE")
+        return str(json.loads(item.doc)["deployId"]) if item and item.doc else None
+
+    def set_live_deployment(self, endpoint: str, deploy_id: str) -> None:
+        item = _item(f"ENDPOINT#{endpoint}", "LIVE", "live-deployment")
+        item.doc = json.dumps({"deployId": deploy_id})
+        item.save()
+
+    @staticmethod
+    def _deployment_item(record: DeploymentRecord) -> RegistryItem:
+        return _item(
+            f"DEPLOY#{record.deployId}",
+            "DEPLOY",
+            "deployment",
+            record,
+            status=record.status.value,
+            rev=record.revision,
         )
 
     # --- training jobs --------------------------------------------------------------------

@@ -28,6 +28,7 @@ class Permission(StrEnum):
     REGISTER = "register"  # upload artifacts, register datasets and models
     PROMOTE = "promote"  # request a promotion, deprecate
     TRAIN = "train"  # submit, cancel and reproduce training jobs
+    DEPLOY = "deploy"  # deploy, scale and roll back endpoints
     APPROVE = "approve"  # approve promotions and PII datasets
     ADMINISTER = "administer"  # approver keys, risk tiers, ledger checkpoints
 
@@ -37,6 +38,7 @@ GRANTS: Mapping[Permission, frozenset[Role]] = {
     Permission.REGISTER: frozenset({Role.ML_ENGINEER, Role.KERNEL, Role.PLATFORM_ADMIN}),
     Permission.PROMOTE: frozenset({Role.ML_ENGINEER, Role.KERNEL, Role.PLATFORM_ADMIN}),
     Permission.TRAIN: frozenset({Role.ML_ENGINEER, Role.KERNEL, Role.PLATFORM_ADMIN}),
+    Permission.DEPLOY: frozenset({Role.ML_ENGINEER, Role.KERNEL, Role.PLATFORM_ADMIN}),
     Permission.APPROVE: frozenset({Role.APPROVER}),
     Permission.ADMINISTER: frozenset({Role.PLATFORM_ADMIN}),
 }

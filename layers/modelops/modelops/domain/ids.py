@@ -7,8 +7,8 @@ import hashlib
 import re
 
 ARTIFACT, DATASET, MODEL, SOURCE, UPLOAD = "art", "ds", "mdl", "src", "upl"
-PROMOTION, APPROVER_KEY, TRAINING_JOB = "prm", "apk", "trn"
-ID_PATTERN = re.compile(r"^(art|ds|mdl|src|upl|prm|apk|trn)-[0-9a-f]{24,32}$")
+PROMOTION, APPROVER_KEY, TRAINING_JOB, DEPLOYMENT = "prm", "apk", "trn", "dep"
+ID_PATTERN = re.compile(r"^(art|ds|mdl|src|upl|prm|apk|trn|dep)-[0-9a-f]{24,32}$")
 TRAINING_JOB_PATTERN = r"^trn-[0-9a-f]{24}$"
 
 
@@ -42,3 +42,7 @@ def training_job_id(nonce: str) -> str:
     purpose), so the caller passes a fresh nonce; retries are deduplicated by the
     Idempotency-Key header, not by the id."""
     return _derive(TRAINING_JOB, nonce)
+
+
+def deployment_id(nonce: str) -> str:
+    return _derive(DEPLOYMENT, nonce)

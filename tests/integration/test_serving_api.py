@@ -1,0 +1,220 @@
+"""Serving on the local cloud, end to end over signed HTTP: the deploy state machine, the
+gate, real model servers behind the endpoint router, canary analysis and rollback."""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+from typing import Any
+
+import numpy as np
+import pytest
+from botocore.exceptions import ClientError
+
+from localcloud.cloud import LocalCloud
+from modelops import platform
+from modelops.services.artifacts import blob_key
+from modelops_cli.client import ModelOpsClient
+from tests.integration.test_training_api import (  # the same module fixtures and helpers
+    _request,
+    _train,
+    engineer,
+    iris,
+)
+
+pytestmark = pytest.mark.slow
+__all__ = ["engineer", "iris"]
+ROUTE = "iris-it"
+FAST_CANARY = {
+    "canaryPercent": 30,
+    "bakeSeconds": 3,
+    "thresholds": {"minInvocations": 10, "maxErrorRate": 0.05, "maxPredictionDivergence": 0.5},
+}
+
+
+def _prod_model(client: ModelOpsClient, iris: dict[str, Any], seed: int) -> str:
+    trained = _train(client, _request(iris, seed=seed, hyperparameters={"epochs": 6}))
+    assert trained["status"] == "COMPLETED", trained.get("failure")
+    model_id = str(trained["modelId"])
+    for stage in ("staging", "prod"):
+        client.call("POST", f"/models/{model_id}/promote", {"targetStage": stage})
+    return model_id
+
+
+@pytest.fixture(scope="module")
+def models(engineer: ModelOpsClient, iris: dict[str, Any]) -> list[str]:
+    return [_prod_model(engineer, iris, seed) for seed in (21, 22, 23)]
+
+
+def _deploy(
+    client: ModelOpsClient, model_id: str, route: str = ROUTE, **fields: Any
+) -> dict[str, Any]:
+    return dict(
+        client.call(
+            "POST",
+            "/serve/deploy",
+            {"modelId": model_id, "env": "prod", "route": route, **fields},
+            headers={"Idempotency-Key": f"{model_id}-{time.monotonic_ns()}"},
+        )
+    )
+
+
+def _settle(
+    cloud: LocalCloud, client: ModelOpsClient, deploy_id: str, timeout_s: float = 90
+) -> dict[str, Any]:
+    deadline = time.monotonic() + timeout_s
+    while True:
+        record = client.call("GET", f"/serve/{deploy_id}")
+        if record["status"] in {"IN_SERVICE", "ROLLED_BACK", "FAILED", "SUPERSEDED"}:
+            return dict(record)
+        if time.monotonic() > deadline:
+            history = cloud.client("stepfunctions").get_execution_history(
+                executionArn=record["executionArn"], reverseOrder=True, maxResults=8
+            )["events"]
+            raise AssertionError(f"{deploy_id} still {record['status']}: {history}")
+        time.sleep(0.2)
+
+
+def _runtime(cloud: LocalCloud) -> Any:
+    return cloud.client("sagemaker-runtime")
+
+
+def _invoke(
+    cloud: LocalCloud, endpoint: str, rows: list[list[float]]
+) -> tuple[str, dict[str, Any]]:
+    answer = _runtime(cloud).invoke_endpoint(
+        EndpointName=endpoint,
+        Body=json.dumps({"instances": rows}),
+        ContentType="application/json",
+    )
+    return answer["InvokedProductionVariant"], json.loads(answer["Body"].read())
+
+
+class Traffic:
+    """Requests in the background until stopped; every one must get an answer."""
+
+    def __init__(self, cloud: LocalCloud, endpoint: str, rows: list[list[float]]) -> None:
+        self._cloud, self._endpoint, self._rows = cloud, endpoint, rows
+        self.answered: dict[str, int] = {}
+        self.model_errors = 0
+        self.lost: list[str] = []
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+
+    def __enter__(self) -> Traffic:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        self._stop.set()
+        self._thread.join(30)
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            try:
+                variant, _ = _invoke(self._cloud, self._endpoint, self._rows)
+                self.answered[variant] = self.answered.get(variant, 0) + 1
+            except ClientError as error:
+                if error.response["Error"]["Code"] == "ModelError":
+                    self.model_errors += 1  # answered, with the variant's 5xx
+                else:
+                    self.lost.append(str(error))
+
+
+def _offline(
+    cloud: LocalCloud, client: ModelOpsClient, model_id: str, rows: list[list[float]]
+) -> list[str]:
+    model = client.get_model(model_id)["model"]
+    artifact = client.get_artifact(model["artifactId"])["artifact"]
+    entry = next(f for f in artifact["files"] if f["path"] == "model.json")
+    bucket = cloud.names[platform.ARTIFACT_BUCKET.logical_id]
+    spec = json.loads(
+        cloud.client("s3").get_object(Bucket=bucket, Key=blob_key(entry["sha256"]))["Body"].read()
+    )
+    x = (np.array(rows) - np.array(spec["standardization"]["mean"])) / np.array(
+        spec["standardization"]["scale"]
+    )
+    logits = x @ np.array(spec["weights"]) + np.array(spec["bias"])
+    return [spec["classes"][i] for i in np.argmax(logits, axis=1)]
+
+
+ROWS = [[5.1, 3.5, 1.4, 0.2], [6.7, 3.0, 5.2, 2.3], [5.9, 3.0, 4.2, 1.5]]
+
+
+def test_a_verified_model_is_deployed_and_serves_what_it_predicts_offline(
+    local_cloud: LocalCloud, engineer: ModelOpsClient, models: list[str]
+) -> None:
+    record = _settle(local_cloud, engineer, _deploy(engineer, models[0])["deployId"])
+    assert record["status"] == "IN_SERVICE", record["statusReason"]
+    assert record["provenance"]["signedStage"] == "prod"
+    variant, answer = _invoke(local_cloud, record["endpointName"], ROWS)
+    assert variant == "canary"
+    assert [p["label"] for p in answer["predictions"]] == _offline(
+        local_cloud, engineer, models[0], ROWS
+    )
+
+
+def test_a_good_canary_is_promoted_to_all_traffic(
+    local_cloud: LocalCloud, engineer: ModelOpsClient, models: list[str]
+) -> None:
+    live = _settle(local_cloud, engineer, _deploy(engineer, models[0], "iris-good")["deployId"])
+    with Traffic(local_cloud, live["endpointName"], ROWS) as traffic:
+        record = _settle(
+            local_cloud,
+            engineer,
+            _deploy(engineer, models[1], "iris-good", canary=FAST_CANARY)["deployId"],
+        )
+    assert record["status"] == "IN_SERVICE", record["statusReason"]
+    assert record["decision"]["verdict"] == "promote"
+    assert {v["name"]: v["weight"] for v in record["variants"]}["canary"] == 100
+    assert traffic.lost == [] and traffic.answered.get("canary", 0) > 0
+
+
+def test_a_canary_that_errors_is_rolled_back_within_its_bake_and_no_request_is_lost(
+    local_cloud: LocalCloud, engineer: ModelOpsClient, models: list[str]
+) -> None:
+    live = _settle(local_cloud, engineer, _deploy(engineer, models[1], "iris-bad")["deployId"])
+    endpoint = live["endpointName"]
+    assert local_cloud.endpoints is not None
+    started = _deploy(engineer, models[2], "iris-bad", canary=FAST_CANARY)
+    deadline = time.monotonic() + 60
+    while engineer.call("GET", f"/serve/{started['deployId']}")["status"] != "BAKING":
+        assert time.monotonic() < deadline
+        time.sleep(0.1)
+    local_cloud.endpoints.inject_fault(endpoint, "canary", error_rate=0.5)
+    with Traffic(local_cloud, endpoint, ROWS) as traffic:
+        record = _settle(local_cloud, engineer, started["deployId"])
+    assert record["status"] == "ROLLED_BACK"
+    assert "error rate" in record["statusReason"]
+    assert traffic.lost == []
+    weights = {
+        v["VariantName"]: v["CurrentWeight"]
+        for v in local_cloud.client("sagemaker").describe_endpoint(EndpointName=endpoint)[
+            "ProductionVariants"
+        ]
+    }
+    assert weights == {"canary": 0.0, "baseline": 100.0}
+    answers = [_invoke(local_cloud, endpoint, ROWS)[0] for _ in range(20)]
+    assert set(answers) == {"baseline"}
+
+
+def test_an_unsigned_or_tampered_model_is_refused_for_prod(
+    local_cloud: LocalCloud, engineer: ModelOpsClient, iris: dict[str, Any]
+) -> None:
+    draft = _train(engineer, _request(iris, seed=31, hyperparameters={"epochs": 2}))["modelId"]
+    status, body = engineer.request(
+        "POST", "/serve/deploy", {"modelId": draft, "env": "prod", "route": ROUTE}
+    )
+    assert (status, body["error"]["code"]) == (403, "DEPLOYMENT_REFUSED")
+    signed = _prod_model(engineer, iris, 32)
+    artifact = engineer.get_artifact(engineer.get_model(signed)["model"]["artifactId"])["artifact"]
+    bucket = local_cloud.names[platform.ARTIFACT_BUCKET.logical_id]
+    local_cloud.client("s3").put_object(
+        Bucket=bucket, Key=blob_key(artifact["files"][0]["sha256"]), Body=b"tampered weights"
+    )
+    status, body = engineer.request(
+        "POST", "/serve/deploy", {"modelId": signed, "env": "prod", "route": ROUTE}
+    )
+    assert (status, body["error"]["code"]) == (403, "DEPLOYMENT_REFUSED")
+    assert "altered" in body["error"]["message"]
