@@ -29,7 +29,8 @@ Routing: a production variant is picked at random with probability weight / tota
 or the one named by ``TargetVariant``; the request goes to its server's ``/invocations`` over
 a pooled keep-alive connection. The response carries ``InvokedProductionVariant`` and
 ``CustomAttributes``: the model's answer header if it set one, else the caller's, else (our
-provenance choice) ``model-name=<ModelName>;model-data-sha256=<hex sha256 of model.tar.gz>``.
+provenance choice) the container's ``MODELOPS_*`` environment (model id, version, root digest,
+signer) then ``model-name=<ModelName>;model-data-sha256=<hex sha256 of model.tar.gz>``.
 A model answer other than 2xx is a ``ModelError`` (HTTP 424) with ``OriginalStatusCode`` and
 ``OriginalMessage``, as SageMaker answers.
 
@@ -432,7 +433,17 @@ class _Endpoint:
                 f"(variant {spec.name}): {exc}"
             ) from None
         variant.digest = hashlib.sha256(data).hexdigest()
-        variant.provenance = f"model-name={spec.model_name};model-data-sha256={variant.digest}"
+        # Request-level provenance: what the container's environment says it serves (the
+        # platform sets MODELOPS_* on its models), then the model and its archive's digest.
+        environment = spec.container.get("Environment") or {}
+        declared = [
+            f"{key.removeprefix('MODELOPS_').lower().replace('_', '-')}={value}"
+            for key, value in sorted(environment.items())
+            if key.startswith("MODELOPS_")
+        ]
+        variant.provenance = ";".join(
+            [*declared, f"model-name={spec.model_name}", f"model-data-sha256={variant.digest}"]
+        )
         return model_dir
 
     def _line_handler(self, stream: str) -> Callable[[str], None]:

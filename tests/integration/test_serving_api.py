@@ -148,6 +148,19 @@ def test_a_verified_model_is_deployed_and_serves_what_it_predicts_offline(
     record = _settle(local_cloud, engineer, _deploy(engineer, models[0])["deployId"])
     assert record["status"] == "IN_SERVICE", record["statusReason"]
     assert record["provenance"]["signedStage"] == "prod"
+    answer_raw = _runtime(local_cloud).invoke_endpoint(
+        EndpointName=record["endpointName"],
+        Body=json.dumps({"instances": ROWS}),
+        ContentType="application/json",
+    )
+    provenance = dict(p.split("=", 1) for p in answer_raw["CustomAttributes"].split(";"))
+    assert provenance["model-id"] == models[0]
+    assert provenance["root-digest"] == record["provenance"]["artifactRootDigest"]
+    assert provenance["signer"] == str(record["provenance"]["signatureKeyId"]).rsplit("/", 1)[-1]
+    targets = local_cloud.client("application-autoscaling").describe_scalable_targets(
+        ServiceNamespace="sagemaker"
+    )["ScalableTargets"]
+    assert f"endpoint/{record['endpointName']}/variant/canary" in {t["ResourceId"] for t in targets}
     variant, answer = _invoke(local_cloud, record["endpointName"], ROWS)
     assert variant == "canary"
     assert [p["label"] for p in answer["predictions"]] == _offline(
@@ -197,6 +210,10 @@ def test_a_canary_that_errors_is_rolled_back_within_its_bake_and_no_request_is_l
     assert weights == {"canary": 0.0, "baseline": 100.0}
     answers = [_invoke(local_cloud, endpoint, ROWS)[0] for _ in range(20)]
     assert set(answers) == {"baseline"}
+    back = engineer.call("POST", f"/serve/{started['deployId']}/rollback", {})
+    assert back["modelId"] == models[1] and back["canaryConfig"]["type"] == "ALL_AT_ONCE"
+    status, body = engineer.request("POST", f"/serve/{live['deployId']}/rollback", {})
+    assert (status, body["error"]["code"]) == (409, "INVALID_STATE")  # it replaced nothing
 
 
 def test_an_unsigned_or_tampered_model_is_refused_for_prod(

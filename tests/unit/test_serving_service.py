@@ -31,13 +31,22 @@ READER = Caller("arn:aws:iam::123456789012:user/reader", frozenset())
 class FakeHosting:
     def __init__(self) -> None:
         self.models: dict[str, str] = {}
+        self.environments: dict[str, dict[str, str]] = {}
         self.configs: dict[str, Mapping[str, Any]] = {}
         self.endpoints: dict[str, str] = {}
         self.weights: dict[str, dict[str, float]] = {}
         self.scaling: list[tuple[str, str, Autoscaling]] = []
 
-    def ensure_model(self, name: str, image: str, model_data_url: str, role_arn: str) -> None:
+    def ensure_model(
+        self,
+        name: str,
+        image: str,
+        model_data_url: str,
+        role_arn: str,
+        environment: Mapping[str, str],
+    ) -> None:
         self.models[name] = model_data_url
+        self.environments[name] = dict(environment)
 
     def create_endpoint_config(self, request: Mapping[str, Any]) -> None:
         self.configs[str(request["EndpointConfigName"])] = request
@@ -146,6 +155,9 @@ def test_the_first_deployment_takes_all_traffic_and_goes_live(world: World) -> N
     assert record.provenance.signedStage == "prod" and record.provenance.signatureKeyId
     assert world.hosting.models[record.canary.sagemakerModel].endswith("/model.tar.gz")
     assert world.hosting.scaling[0][1] == "canary"
+    provenance = world.hosting.environments[record.canary.sagemakerModel]
+    assert provenance["MODELOPS_MODEL_ID"] == record.modelId
+    assert provenance["MODELOPS_ROOT_DIGEST"] == record.provenance.artifactRootDigest
 
 
 def test_a_good_canary_is_promoted_to_all_traffic_and_supersedes_the_old_version(
@@ -246,6 +258,13 @@ def test_rollback_by_hand_redeploys_the_prior_version_all_at_once(world: World) 
     back = world.serving.rollback_by_hand(second, ENGINEER, "c")
     assert back.modelId == world.serving.get(first).modelId
     assert back.canaryConfig.type == "ALL_AT_ONCE"
+    assert [v.role for v in back.variants] == ["canary"]  # all at once: no canary phase
+    world.run(back.deployId)
+    assert world.serving.get(back.deployId).status is DeploymentStatus.IN_SERVICE
+    third = world.serving.rollback_by_hand(back.deployId, ENGINEER, "c", to_deploy_id=first)
+    assert third.modelId == world.serving.get(first).modelId
+    with pytest.raises(ValidationFailed):  # a later deployment is not a prior version
+        world.serving.rollback_by_hand(first, ENGINEER, "c", to_deploy_id=second)
     assert world.serving.get(second).status is DeploymentStatus.ROLLED_BACK
     with pytest.raises(InvalidState):
         world.serving.rollback_by_hand(first, ENGINEER, "c")

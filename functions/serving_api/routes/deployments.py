@@ -16,6 +16,15 @@ router = Router()
 metrics = Metrics()
 
 
+class RollbackRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+    toDeployId: str | None = Field(
+        default=None,
+        pattern=r"^dep-[0-9a-f]{24}$",
+        description="An earlier deployment of the same endpoint; default: the one replaced.",
+    )
+
+
 class ScaleRequest(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
     weights: dict[str, float] = Field(
@@ -57,12 +66,12 @@ def scale(deploy_id: str, request: ScaleRequest) -> DeploymentRecord:
 
 @router.post(
     "/serve/<deploy_id>/rollback",
-    summary="All traffic back to the version this deployment replaced (a new deployment).",
+    summary="All traffic to an earlier version of the endpoint (a new, verified deployment).",
     responses=accepted_responses("Accepted: the rollback deployment has started."),
     tags=["serving"],
 )
-def rollback(deploy_id: str) -> Response[DeploymentRecord]:
+def rollback(deploy_id: str, request: RollbackRequest) -> Response[DeploymentRecord]:
     record = wiring.deployment_service().rollback_by_hand(
-        deploy_id, caller(router), correlation_id(router)
+        deploy_id, caller(router), correlation_id(router), request.toDeployId
     )
     return Response(status_code=202, content_type=JSON, body=record)

@@ -376,7 +376,18 @@ class DeploymentRepository(Protocol):
 class EndpointBackend(Protocol):
     """SageMaker hosting: models, endpoint configs, endpoints, weights, autoscaling."""
 
-    def ensure_model(self, name: str, image: str, model_data_url: str, role_arn: str) -> None: ...
+    def ensure_model(
+        self,
+        name: str,
+        image: str,
+        model_data_url: str,
+        role_arn: str,
+        environment: Mapping[str, str],
+    ) -> None:
+        """Create the model once; ``environment`` tells its container what it serves
+        (answered back as request-level provenance)."""
+        ...
+
     def create_endpoint_config(self, request: Mapping[str, Any]) -> None: ...
     def deploy(self, endpoint: str, config: str) -> None:
         """Create the endpoint with ``config``, or switch an existing one to it."""

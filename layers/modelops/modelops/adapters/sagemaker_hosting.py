@@ -32,7 +32,14 @@ class SageMakerHosting:
         self._sagemaker = sagemaker
         self._autoscaling = autoscaling
 
-    def ensure_model(self, name: str, image: str, model_data_url: str, role_arn: str) -> None:
+    def ensure_model(
+        self,
+        name: str,
+        image: str,
+        model_data_url: str,
+        role_arn: str,
+        environment: Mapping[str, str],
+    ) -> None:
         try:
             self._sagemaker.describe_model(ModelName=name)
             return
@@ -41,7 +48,11 @@ class SageMakerHosting:
                 raise
         self._sagemaker.create_model(
             ModelName=name,
-            PrimaryContainer={"Image": image, "ModelDataUrl": model_data_url},
+            PrimaryContainer={
+                "Image": image,
+                "ModelDataUrl": model_data_url,
+                "Environment": dict(environment),
+            },
             ExecutionRoleArn=role_arn,
         )
 

@@ -114,7 +114,9 @@ class DeploymentService:
         live_id = self._deployments.live_deployment(endpoint)
         live = self._deployments.get_deployment(live_id) if live_id else None
         deploy_id = ids.deployment_id(uuid.uuid4().hex)
-        first_share = traffic_steps(request.canary)[0] if live else 100
+        # A canary beside the live version, unless there is none or the rollout is all at once.
+        beside = live if live is not None and request.canary.type != "ALL_AT_ONCE" else None
+        first_share = traffic_steps(request.canary)[0] if beside else 100
         variants = [
             VariantState(
                 name="canary",
@@ -125,8 +127,8 @@ class DeploymentService:
                 sagemakerModel=sagemaker_model_name(model.modelId),
             )
         ]
-        if live is not None:
-            serving = live.canary
+        if beside is not None:
+            serving = beside.canary
             variants.append(
                 serving.model_copy(
                     update={
@@ -187,7 +189,7 @@ class DeploymentService:
                     "endpointName": endpoint,
                     "correlationId": record.correlationId,
                     "pollSeconds": self._settings.poll_seconds,
-                    "bakeSeconds": request.canary.bakeSeconds if live else 0,
+                    "bakeSeconds": request.canary.bakeSeconds if beside else 0,
                 },
             )
         except Exception as exc:
@@ -234,17 +236,27 @@ class DeploymentService:
         )
 
     def rollback_by_hand(
-        self, deploy_id: str, caller: Caller, correlation_id: str
+        self,
+        deploy_id: str,
+        caller: Caller,
+        correlation_id: str,
+        to_deploy_id: str | None = None,
     ) -> DeploymentRecord:
-        """All traffic back to the version this deployment replaced, as a new deployment
-        (all at once, verified like any other)."""
+        """All traffic to a prior version of the same endpoint (default: the one this
+        deployment replaced), as a new deployment: all at once, verified like any other."""
         caller.require(Permission.DEPLOY)
         record = self.get(deploy_id)
-        if record.baselineDeployId is None:
+        target = to_deploy_id or record.baselineDeployId
+        if target is None:
             raise InvalidState(
                 f"deployment {deploy_id} replaced nothing: there is no prior version"
             )
-        prior = self.get(record.baselineDeployId)
+        prior = self.get(target)
+        if prior.endpointName != record.endpointName or prior.createdAt >= record.createdAt:
+            raise ValidationFailed(
+                f"{target} is not an earlier deployment of {record.endpointName}",
+                details=[{"field": "toDeployId", "message": "not a prior version here"}],
+            )
         request = DeployRequest(
             modelId=prior.modelId,
             env=record.env,
@@ -271,7 +283,11 @@ class DeploymentService:
             models[record.shadowModel] = record.shadow.modelId
         for name, model_id in models.items():
             self._backend.ensure_model(
-                name, self._settings.image, self._model_archive(model_id), self._settings.role_arn
+                name,
+                self._settings.image,
+                self._model_archive(model_id),
+                self._settings.role_arn,
+                self._provenance_environment(model_id, record),
             )
         variant = {
             "InstanceType": record.instanceType,
@@ -420,6 +436,18 @@ class DeploymentService:
         weights = {v.name: 0.0 if v.role == "canary" else v.weight for v in record.variants}
         weights["baseline"] = 100.0
         self._backend.set_weights(record.endpointName, weights)
+
+    def _provenance_environment(self, model_id: str, record: DeploymentRecord) -> dict[str, str]:
+        """What the model's container reports with every response: which model version it
+        is, its artifact's root digest, and the key that signed it for this stage."""
+        model = self._model(model_id, "modelId")
+        signer = record.provenance.signatureKeyId if model_id == record.modelId else None
+        return {
+            "MODELOPS_MODEL_ID": model.modelId,
+            "MODELOPS_VERSION": model.version,
+            "MODELOPS_ROOT_DIGEST": model.rootDigest,
+            "MODELOPS_SIGNER": (signer or model.signerId or "unsigned").rsplit("/", 1)[-1],
+        }
 
     def _model_archive(self, model_id: str) -> str:
         """The model's files as SageMaker's model.tar.gz, built once per artifact (byte-stable,
