@@ -454,7 +454,7 @@ def run_serving_flow(
     say("16. Train a second version and roll it out as a 30% canary under traffic")
     second = _second_version(client, job, workdir, say)
     _to_prod(client, second)
-    with _Traffic(invoke, endpoint) as traffic:
+    with Traffic(invoke, endpoint) as traffic:
         good = _deployed(client, _deploy(client, second, CANARY), say)
     _say_decision(good, traffic, say)
 
@@ -463,7 +463,7 @@ def run_serving_flow(
     _wait_status(client, started["deployId"], "BAKING")
     if fault is not None:
         fault(endpoint, "canary")
-    with _Traffic(invoke, endpoint) as traffic:
+    with Traffic(invoke, endpoint) as traffic:
         bad = _deployed(client, started, say)
     _say_decision(bad, traffic, say)
     return {"live": live, "good": good, "bad": bad}
@@ -517,7 +517,7 @@ def _second_version(client: ModelOpsClient, job: Mapping[str, Any], workdir: Pat
     return str(done["modelId"])
 
 
-def _say_decision(record: Mapping[str, Any], traffic: _Traffic, say: Say) -> None:
+def _say_decision(record: Mapping[str, Any], traffic: Traffic, say: Say) -> None:
     evidence = (record.get("decision") or {}).get("evidence") or {}
     for role in ("baseline", "canary"):
         say(
@@ -529,7 +529,7 @@ def _say_decision(record: Mapping[str, Any], traffic: _Traffic, say: Say) -> Non
     say(f"   traffic meanwhile: {answered}; model errors {traffic.failed}, lost {traffic.lost}")
 
 
-class _Traffic:
+class Traffic:
     """Requests in the background while a rollout runs; counts who answered."""
 
     def __init__(self, invoke: Callable[[str], str], endpoint: str) -> None:
@@ -541,7 +541,7 @@ class _Traffic:
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, daemon=True)
 
-    def __enter__(self) -> _Traffic:
+    def __enter__(self) -> Traffic:
         self._thread.start()
         return self
 
