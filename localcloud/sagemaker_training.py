@@ -188,7 +188,7 @@ def _list_training_jobs(self: SageMakerResponse) -> ActionResult:
 def _stop_training_job(self: SageMakerResponse) -> ActionResult:
     executor = _Installed.executor
     if executor is None:  # uninstalled while the request was in flight
-        raise NotImplementedError("StopTrainingJob needs the local training executor")
+        raise ValidationError("StopTrainingJob needs the local training executor")
     return executor._stop(self)
 
 
