@@ -49,17 +49,16 @@ from modelops.ports import (
     EndpointBackend,
     RegistryRepository,
     ServingTelemetry,
-    StaleWrite,
     Workflow,
 )
 from modelops.services.artifacts import blob_key
+from modelops.services.revisions import revise
 from modelops.services.serving_gate import DeploymentGate
 
 AUDIT_STREAM = "serving"
 STATE_CHANGE = "Deployment State Change"
 ROLLED_BACK_EVENT = "Deployment Rolled Back"
 MAX_ANALYSES = 4  # bake windows without enough canary traffic before giving up
-_SAVE_ATTEMPTS = 5
 
 
 @dataclass(frozen=True)
@@ -481,17 +480,15 @@ class DeploymentService:
         return model
 
     def _update(
-        self, deploy_id: str, change: Callable[[DeploymentRecord], dict[str, Any]]
+        self, deploy_id: str, change: Callable[[DeploymentRecord], Mapping[str, Any]]
     ) -> DeploymentRecord:
-        for _ in range(_SAVE_ATTEMPTS):
-            record = self.get(deploy_id)
-            updated = record.model_copy(update={**change(record), "revision": record.revision + 1})
-            try:
-                self._deployments.save_deployment(updated, record.revision)
-            except StaleWrite:
-                continue
-            return updated
-        raise Conflict(f"deployment {deploy_id} is being changed concurrently; retry")
+        _, updated = revise(
+            lambda: self.get(deploy_id),
+            self._deployments.save_deployment,
+            change,
+            lambda: Conflict(f"deployment {deploy_id} is being changed concurrently; retry"),
+        )
+        return updated
 
     def _transition(
         self, deploy_id: str, status: DeploymentStatus, reason: str

@@ -77,7 +77,6 @@ from modelops.ports import (
     RegistryRepository,
     ReservationRefused,
     Signer,
-    StaleWrite,
     TrainingBackend,
     TrainingRepository,
     UsageLedger,
@@ -86,13 +85,13 @@ from modelops.ports import (
 from modelops.services.artifacts import ArtifactService, blob_key, each
 from modelops.services.lineage import LineageService
 from modelops.services.registry import RegistryService
+from modelops.services.revisions import revise
 
 LOG_GROUP = platform.TRAINING_LOG_GROUP
 LOG_TAIL_LINES = 20
 REPRODUCTION_PREDICATE = "https://illuvrse.dev/attestations/reproduction/v1"
 IN_TOTO_STATEMENT = "https://in-toto.io/Statement/v1"
 AUDIT_STREAM = "training"
-_SAVE_ATTEMPTS = 5
 
 
 @dataclass(frozen=True)
@@ -969,19 +968,23 @@ class TrainingService:
     ) -> TrainingJob:
         """Apply ``change`` to the stored job if its status is one of ``allowed_from``;
         re-read and retry when a concurrent writer moved the revision."""
-        for _ in range(_SAVE_ATTEMPTS):
-            job = self.get(job_id)
+
+        def allowed(job: TrainingJob) -> Mapping[str, Any]:
             if job.status not in allowed_from:
                 raise InvalidState(f"training job {job_id} is {job.status.value}")
-            updated = job.model_copy(update={**change(job), "revision": job.revision + 1})
-            try:
-                self._jobs.save_training_job(updated, job.revision)
-            except StaleWrite:
-                continue
-            if updated.status is not job.status:
-                self._record(updated, updated.status.value.lower(), previous=job.status)
-            return updated
-        raise ServiceUnavailable(f"training job {job_id} is being changed concurrently; retry")
+            return change(job)
+
+        before, updated = revise(
+            lambda: self.get(job_id),
+            self._jobs.save_training_job,
+            allowed,
+            lambda: ServiceUnavailable(
+                f"training job {job_id} is being changed concurrently; retry"
+            ),
+        )
+        if updated.status is not before.status:
+            self._record(updated, updated.status.value.lower(), previous=before.status)
+        return updated
 
     def _record(self, job: TrainingJob, action: str, previous: JobStatus | None = None) -> None:
         """Every status change goes to the ledger and out as an event, with the job's
