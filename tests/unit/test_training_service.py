@@ -697,3 +697,16 @@ def test_only_completed_jobs_can_be_reproduced(setup: Setup) -> None:
     job = setup.submit()
     with pytest.raises(InvalidState):
         setup.service.reproduce(job.jobId, ENGINEER, "c")
+
+
+def test_the_workflow_checks_the_policies_again_on_the_datasets_the_job_pinned(
+    setup: Setup,
+) -> None:
+    dataset_id = setup.dataset("people", piiFlags=["email"])
+    setup.promotions.approve_dataset(dataset_id, DatasetApprovalRequest(note="ok"), APPROVER)
+    job = setup.service.submit(setup.request(dataset_id), ENGINEER, "c")
+    setup.service.check_policy(job.jobId)
+    assert setup.service.get(job.jobId).policyDecision["allowed"] is True
+    del setup.repo.dataset_approvals[dataset_id]  # the approval is withdrawn before start
+    with pytest.raises(PolicyDenied):
+        setup.service.check_policy(job.jobId)

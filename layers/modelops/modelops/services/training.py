@@ -14,7 +14,7 @@ import hashlib
 import json
 import tempfile
 import uuid
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import timedelta
 from decimal import Decimal
@@ -176,7 +176,13 @@ class TrainingService:
             )
         resolved = self._resolve(request)
         roles = tuple(sorted(caller.roles))
-        decision = self._decide(request, resolved, caller.principal, roles)
+        decision = self._decide(
+            request.modelFamily,
+            resolved.dataset_records,
+            request.parentModelId,
+            caller.principal,
+            roles,
+        )
         job = self._new_job(request, resolved, caller, correlation_id, None)
         job = job.model_copy(update={"policyDecision": decision})
         return self._launch(job)
@@ -292,9 +298,17 @@ class TrainingService:
             raise Conflict(f"{job_id}: its inputs no longer resolve to what was admitted")
 
     def check_policy(self, job_id: str) -> None:
+        """The policies again at start (approvals may have been withdrawn since admission),
+        on the datasets the job pinned: no need to resolve its inputs a second time."""
         job = self._live(job_id)
-        resolved = self._resolve(job.request)
-        decision = self._decide(job.request, resolved, job.createdBy, job.createdByRoles)
+        datasets = [self._registry.get_dataset(ref.datasetId) for ref in job.datasetRefs]
+        decision = self._decide(
+            job.modelFamily,
+            [d for d in datasets if d is not None],
+            job.parentModel.modelId if job.parentModel else None,
+            job.createdBy,
+            job.createdByRoles,
+        )
         self._transition(job_id, _LIVE, lambda j: {"policyDecision": decision})
 
     def request_compute(self, job_id: str) -> dict[str, Any]:
@@ -589,26 +603,27 @@ class TrainingService:
 
     def _decide(
         self,
-        request: SubmitTrainingJobRequest,
-        resolved: _Resolved,
+        family: str,
+        job_datasets: Sequence[Dataset],
+        parent_model_id: str | None,
         principal: str,
         roles: tuple[str, ...],
     ) -> dict[str, Any]:
-        datasets = {d.datasetId: d for d in resolved.dataset_records}
-        if resolved.parent is not None:  # a fine-tune inherits its parent's data obligations
-            for node in self._lineage.ancestors(resolved.parent.modelId).nodes:
+        datasets = {d.datasetId: d for d in job_datasets}
+        if parent_model_id is not None:  # a fine-tune inherits its parent's data obligations
+            for node in self._lineage.ancestors(parent_model_id).nodes:
                 if node.kind == "dataset" and node.nodeId not in datasets:
                     found = self._registry.get_dataset(node.nodeId)
                     if found is not None:
                         datasets[found.datasetId] = found
-        family = self._promotions.get_family_policy(request.modelFamily)
+        policy = self._promotions.get_family_policy(family)
         decision = self._policy.decide(
             PolicyRequest(
                 action="train",
                 principal=principal,
                 roles=roles,
-                modelFamily=request.modelFamily,
-                riskTier=family.riskTier if family else "low",
+                modelFamily=family,
+                riskTier=policy.riskTier if policy else "low",
                 targetEnv="sandbox",
                 region=self._settings.region,
                 purpose="training",
