@@ -149,20 +149,40 @@ def test_a_good_canary_is_promoted_to_all_traffic(
     assert traffic.lost == 0 and traffic.answered.get("canary", 0) > 0
 
 
+def _bad_canary(
+    cloud: LocalCloud, client: ModelOpsClient, models: list[str], route: str, **fault: float
+) -> tuple[dict[str, Any], dict[str, Any], dict[str, Any], Traffic]:
+    """A live version, then a canary that the local cloud makes misbehave once it serves;
+    traffic runs until the deployment settles."""
+    live = _settle(cloud, client, _deploy(client, models[1], route)["deployId"])
+    assert cloud.endpoints is not None
+    started = _deploy(client, models[2], route, canary=FAST_CANARY)
+    deadline = time.monotonic() + 60
+    while client.call("GET", f"/serve/{started['deployId']}")["status"] != "BAKING":
+        assert time.monotonic() < deadline
+        time.sleep(0.1)
+    cloud.endpoints.inject_fault(live["endpointName"], "canary", **fault)
+    with Traffic(runtime_invoker(_runtime(cloud)), live["endpointName"]) as traffic:
+        record = _settle(cloud, client, started["deployId"])
+    return live, started, record, traffic
+
+
+def test_a_slow_canary_is_rolled_back_within_its_bake(
+    local_cloud: LocalCloud, engineer: ModelOpsClient, models: list[str]
+) -> None:
+    _, _, record, traffic = _bad_canary(local_cloud, engineer, models, "iris-slow", latency_ms=80)
+    assert record["status"] == "ROLLED_BACK"
+    assert "p95 latency" in record["statusReason"]
+    assert traffic.lost == 0 and traffic.failed == 0
+
+
 def test_a_canary_that_errors_is_rolled_back_within_its_bake_and_no_request_is_lost(
     local_cloud: LocalCloud, engineer: ModelOpsClient, models: list[str]
 ) -> None:
-    live = _settle(local_cloud, engineer, _deploy(engineer, models[1], "iris-bad")["deployId"])
+    live, started, record, traffic = _bad_canary(
+        local_cloud, engineer, models, "iris-bad", error_rate=0.5
+    )
     endpoint = live["endpointName"]
-    assert local_cloud.endpoints is not None
-    started = _deploy(engineer, models[2], "iris-bad", canary=FAST_CANARY)
-    deadline = time.monotonic() + 60
-    while engineer.call("GET", f"/serve/{started['deployId']}")["status"] != "BAKING":
-        assert time.monotonic() < deadline
-        time.sleep(0.1)
-    local_cloud.endpoints.inject_fault(endpoint, "canary", error_rate=0.5)
-    with Traffic(runtime_invoker(_runtime(local_cloud)), endpoint) as traffic:
-        record = _settle(local_cloud, engineer, started["deployId"])
     assert record["status"] == "ROLLED_BACK"
     assert "error rate" in record["statusReason"]
     assert traffic.lost == 0 and traffic.failed > 0  # the canary's 5xx were answered
