@@ -5,7 +5,7 @@ PY := $(VENV)/bin/python
 UV_VERSION := 0.13.9
 export JSII_SILENCE_WARNING_DEPRECATED_NODE_VERSION := 1
 
-.PHONY: verifier setup demo test lint typecheck unit integration infra e2e layer synth schemas bench clean local-up
+.PHONY: verifier bench-peers setup demo test lint typecheck unit integration infra e2e layer synth schemas bench clean local-up
 
 setup: $(VENV)/.installed node_modules/.installed
 
@@ -25,6 +25,14 @@ verifier: $(VERIFIER)/.installed
 $(VERIFIER)/.installed: $(VENV)/.installed constraints.txt
 	python3 -m venv $(VERIFIER)
 	$(VENV)/bin/uv pip install -q -p $(VERIFIER)/bin/python -c constraints.txt model-signing pyopenssl
+	touch $@
+
+# The drift bench's peer (Evidently, pandas, scipy), kept out of the project's venv.
+BENCH_PEERS := build/bench
+bench-peers: $(BENCH_PEERS)/.installed
+$(BENCH_PEERS)/.installed: $(VENV)/.installed constraints.txt
+	python3 -m venv $(BENCH_PEERS)
+	$(VENV)/bin/uv pip install -q -p $(BENCH_PEERS)/bin/python -c constraints.txt evidently pandas scipy
 	touch $@
 
 # The Lambda layer: arm64 wheels for the Lambda runtime, no Docker.
@@ -50,13 +58,13 @@ schemas: setup
 synth: setup layer
 	npx --no-install cdk synth --quiet --no-notices
 
-test: setup layer verifier lint typecheck
+test: setup layer verifier bench-peers lint typecheck
 	$(VENV)/bin/pytest
 
 unit: setup
 	$(VENV)/bin/pytest tests/unit
 
-bench: setup
+bench: setup bench-peers
 	$(PY) -m bench.run
 
 local-up: setup

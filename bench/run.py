@@ -5,7 +5,7 @@ from __future__ import annotations
 import operator
 import sys
 
-from bench import coldstart, ingest, ledger, router, training
+from bench import coldstart, drift, ingest, ledger, router, training
 
 TARGETS = {">= ": operator.ge, "<= ": operator.le}
 
@@ -19,7 +19,14 @@ def _meets(row: dict[str, object]) -> bool:
 
 
 def main() -> int:
-    rows = [*ingest.run(), *coldstart.run(), *ledger.run(), *training.run(), *router.run()]
+    rows = [
+        *ingest.run(),
+        *coldstart.run(),
+        *ledger.run(),
+        *training.run(),
+        *router.run(),
+        *drift.run(),
+    ]
     width = max(len(str(r["benchmark"])) for r in rows)
     print(f"{'benchmark':<{width}}  {'peer':<40} {'ratio':>7}  target   result")
     for row in rows:

@@ -1,10 +1,10 @@
 """Build the Lambda layer into ``build/layer/`` without Docker.
 
 The layer holds the runtime dependencies declared in ``pyproject.toml``
-(``[project].dependencies``), installed as manylinux2014 aarch64 wheels for CPython 3.12
-and pinned by ``constraints.txt``, plus the ``modelops`` package itself. The layer is
-rebuilt from scratch on every run, and the build fails when its unzipped size leaves too
-little room for function code under Lambda's 250 MB limit.
+(``[project].dependencies``), installed as manylinux2014 (or manylinux_2_28) aarch64 wheels
+for CPython 3.12 and pinned by ``constraints.txt``, plus the ``modelops`` package itself.
+The layer is rebuilt from scratch on every run, and the build fails when its unzipped size
+leaves too little room for function code under Lambda's 250 MB limit.
 
 Usage: ``.venv/bin/python scripts/build_layer.py``
 """
@@ -24,7 +24,9 @@ MODELOPS_PACKAGE = REPO_ROOT / "layers" / "modelops" / "modelops"
 LAYER_DIR = REPO_ROOT / "build" / "layer"
 SITE_DIR = LAYER_DIR / "python"
 
-PLATFORM = "manylinux2014_aarch64"
+# The Lambda python3.12 runtime is Amazon Linux 2023 (glibc 2.34): manylinux2014 wheels, and
+# manylinux_2_28 ones (numpy publishes its aarch64 wheels only for that).
+PLATFORMS = ("manylinux2014_aarch64", "manylinux_2_28_aarch64")
 PYTHON_VERSION = "3.12"
 # Lambda's limit is 250 MB unzipped for function code plus all layers; keep 50 MB for code.
 LAMBDA_UNZIPPED_LIMIT_BYTES = 250 * 1024 * 1024
@@ -53,8 +55,7 @@ def install_dependencies(requirements: list[str]) -> None:
         "--quiet",
         "--disable-pip-version-check",
         "--no-compile",
-        "--platform",
-        PLATFORM,
+        *(option for platform in PLATFORMS for option in ("--platform", platform)),
         "--implementation",
         "cp",
         "--python-version",

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from bench import coldstart, ingest, ledger, router, training
+from bench import coldstart, drift, ingest, ledger, router, training
 
 
 @pytest.mark.parametrize(
@@ -15,8 +15,9 @@ from bench import coldstart, ingest, ledger, router, training
         lambda: ledger.run(count=2_000, every=500, runs=1),
         lambda: training.run({"short": {"epochs": 2}}),
         lambda: router.run(requests=40, threads=2, moto_requests=10),
+        lambda: drift.run(rows=20_000, features=3, runs=1),
     ],
-    ids=["ingest", "coldstart", "ledger", "training", "router"],
+    ids=["ingest", "coldstart", "ledger", "training", "router", "drift"],
 )
 def test_benchmark_runs_and_reports_a_ratio_against_its_peer(rows) -> None:  # type: ignore[no-untyped-def]
     for row in rows():
