@@ -1,8 +1,10 @@
 """A SageMaker-style model server for one endpoint variant, run as its own process.
 
-Run as a script (``python model_server.py --model-dir DIR``) by
+Run as a script (``python -I model_server.py --model-dir DIR``) by
 :mod:`localcloud.sagemaker_endpoints`, one process per production or shadow variant; it
-imports only the standard library and numpy, like the inference container it stands for.
+imports only the standard library, numpy and the model format's reader
+(``examples/evaluate/softmax_model.py``, which the evaluation job scores with too), like the
+inference container it stands for.
 It loads the model from the extracted ``model.tar.gz`` before it listens, then prints one
 line ``{"port": N}`` to stdout (the port it bound, 127.0.0.1 and port 0 by default); a model
 that does not load ends the process with exit code 1 and the reason on stderr.
@@ -19,8 +21,8 @@ The SageMaker inference container contract, over HTTP/1.1 (keep-alive):
   first and answer 500 for a random ``error_rate`` fraction of them.
 
 Model format: ``model.json`` of ``modelops.iris.softmax-regression/1`` (what
-``examples/iris_train/train.py`` writes): probabilities are
-``softmax(((x - mean) / scale) @ weights + bias)`` over ``classes``, in float64.
+``examples/iris_train/train.py`` writes), defined and read by
+:mod:`examples.evaluate.softmax_model`.
 """
 
 from __future__ import annotations
@@ -38,102 +40,56 @@ import random  # noqa: E402
 import sys  # noqa: E402
 import threading  # noqa: E402
 import time  # noqa: E402
-from dataclasses import dataclass  # noqa: E402
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer  # noqa: E402
 from pathlib import Path  # noqa: E402
 from typing import Any  # noqa: E402
 
-import numpy as np  # noqa: E402
-import numpy.typing as npt  # noqa: E402
+# A script launched with ``python -I`` has neither the repository nor its own directory on
+# the path: add the repository (last, so it shadows nothing) for the shared format reader.
+_REPOSITORY = str(Path(__file__).resolve().parents[1])
+if _REPOSITORY not in sys.path:
+    sys.path.append(_REPOSITORY)
 
-MODEL_FORMAT = "modelops.iris.softmax-regression/1"
-Array = npt.NDArray[np.float64]
+from examples.evaluate.softmax_model import (  # noqa: E402
+    MODEL_FORMAT,
+    Array,
+    ModelError,
+    SoftmaxModel,
+    finite_array,
+)
 
 
-class ModelError(Exception):
-    """A model that cannot be loaded, or input it cannot score (the message says why)."""
-
-
-def _array(value: Any, shape: tuple[int, ...], what: str) -> Array:
+def parse_instances(model: SoftmaxModel, body: bytes, content_type: str) -> Array:
+    """The instances of a request body, as an (m, n) array for ``model``."""
+    media = content_type.split(";", maxsplit=1)[0].strip().lower()
     try:
-        array = np.array(value, dtype=np.float64)
-    except (TypeError, ValueError):
-        raise ModelError(f"{what} is not an array of numbers") from None
-    if array.shape != shape or not np.all(np.isfinite(array)):
-        raise ModelError(f"{what} must be finite numbers of shape {shape}, got {array.shape}")
-    return array
+        text = body.decode("utf-8")
+        if media == "text/csv":
+            rows: Any = [[float(v) for v in row] for row in csv.reader(text.splitlines()) if row]
+        elif media in ("application/json", ""):
+            parsed = json.loads(text)
+            rows = parsed.get("instances") if isinstance(parsed, dict) else None
+            if not isinstance(rows, list):
+                raise ModelError('a JSON request must be {"instances": [[...], ...]}')
+        else:
+            raise ModelError(f"unsupported content type {content_type!r}")
+    except (UnicodeDecodeError, ValueError) as exc:
+        raise ModelError(f"unreadable request body: {exc}") from None
+    if not rows:
+        raise ModelError("the request holds no instances")
+    return finite_array(rows, (len(rows), len(model.features)), "instances")
 
 
-@dataclass(frozen=True)
-class SoftmaxModel:
-    classes: list[str]
-    features: list[str]
-    mean: Array
-    scale: Array
-    weights: Array
-    bias: Array
-
-    @classmethod
-    def load(cls, model_dir: Path) -> SoftmaxModel:
-        path = model_dir / "model.json"
-        if not path.is_file():
-            raise ModelError("model.tar.gz holds no model.json")
-        try:
-            raw = json.loads(path.read_bytes())
-        except ValueError as exc:
-            raise ModelError(f"model.json is not valid JSON: {exc}") from None
-        if not isinstance(raw, dict) or raw.get("format") != MODEL_FORMAT:
-            raise ModelError(f"model.json is not a {MODEL_FORMAT} model")
-        classes, features = raw.get("classes"), raw.get("features")
-        if not (isinstance(classes, list) and isinstance(features, list) and classes and features):
-            raise ModelError("model.json must list its classes and features")
-        standardization = raw.get("standardization") or {}
-        n, k = len(features), len(classes)
-        scale = _array(standardization.get("scale"), (n,), "standardization.scale")
-        if not np.all(scale > 0):
-            raise ModelError("standardization.scale must be positive")
-        return cls(
-            classes=[str(c) for c in classes],
-            features=[str(f) for f in features],
-            mean=_array(standardization.get("mean"), (n,), "standardization.mean"),
-            scale=scale,
-            weights=_array(raw.get("weights"), (n, k), "weights"),
-            bias=_array(raw.get("bias"), (k,), "bias"),
-        )
-
-    def parse(self, body: bytes, content_type: str) -> Array:
-        """The instances of a request body, as an (m, n) array."""
-        media = content_type.split(";", maxsplit=1)[0].strip().lower()
-        try:
-            text = body.decode("utf-8")
-            if media == "text/csv":
-                rows: Any = [
-                    [float(v) for v in row] for row in csv.reader(text.splitlines()) if row
-                ]
-            elif media in ("application/json", ""):
-                parsed = json.loads(text)
-                rows = parsed.get("instances") if isinstance(parsed, dict) else None
-                if not isinstance(rows, list):
-                    raise ModelError('a JSON request must be {"instances": [[...], ...]}')
-            else:
-                raise ModelError(f"unsupported content type {content_type!r}")
-        except (UnicodeDecodeError, ValueError) as exc:
-            raise ModelError(f"unreadable request body: {exc}") from None
-        if not rows:
-            raise ModelError("the request holds no instances")
-        return _array(rows, (len(rows), len(self.features)), "instances")
-
-    def predict(self, x: Array) -> list[dict[str, Any]]:
-        logits = ((x - self.mean) / self.scale) @ self.weights + self.bias
-        shifted = np.exp(logits - logits.max(axis=1, keepdims=True))
-        probabilities = shifted / shifted.sum(axis=1, keepdims=True)
-        return [
-            {
-                "label": self.classes[int(np.argmax(row))],
-                "probabilities": dict(zip(self.classes, row.tolist(), strict=True)),
-            }
-            for row in probabilities
-        ]
+def predictions(model: SoftmaxModel, x: Array) -> list[dict[str, Any]]:
+    """The ``predictions`` of an answer: each row's label and its class probabilities."""
+    predicted, probabilities = model.predict(x)
+    return [
+        {
+            "label": model.classes[index],
+            "probabilities": dict(zip(model.classes, row, strict=True)),
+        }
+        for index, row in zip(predicted.tolist(), probabilities.tolist(), strict=True)
+    ]
 
 
 class Faults:
@@ -202,11 +158,13 @@ def make_handler(model: SoftmaxModel, faults: Faults) -> type[BaseHTTPRequestHan
                 self._reply(500, b"injected fault")
                 return
             try:
-                x = model.parse(body, self.headers.get("Content-Type", "application/json"))
+                x = parse_instances(
+                    model, body, self.headers.get("Content-Type", "application/json")
+                )
             except ModelError as exc:
                 self._reply(400, str(exc).encode())
                 return
-            answer = json.dumps({"predictions": model.predict(x)}).encode()
+            answer = json.dumps({"predictions": predictions(model, x)}).encode()
             self._reply(200, answer, "application/json")
 
     return Handler
