@@ -56,10 +56,11 @@ def build_parser() -> argparse.ArgumentParser:
     up.add_argument("--info-file", help="write the connection details as JSON here")
     up.set_defaults(run=_local_up)
 
-    from modelops_cli import audit, cost, training, verify
+    from modelops_cli import audit, cost, evaluation, training, verify
 
     audit.add_parser(commands)
     cost.add_parser(commands)
+    evaluation.add_parser(commands)
     training.add_parser(commands)
     verify.add_parser(commands)
     return parser

@@ -58,6 +58,8 @@ class Setup:
             signer=self.signer,
             model_signer=MemoryEcdsaSigner(),
             blobs=self.blobs,
+            evaluations=self.repo,
+            monitoring=self.repo,
             clock=self.clock,
             region="us-east-1",
         )

@@ -45,6 +45,7 @@ from modelops.errors import (
 )
 from modelops.ports import AlreadyExists
 from modelops.services.artifacts import ArtifactService, blob_key
+from modelops.services.evaluation import EvaluationResults
 from modelops.services.lineage import LineageService
 from modelops.services.promotion import PromotionService
 from modelops.services.registry import RegistryService
@@ -205,6 +206,8 @@ class Setup:
             signer=self.signer,
             model_signer=MemoryEcdsaSigner(),
             blobs=self.blobs,
+            evaluations=self.repo,
+            monitoring=self.repo,
             clock=self.clock,
             region="us-east-1",
         )
@@ -227,6 +230,9 @@ class Setup:
             pools=pools,
             policy=CedarPolicyEngine(),
             signer=self.signer,
+            evaluations=EvaluationResults(
+                evaluations=self.repo, blobs=self.blobs, clock=self.clock, audit=self.audit.append
+            ),
             publish=lambda kind, detail: self.events.append((kind, detail)),
             audit=self.audit.append,
             clock=self.clock,

@@ -65,6 +65,11 @@ class FamilyPolicyRequest(Contract):
     riskTier: RiskTier = "low"
     approvalsRequired: int = Field(default=0, ge=0, le=10)
     gates: dict[ModelStatus, list[MetricRule]] = Field(default_factory=dict)
+    evaluationRequired: list[ModelStatus] = Field(
+        default_factory=list,
+        description="Stages that need a completed evaluation (POST /eval/run) whose safety "
+        "checks passed; metric rules then check its metrics, fairness included.",
+    )
 
 
 class FamilyPolicyResponse(Contract):

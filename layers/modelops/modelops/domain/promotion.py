@@ -102,6 +102,11 @@ class FamilyPolicy(Entity):
         default=0, ge=0, le=10, description="M of the registered approvers (high risk: >= 1)."
     )
     gates: dict[ModelStatus, tuple[MetricRule, ...]] = Field(default_factory=dict)
+    evaluationRequired: tuple[ModelStatus, ...] = Field(
+        default=(),
+        description="Stages a version may only enter with a completed evaluation whose "
+        "safety checks passed; its metrics (fairness included) are what the rules check.",
+    )
     updatedBy: str = ""
     updatedAt: datetime | None = None
 
@@ -113,7 +118,9 @@ class FamilyPolicy(Entity):
 
 
 class GateResult(Entity):
-    gate: Literal["ladder", "metrics", "policy", "approvals", "signature"]
+    gate: Literal[
+        "ladder", "evaluation", "quarantine", "metrics", "policy", "approvals", "signature"
+    ]
     passed: bool
     message: str
 

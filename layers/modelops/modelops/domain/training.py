@@ -35,6 +35,9 @@ SPEC_FILE = "training.json"
 SPEC_FORMAT = "modelops.training-spec/1"
 CHANNEL_PATTERN = r"^[A-Za-z0-9.\-_]{1,64}$"  # SageMaker's ChannelName
 PARENT_CHANNEL = "parent"
+# An evaluation job gets the model under evaluation in this channel (see domain.evaluation).
+MODEL_CHANNEL = "model"
+Purpose = Literal["train", "evaluate"]
 # SageMaker: at most 100 hyperparameters, keys <= 256 and values <= 2500 characters.
 MAX_HYPERPARAMETERS = 100
 MAX_HP_KEY, MAX_HP_VALUE = 256, 2500
@@ -409,6 +412,11 @@ class Failure(Entity):
 
 class TrainingJob(Entity):
     jobId: str = Field(pattern=TRAINING_JOB_PATTERN)
+    purpose: Purpose = Field(
+        default="train",
+        description="train: registers a model; evaluate: scores parentModel (an evaluation).",
+    )
+    evaluationId: str | None = None
     modelFamily: str
     modelVersion: str
     request: SubmitTrainingJobRequest
@@ -435,7 +443,9 @@ class TrainingJob(Entity):
     logsRef: str | None = None
     artifactRefs: tuple[ArtifactRef, ...] = ()
     metrics: dict[str, float] = Field(default_factory=dict)
-    modelId: str | None = None
+    modelId: str | None = Field(
+        default=None, description="The model the job registered (train) or evaluated."
+    )
     retryPolicy: RetryPolicy
     retrainReason: str | None = None
     reproductionOf: str | None = None

@@ -10,6 +10,7 @@ import json
 import re
 import uuid
 from datetime import datetime
+from typing import Any
 
 from modelops.contracts.promotion import (
     ApproveRequest,
@@ -27,6 +28,7 @@ from modelops.domain.access import Caller, Permission
 from modelops.domain.crypto import is_ed25519_public_key, verify_ed25519
 from modelops.domain.digests import canonical_digest, canonical_json
 from modelops.domain.entities import NAME_PATTERN, Dataset, ModelStatus, ModelVersion
+from modelops.domain.evaluation import EvaluationRecord
 from modelops.domain.manifest import Manifest
 from modelops.domain.openssf import build_bundle
 from modelops.domain.openssf import statement as openssf_statement
@@ -63,12 +65,15 @@ from modelops.ports import (
     AlreadyExists,
     BlobStore,
     Clock,
+    EvaluationRepository,
+    MonitoringRepository,
     PromotionPending,
     PromotionRepository,
     RegistryRepository,
     Signer,
     StaleWrite,
 )
+from modelops.services.evaluation import latest_completed
 from modelops.services.lineage import LineageService
 
 PURPOSE = "inference"  # what a promoted model's data is used for from now on
@@ -85,6 +90,8 @@ class PromotionService:
         signer: Signer,
         model_signer: Signer,
         blobs: BlobStore,
+        evaluations: EvaluationRepository,
+        monitoring: MonitoringRepository,
         clock: Clock,
         region: str,
     ) -> None:
@@ -95,6 +102,8 @@ class PromotionService:
         self._signer = signer
         self._model_signer = model_signer
         self._blobs = blobs
+        self._evaluations = evaluations
+        self._monitoring = monitoring
         self._clock = clock
         self._region = region
 
@@ -111,6 +120,7 @@ class PromotionService:
                 riskTier=request.riskTier,
                 approvalsRequired=request.approvalsRequired,
                 gates={stage: tuple(rules) for stage, rules in request.gates.items()},
+                evaluationRequired=tuple(request.evaluationRequired),
                 updatedBy=caller.principal,
                 updatedAt=self._clock.now(),
             )
@@ -193,10 +203,24 @@ class PromotionService:
                 gate="ladder", passed=True, message=f"{model.status.value} -> {target.value}"
             )
         ]
+        evaluation = latest_completed(self._evaluations, model_id)
+        gates.append(_evaluation_gate(evaluation, target in policy.evaluationRequired))
+        quarantine = self._monitoring.get_quarantine(model_id)
+        gates.append(
+            GateResult(
+                gate="quarantine",
+                passed=quarantine is None or not quarantine.active,
+                message=f"quarantined since {quarantine.since.isoformat()}: {quarantine.reason}"
+                if quarantine is not None and quarantine.active
+                else "not quarantined",
+            )
+        )
         failures = [
             message
             for rule in policy.gates.get(target, ())
-            for message in rule.failures(model.metrics, prod.metrics if prod else None)
+            for message in rule.failures(
+                self._evidence(model, evaluation), self._evidence(prod) if prod else None
+            )
         ]
         gates.append(
             GateResult(
@@ -232,6 +256,7 @@ class PromotionService:
             model=model,
             target=target,
             datasets=datasets,
+            evaluation=evaluation,
             decision=decision,
             caller=caller,
             now=now,
@@ -344,6 +369,15 @@ class PromotionService:
         page = self._registry.list_models(family, stage, 100, None)
         return page.items[0] if page.items else None
 
+    def _evidence(
+        self, model: ModelVersion, evaluation: EvaluationRecord | None = None
+    ) -> dict[str, float]:
+        """What metric rules check: the registered metrics, overlaid with those of the
+        version's latest completed evaluation (fairness and safety figures included)."""
+        if evaluation is None:
+            evaluation = latest_completed(self._evaluations, model.modelId)
+        return {**model.metrics, **(evaluation.metrics if evaluation else {})}
+
     def _lineage_datasets(self, model_id: str) -> list[Dataset]:
         graph = self._lineage.ancestors(model_id)
         datasets = []
@@ -387,13 +421,14 @@ class PromotionService:
         model: ModelVersion,
         target: ModelStatus,
         datasets: list[Dataset],
+        evaluation: EvaluationRecord | None,
         decision: PolicyDecision,
         caller: Caller,
         now: datetime,
     ) -> bytes:
         """What approvers and KMS sign: digests only, at most 4096 bytes."""
         listed = [{"datasetId": d.datasetId, "checksum": d.checksum} for d in datasets]
-        statement = {
+        statement: dict[str, Any] = {
             "type": STATEMENT_TYPE,
             "promotionId": promotion_id,
             "modelId": model.modelId,
@@ -402,7 +437,10 @@ class PromotionService:
             "artifactId": model.artifactId,
             "rootDigest": model.rootDigest,
             "datasets": listed,
-            "evaluationDigest": canonical_digest({"metrics": model.metrics}),
+            "evaluationId": evaluation.evaluationId if evaluation else None,
+            "evaluationDigest": evaluation.digest
+            if evaluation is not None and evaluation.digest
+            else canonical_digest({"metrics": model.metrics}),
             "policyDecision": {
                 "engine": decision.engine,
                 "allowed": decision.allowed,
@@ -540,6 +578,29 @@ class PromotionService:
             by=by,
             promotionId=promotion_id,
         )
+
+
+def _evaluation_gate(evaluation: EvaluationRecord | None, required: bool) -> GateResult:
+    if evaluation is None:
+        return GateResult(
+            gate="evaluation",
+            passed=not required,
+            message="no completed evaluation"
+            + ("; this stage needs one (POST /eval/run)" if required else ""),
+        )
+    failed = [
+        f"{c.get('name')}: {c.get('message')}"
+        for c in (evaluation.results or {}).get("safety", {}).get("checks", ())
+        if not c.get("passed")
+    ]
+    passed = not (required and (failed or not evaluation.safetyPassed))
+    return GateResult(
+        gate="evaluation",
+        passed=passed,
+        message=f"{evaluation.evaluationId}: safety failed: " + "; ".join(failed)
+        if failed
+        else f"{evaluation.evaluationId} (sha256:{evaluation.digest}): safety checks passed",
+    )
 
 
 def _check_family(family: str) -> None:

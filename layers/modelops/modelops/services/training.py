@@ -36,6 +36,7 @@ from modelops.domain.policy import PolicyEngine, PolicyRequest, facts_of
 from modelops.domain.pools import PoolConfig, period_of, usage_record
 from modelops.domain.signing import sign_statement
 from modelops.domain.training import (
+    MODEL_CHANNEL,
     PARENT_CHANNEL,
     SOURCE_ARCHIVE,
     SPEC_FILE,
@@ -46,6 +47,7 @@ from modelops.domain.training import (
     FileDiff,
     JobStatus,
     ParentModelRef,
+    Purpose,
     Reproducibility,
     ReproductionReport,
     SubmitTrainingJobRequest,
@@ -83,6 +85,7 @@ from modelops.ports import (
     Workflow,
 )
 from modelops.services.artifacts import ArtifactService, blob_key, each
+from modelops.services.evaluation import EvaluationResults
 from modelops.services.lineage import LineageService
 from modelops.services.registry import RegistryService
 from modelops.services.revisions import revise
@@ -135,6 +138,7 @@ class TrainingService:
         pools: PoolConfig,
         policy: PolicyEngine,
         signer: Signer,
+        evaluations: EvaluationResults,
         publish: Callable[[str, Mapping[str, Any]], None],
         audit: Callable[[AuditEvent], object],
         clock: Clock,
@@ -156,6 +160,7 @@ class TrainingService:
         self._pools = pools
         self._policy = policy
         self._signer = signer
+        self._evaluations = evaluations
         self._publish = publish
         self._audit = audit
         self._clock = clock
@@ -174,18 +179,43 @@ class TrainingService:
                 "train into a new version",
                 details=[{"field": "modelVersion", "message": "already registered"}],
             )
-        resolved = self._resolve(request)
-        roles = tuple(sorted(caller.roles))
+        return self._launch(self._admit(request, caller, correlation_id, "train"))
+
+    def prepare_evaluation(
+        self,
+        request: SubmitTrainingJobRequest,
+        caller: Caller,
+        correlation_id: str,
+        evaluation_id: str,
+    ) -> TrainingJob:
+        """An evaluation job of ``request.parentModelId`` (the model under evaluation),
+        admitted like a training job but not started: ``launch`` starts it."""
+        job = self._admit(request, caller, correlation_id, "evaluate")
+        return job.model_copy(
+            update={"evaluationId": evaluation_id, "modelId": request.parentModelId}
+        )
+
+    def launch(self, job: TrainingJob) -> TrainingJob:
+        return self._launch(job)
+
+    def _admit(
+        self,
+        request: SubmitTrainingJobRequest,
+        caller: Caller,
+        correlation_id: str,
+        purpose: Purpose,
+    ) -> TrainingJob:
+        resolved = self._resolve(request, purpose)
         decision = self._decide(
             request.modelFamily,
             resolved.dataset_records,
-            request.parentModelId,
+            request.parentModelId if purpose == "train" else None,
             caller.principal,
-            roles,
+            tuple(sorted(caller.roles)),
+            purpose=purpose,
         )
         job = self._new_job(request, resolved, caller, correlation_id, None)
-        job = job.model_copy(update={"policyDecision": decision})
-        return self._launch(job)
+        return job.model_copy(update={"policyDecision": decision, "purpose": purpose})
 
     def _compute_of(self, request: SubmitTrainingJobRequest) -> ComputeRequirements:
         """The request's compute with its pool: the named one, which must offer the
@@ -271,14 +301,14 @@ class TrainingService:
         original = self.get(job_id)
         if original.reproductionOf is not None:
             original = self.get(original.reproductionOf)
-        if original.status is not JobStatus.COMPLETED:
+        if original.status is not JobStatus.COMPLETED or original.purpose != "train":
             raise InvalidState(
-                f"training job {original.jobId} is {original.status.value}; only completed "
-                "jobs can be reproduced"
+                f"job {original.jobId} is a {original.purpose} job, {original.status.value}; "
+                "only completed training jobs can be reproduced (evaluate again instead)"
             )
         pinned = original.reproducibility
         request = original.request.model_copy(update={"image": pinned.imageUri})
-        resolved = self._resolve(request)
+        resolved = self._resolve(request, original.purpose)
         if resolved.reproducibility.model_dump() != pinned.model_dump():
             raise Conflict(
                 "the recorded inputs no longer resolve to what the job used",
@@ -293,7 +323,7 @@ class TrainingService:
         job = self._live(job_id)
         if job.status is not JobStatus.QUEUED:
             return  # a retried step after training started
-        resolved = self._resolve(job.request)
+        resolved = self._resolve(job.request, job.purpose)
         if resolved.reproducibility != job.reproducibility:
             raise Conflict(f"{job_id}: its inputs no longer resolve to what was admitted")
 
@@ -305,9 +335,10 @@ class TrainingService:
         decision = self._decide(
             job.modelFamily,
             [d for d in datasets if d is not None],
-            job.parentModel.modelId if job.parentModel else None,
+            job.parentModel.modelId if job.parentModel and job.purpose == "train" else None,
             job.createdBy,
             job.createdByRoles,
+            purpose=job.purpose,
         )
         self._transition(job_id, _LIVE, lambda j: {"policyDecision": decision})
 
@@ -365,7 +396,10 @@ class TrainingService:
             return {"status": job.status.value}
         described = self._describe(job)
         archive_uri = (described.get("ModelArtifacts") or {}).get("S3ModelArtifacts", "")
-        model_ref = self._register_archive(job, archive_uri, kind="model")
+        evaluating = job.purpose == "evaluate"
+        model_ref, output = self._register_archive(
+            job, archive_uri, kind="output" if evaluating else "model"
+        )
         refs = [model_ref, *self._checkpoint_refs(job)]
         metrics = {
             m["MetricName"]: float(m["Value"]) for m in described.get("FinalMetricDataList") or ()
@@ -378,14 +412,20 @@ class TrainingService:
             "metrics": metrics,
             "usage": self._usage(job, described),
         }
-        if job.reproductionOf is None:
+        if evaluating:
+            self._evaluations.complete(job, output)
+        elif job.reproductionOf is None:
             update["modelId"] = self._register_model(job, model_ref, metrics)
         else:
             update["reproduction"] = self._attest(job, model_ref)
         done = self._transition(
             job_id, {JobStatus.TRAINING, JobStatus.CANCELLING}, lambda j: update
         )
-        return {"status": done.status.value, "modelId": done.modelId}
+        return {
+            "status": done.status.value,
+            "modelId": done.modelId,
+            "evaluationId": done.evaluationId,
+        }
 
     def fail_job(self, job_id: str, error: Mapping[str, Any] | None) -> dict[str, Any]:
         """The compensation path: record why, keep the logs' tail and partial checkpoints."""
@@ -416,6 +456,8 @@ class TrainingService:
                 "usage": self._usage(job, described),
             },
         )
+        if done.purpose == "evaluate":
+            self._evaluations.fail(done, reason or f"the job was {status.value.lower()}")
         return {"status": done.status.value}
 
     def record_usage(self, job_id: str) -> dict[str, Any]:
@@ -500,7 +542,7 @@ class TrainingService:
 
     # --- admission -------------------------------------------------------------------------
 
-    def _resolve(self, request: SubmitTrainingJobRequest) -> _Resolved:
+    def _resolve(self, request: SubmitTrainingJobRequest, purpose: Purpose) -> _Resolved:
         requirements = self._compute_of(request)
         bucket = self._settings.bucket
         datasets: list[Dataset] = []
@@ -562,7 +604,7 @@ class TrainingService:
         hyperparameters, problems = spec.hyperparameter_strings(
             request.hyperparameters, request.seed
         )
-        problems += _channel_problems(spec, request)
+        problems += _channel_problems(spec, request, _model_channel(purpose))
         if problems:
             raise ValidationFailed(
                 f"the request does not fit {SPEC_FILE}: {problems[0]['field']}: "
@@ -608,6 +650,8 @@ class TrainingService:
         parent_model_id: str | None,
         principal: str,
         roles: tuple[str, ...],
+        *,
+        purpose: Purpose,
     ) -> dict[str, Any]:
         datasets = {d.datasetId: d for d in job_datasets}
         if parent_model_id is not None:  # a fine-tune inherits its parent's data obligations
@@ -626,7 +670,7 @@ class TrainingService:
                 riskTier=policy.riskTier if policy else "low",
                 targetEnv="sandbox",
                 region=self._settings.region,
-                purpose="training",
+                purpose="training" if purpose == "train" else "evaluation",
                 datasets=tuple(
                     facts_of(
                         d, d.pii and self._promotions.get_dataset_approval(d.datasetId) is not None
@@ -725,7 +769,7 @@ class TrainingService:
         requirements = job.computeRequirements
         channels = [(ref.channel, ref.s3Uri) for ref in job.datasetRefs]
         if job.parentModel is not None:
-            channels.append((PARENT_CHANNEL, job.parentModel.s3Uri))
+            channels.append((_model_channel(job.purpose), job.parentModel.s3Uri))
         stopping: dict[str, int] = {"MaxRuntimeInSeconds": requirements.maxRuntimeSeconds}
         wait = requirements.wait_seconds
         if wait is not None:
@@ -816,8 +860,8 @@ class TrainingService:
     # --- outputs ---------------------------------------------------------------------------
 
     def _register_archive(
-        self, job: TrainingJob, archive_uri: str, *, kind: Literal["model"]
-    ) -> ArtifactRef:
+        self, job: TrainingJob, archive_uri: str, *, kind: Literal["model", "output"]
+    ) -> tuple[ArtifactRef, Artifact]:
         prefix = f"s3://{self._settings.bucket}/"
         key = archive_uri.removeprefix(prefix)
         if not archive_uri.startswith(prefix):
@@ -844,7 +888,7 @@ class TrainingService:
             principal=job.createdBy,
             origin=job.jobId,
         )
-        return _ref(kind, artifact, archive_sha)
+        return _ref(kind, artifact, archive_sha), artifact
 
     def _checkpoint_refs(self, job: TrainingJob) -> list[ArtifactRef]:
         prefix = f"training/{job.trainingJobName}/checkpoints/"
@@ -1013,6 +1057,8 @@ class TrainingService:
             modelId=job.modelId,
             reason=job.statusReason,
             correlationId=job.correlationId,
+            purpose=job.purpose,
+            evaluationId=job.evaluationId,
         ).model_dump(mode="json")
         self._publish(STATE_CHANGE, detail)
         self._audit(
@@ -1021,8 +1067,8 @@ class TrainingService:
                 eventId=str(uuid.uuid4()),
                 time=self._clock.now(),
                 principal=job.createdBy,
-                action=f"train.job.{action}",
-                resources=tuple(r for r in (job.jobId, job.modelId) if r),
+                action=f"{'train' if job.purpose == 'train' else 'eval'}.job.{action}",
+                resources=tuple(r for r in (job.jobId, job.modelId, job.evaluationId) if r),
                 requestId=job.executionArn or job.jobId,
                 correlationId=job.correlationId[:128],
                 outcome=Outcome.FAILED if job.status is JobStatus.FAILED else Outcome.SUCCEEDED,
@@ -1038,7 +1084,7 @@ _ENDED = "the training workflow ended without finishing the job (found by reconc
 
 
 def _ref(
-    kind: Literal["model", "checkpoints"], artifact: Artifact, archive_sha: str | None
+    kind: Literal["model", "checkpoints", "output"], artifact: Artifact, archive_sha: str | None
 ) -> ArtifactRef:
     return ArtifactRef(
         kind=kind,
@@ -1049,12 +1095,17 @@ def _ref(
     )
 
 
+def _model_channel(purpose: Purpose) -> str:
+    """The channel of ``parentModelId``: the model fine-tuned from, or the one evaluated."""
+    return PARENT_CHANNEL if purpose == "train" else MODEL_CHANNEL
+
+
 def _channel_problems(
-    spec: TrainingSpec, request: SubmitTrainingJobRequest
+    spec: TrainingSpec, request: SubmitTrainingJobRequest, model_channel: str
 ) -> list[dict[str, str]]:
     given = {d.channel for d in request.datasets}
     if request.parentModelId:
-        given.add(PARENT_CHANNEL)
+        given.add(model_channel)
     problems = [
         {"field": "datasets", "message": f"channel {name!r} is not declared by the code"}
         for name in sorted(given - set(spec.channels))
