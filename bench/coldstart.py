@@ -37,6 +37,7 @@ FIRST_REQUEST = {
     platform.TRAINING_API.name: "/train/jobs/trn-000000000000000000000000",
     platform.COMPUTE_API.name: "/cost/report",
     platform.SERVING_API.name: "/serve/dep-000000000000000000000000",
+    platform.DRIFT_API.name: "/drift/findings/dft-000000000000000000000000",
 }
 PARAMETERS = {
     platform.TRAINING_IMAGE_PARAMETER: "123456789012.dkr.ecr.us-east-1.amazonaws.com/bench:1",
@@ -134,6 +135,7 @@ def run(samples: int = 9) -> list[dict[str, object]]:
             spec.logical_id: f"arn:aws:states:us-east-1:123456789012:stateMachine:{spec.logical_id}"
             for spec in platform.STATE_MACHINES
         }
+        names |= {spec.name: f"bench-{spec.name}" for spec in platform.FUNCTIONS}
         for table in platform.TABLES:
             create_table(ddb, table, names[table.logical_id])
         s3 = boto3.client(

@@ -7,13 +7,53 @@ definition the CDK stacks deploy (``modelops.platform``).
 3. the Lambda runtime (warm worker processes running ``functions/`` handlers);
 4. every key, table, bucket, event bus, IAM role, function and state machine of
    ``modelops.platform``, with the environment variables CDK would give each function
-   (schedules are not run: what a scheduled function does is reachable through the API);
+   (schedules are not run: what a scheduled function does is reachable through the API),
+   and its event routing: each queue with its dead-letter queue, each EventBridge rule
+   sending to its queue, and each queue's event source mapping to its consumer (see
+   "Event routing" below);
 5. SageMaker training jobs and endpoints made real (``localcloud.sagemaker_training``,
    ``localcloud.sagemaker_endpoints``): the image is this machine's Python, registered in
    ECR so that jobs pin it by digest; CloudWatch answers percentiles
    (``localcloud.cloudwatch_percentiles``);
 6. IAM users for the platform's principals, with access keys;
 7. the local API Gateway, verifying SigV4 and mapping access keys to those principals.
+
+Event routing (``platform.QUEUES``, ``EVENT_RULES``, ``FunctionSpec.queue``), as moto 5.2.5
+runs it. What works as in AWS: PutEvents on the local bus (or ``default``) matches each
+rule's pattern (``prefix`` matchers included) and sends the event (``version``, ``id``,
+``detail-type``, ``source``, ``time``, ``region``, ``resources``, ``detail``) as the
+message body to the rule's queue; the queue's event source mapping
+invokes the consumer with ``{"Records": [{"messageId", "receiptHandle", "body",
+"attributes", "messageAttributes", "md5OfBody", "eventSource": "aws:sqs",
+"eventSourceARN", "awsRegion"}]}``; a message whose consumer fails is received again, and
+moves to the dead-letter queue once it has been received ``max_receives`` times. Gaps:
+
+- Delivery is synchronous: the consumer runs inside the SendMessage that EventBridge makes
+  inside the publisher's PutEvents, so PutEvents returns only when the consumer has
+  finished (past the publisher's boto3 read timeout, 60 s by default, the publisher
+  retries PutEvents and the event is sent again). There is no poller: a message
+  returned to the queue is received again only when the next message is sent to the
+  queue, not after the visibility timeout.
+- Each record is its own invocation (one record per event, whatever the batch size).
+  The body lacks the event's ``account``, which AWS sends. ``attributes`` are canned
+  (``ApproximateReceiveCount`` is always "1", ``SentTimestamp`` is fixed) and
+  ``md5OfBody`` is not the body's digest.
+- ``ReportBatchItemFailures`` is recorded but not honoured: a response's
+  ``batchItemFailures`` is ignored (the messages are deleted as processed); only a
+  function error (an exception) returns messages to the queue, and then every message
+  received in the same batch returns too, including those whose own invocation
+  succeeded: they are delivered again with the next message, and can reach the
+  dead-letter queue alongside the failing one. ``modelops.consumers.queue_handler``
+  reports failed records instead of raising, so locally a record it fails is deleted:
+  neither retried nor dead-lettered (its ``event not processed`` log line remains).
+- CloudWatch alarms are not evaluated against metric data, EMF log lines do not become
+  metrics, and alarm state changes (even SetAlarmState) put no event on the default bus:
+  the drift alarm path (``DriftAlarmRule``) is reached locally only by putting a
+  ``CloudWatch Alarm State Change`` event on the ``default`` bus yourself.
+- What the CDK stacks add around the definition is not provisioned: rule targets' retry
+  policies and dead-letter queues, the dead-letter queues of functions invoked
+  asynchronously (the runtime does not retry asynchronous invocations), batching windows,
+  encryption and queue policies.
 """
 
 from __future__ import annotations
@@ -57,6 +97,9 @@ STATEMACHINES_ROOT = REPO_ROOT / "statemachines"
 TEAMS = {"ml-engineer": "ml-research", "kernel": "kernel", "platform-admin": "platform"}
 # The workflow polls SageMaker every second here (a minute in AWS, see cdk.json).
 POLL_SECONDS = 1
+# As the CDK stacks deploy them (stacks/constructs/event_queues.py).
+QUEUE_BATCH_SIZE = 10
+DLQ_RETENTION_S = 14 * 24 * 3600
 
 
 def physical_name(logical_id: str) -> str:
@@ -117,7 +160,12 @@ class LocalCloud:
             b.logical_id for b in platform.BUCKETS
         ]
         logical_ids += [b.logical_id for b in platform.BUSES]
+        logical_ids += [q.logical_id for q in platform.QUEUES]
         self.names = {logical_id: physical_name(logical_id) for logical_id in logical_ids}
+        # Functions that others invoke, by function name: local names are the spec names.
+        self.names |= {name: name for fn in platform.FUNCTIONS for name in fn.invokes}
+        self.queue_urls: dict[str, str] = {}
+        self.dead_letter_queue_urls: dict[str, str] = {}
 
     # --- lifecycle ---------------------------------------------------------------------
 
@@ -252,6 +300,11 @@ class LocalCloud:
         events = session.client("events", endpoint_url=self.endpoint_url)
         for bus in platform.BUSES:
             events.create_event_bus(Name=self.names[bus.logical_id], Description=bus.description)
+        sqs = session.client("sqs", endpoint_url=self.endpoint_url)
+        for queue in platform.QUEUES:
+            self._create_queue(sqs, queue)
+        for rule in platform.EVENT_RULES:
+            self._create_rule(events, sqs, rule)
         iam = session.client("iam", endpoint_url=self.endpoint_url)
         for name, role in PRINCIPALS.items():
             user = iam.create_user(UserName=name)["User"]
@@ -282,6 +335,9 @@ class LocalCloud:
         lam = session.client("lambda", endpoint_url=self.endpoint_url)
         for fn in platform.FUNCTIONS:
             self._create_function(iam, lam, fn)
+        for fn in platform.FUNCTIONS:
+            if fn.queue is not None:
+                self._subscribe(sqs, lam, fn)
         for machine in platform.STATE_MACHINES:
             self._create_state_machine(iam, sfn, machine)
 
@@ -349,6 +405,52 @@ class LocalCloud:
             s3.put_bucket_lifecycle_configuration(
                 Bucket=name, LifecycleConfiguration={"Rules": rules}
             )
+
+    def _create_queue(self, sqs: Any, queue: platform.QueueSpec) -> None:
+        """The queue and its dead-letter queue (kept 14 days), as CDK declares them."""
+        name = self.names[queue.logical_id]
+        dlq_url = sqs.create_queue(
+            QueueName=f"{name}-dlq",
+            Attributes={"MessageRetentionPeriod": str(DLQ_RETENTION_S)},
+        )["QueueUrl"]
+        redrive = {
+            "deadLetterTargetArn": _queue_arn(sqs, dlq_url),
+            "maxReceiveCount": queue.max_receives,
+        }
+        self.dead_letter_queue_urls[queue.logical_id] = dlq_url
+        self.queue_urls[queue.logical_id] = sqs.create_queue(
+            QueueName=name,
+            Attributes={
+                "VisibilityTimeout": str(queue.visibility_timeout_s),
+                "RedrivePolicy": json.dumps(redrive),
+            },
+        )["QueueUrl"]
+
+    def _create_rule(self, events: Any, sqs: Any, rule: platform.EventRuleSpec) -> None:
+        """The rule on its bus (None: the default bus), sending to its queue."""
+        bus = "default" if rule.bus is None else self.names[rule.bus]
+        name = physical_name(rule.logical_id)
+        events.put_rule(
+            Name=name,
+            EventBusName=bus,
+            EventPattern=json.dumps(rule.pattern),
+            Description=rule.description,
+            State="ENABLED",
+        )
+        queue_arn = _queue_arn(sqs, self.queue_urls[rule.queue])
+        events.put_targets(
+            Rule=name, EventBusName=bus, Targets=[{"Id": rule.queue, "Arn": queue_arn}]
+        )
+
+    def _subscribe(self, sqs: Any, lam: Any, fn: platform.FunctionSpec) -> None:
+        """The event source mapping through which ``fn``'s queue invokes it."""
+        assert fn.queue is not None
+        lam.create_event_source_mapping(
+            EventSourceArn=_queue_arn(sqs, self.queue_urls[fn.queue]),
+            FunctionName=fn.name,
+            BatchSize=QUEUE_BATCH_SIZE,
+            FunctionResponseTypes=["ReportBatchItemFailures"],
+        )
 
     def _create_service_role(self, iam: Any, spec: platform.RoleSpec) -> str:
         return str(_service_role(iam, spec.logical_id, spec.service)["Arn"])
@@ -437,6 +539,11 @@ class LocalCloud:
 
 def _cdk_context() -> dict[str, Any]:
     return dict(json.loads((REPO_ROOT / "cdk.json").read_text(encoding="utf-8"))["context"])
+
+
+def _queue_arn(sqs: Any, url: str) -> str:
+    attributes = sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["QueueArn"])
+    return str(attributes["Attributes"]["QueueArn"])
 
 
 def _service_role(iam: Any, name: str, service: str) -> dict[str, Any]:

@@ -32,6 +32,7 @@ from typing import Any
 
 from modelops_cli import cost, training
 from modelops_cli.client import ApiError, ModelOpsClient
+from modelops_cli.demo_monitoring import evaluate_quietly, run_drift_flow, run_evaluation_flow
 
 Say = Callable[[str], None]
 SEED = 20261130
@@ -440,7 +441,7 @@ def run_serving_flow(
     """Deploy the trained model, then a good canary (promoted) and a bad one (rolled back).
     ``invoke(endpoint)`` sends one prediction request and returns the variant that answered."""
     job = trained["job"]
-    say("15. Promote the trained model to prod and deploy it (verified against its signature)")
+    say("16. Promote the trained model to prod and deploy it (verified against its signature)")
     first = str(job["modelId"])
     _to_prod(client, first)
     live = _deployed(client, _deploy(client, first, {}), say)
@@ -451,14 +452,16 @@ def run_serving_flow(
     )
     say(f"   a prediction answered by variant {invoke(endpoint)}")
 
-    say("16. Train a second version and roll it out as a 30% canary under traffic")
+    say("17. Train a second version and roll it out as a 30% canary under traffic")
     second = _second_version(client, job, workdir, say)
+    if trained.get("holdout"):  # the family's gate needs a passing evaluation
+        evaluate_quietly(client, second, str(trained["holdout"]), workdir / "second-eval")
     _to_prod(client, second)
     with Traffic(invoke, endpoint) as traffic:
         good = _deployed(client, _deploy(client, second, CANARY), say)
     _say_decision(good, traffic, say)
 
-    say("17. Roll out a bad canary (the local cloud makes it fail half its requests)")
+    say("18. Roll out a bad canary (the local cloud makes it fail half its requests)")
     started = _deploy(client, first, CANARY)
     _wait_status(client, started["deployId"], "BAKING")
     if fault is not None:
@@ -566,22 +569,40 @@ class ModelFailed(Exception):
     """The variant that took the request answered it with an error."""
 
 
-def runtime_invoker(runtime: Any) -> Callable[[str], str]:
-    """``invoke(endpoint)`` over sagemaker-runtime InvokeEndpoint."""
+def iris_rows() -> list[list[float]]:
+    """Every Iris row's four measurements (what users of the endpoint send)."""
+    from sklearn.datasets import load_iris
+
+    return [[round(float(v), 1) for v in row] for row in load_iris().data]
+
+
+def runtime_invoker(runtime: Any, seed: int = SEED) -> Callable[[str], str]:
+    """``invoke(endpoint)`` over sagemaker-runtime InvokeEndpoint: four Iris rows drawn at
+    random, so data capture sees traffic distributed like the data the models learnt from."""
+    import random
+
+    send, rows, rng = rows_invoker(runtime), iris_rows(), random.Random(seed)
+    return lambda endpoint: send(endpoint, rng.sample(rows, 4), "")[0]
+
+
+def rows_invoker(runtime: Any) -> Callable[[str, list[list[float]], str], tuple[str, Any]]:
+    """``invoke(endpoint, rows, inference_id)``: the variant that answered and its answer."""
     from botocore.exceptions import ClientError
 
-    def invoke(endpoint: str) -> str:
+    def invoke(endpoint: str, rows: list[list[float]], inference_id: str) -> tuple[str, Any]:
+        extra = {"InferenceId": inference_id} if inference_id else {}
         try:
             answer = runtime.invoke_endpoint(
                 EndpointName=endpoint,
-                Body=json.dumps({"instances": ROWS}),
+                Body=json.dumps({"instances": rows}),
                 ContentType="application/json",
+                **extra,
             )
         except ClientError as error:
             if error.response["Error"]["Code"] == "ModelError":
                 raise ModelFailed(str(error)) from error
             raise
-        return str(answer["InvokedProductionVariant"])
+        return str(answer["InvokedProductionVariant"]), json.loads(answer["Body"].read())
 
     return invoke
 
@@ -597,13 +618,8 @@ def main() -> int:
             trained = run_training_flow(client, run_flow(client, Path(tmp), say), Path(tmp), say)
             import boto3
 
-            run_serving_flow(
-                client,
-                trained,
-                Path(tmp),
-                say,
-                invoke=runtime_invoker(boto3.client("sagemaker-runtime")),
-            )
+            runtime = boto3.client("sagemaker-runtime")
+            run_serving_flow(client, trained, Path(tmp), say, invoke=runtime_invoker(runtime))
         else:
             from localcloud.cloud import LocalCloud
 
@@ -625,16 +641,32 @@ def main() -> int:
                     say,
                     interrupt=cloud.sagemaker.plan_interruptions,
                 )
+                engineer = clients["ml-engineer"][0]
+                evaluated = run_evaluation_flow(
+                    engineer, clients["platform-admin"][0], registered, trained, Path(tmp), say=say
+                )
                 assert cloud.endpoints is not None
                 endpoints = cloud.endpoints
-                run_serving_flow(
-                    clients["ml-engineer"][0],
-                    trained,
+                runtime = cloud.client("sagemaker-runtime")
+                served = run_serving_flow(
+                    engineer,
+                    {**trained, **evaluated},
                     Path(tmp),
                     say,
-                    invoke=runtime_invoker(cloud.client("sagemaker-runtime")),
+                    invoke=runtime_invoker(runtime),
                     fault=lambda endpoint, variant: endpoints.inject_fault(
                         endpoint, variant, error_rate=0.5
+                    ),
+                )
+                send = rows_invoker(runtime)
+                run_drift_flow(
+                    engineer,
+                    clients["approver"][0],
+                    served,
+                    Path(tmp),
+                    say,
+                    invoke_rows=lambda endpoint, rows, inference_id: str(
+                        send(endpoint, rows, inference_id)[1]
                     ),
                 )
     say(f"Done in {time.perf_counter() - started:.1f} s.")

@@ -16,6 +16,7 @@ from constructs import IConstruct
 
 from modelops import platform
 from stacks.constructs import grants
+from stacks.constructs.event_queues import EventQueues
 from stacks.constructs.python_function import PythonFunction
 from stacks.constructs.state_machine import WorkflowStateMachine
 from stacks.constructs.training_role import (
@@ -114,6 +115,8 @@ _GRANT_WILDCARDS = {
     },
     platform.Grant.SERVING: {**dict(_SERVING.values()), "*": _AUTOSCALING_REASON},
     platform.Grant.SERVING_METRICS: {"*": _METRICS_READ_REASON},
+    # Describe only: which model each variant of the platform's endpoints serves now.
+    platform.Grant.SERVING_STATUS: dict(_SERVING[kind] for kind in ("endpoint-config", "endpoint")),
 }
 # What the training role reads or writes under each prefix of the artifact bucket.
 _PREFIX_USES = {
@@ -169,6 +172,7 @@ def acknowledge(data: DataStack, service: ServiceStack) -> None:
             "every leaked reservation), so a dead-letter queue would keep nothing worth "
             "replaying. Failures raise and show in the function's Errors metric.",
         )
+    _acknowledge_event_queues(service.event_queues)
     _acknowledge_training_role(data, service.training_role)
     for machine in service.state_machines.values():
         _acknowledge_state_machine(machine)
@@ -203,6 +207,18 @@ def _acknowledge_function(
             "Invoked only synchronously by API Gateway (Lambda proxy integration): a failed "
             "request returns its error to the caller, and there is no asynchronous "
             "invocation whose event a dead-letter queue could keep.",
+        )
+    elif fn.function.dead_letter_queue is not None:
+        pass  # invoked asynchronously by other functions: it has a dead-letter queue
+    elif spec.queue:
+        _ack(
+            fn.function,
+            "Serverless-LambdaDLQ",
+            f"Invoked only by the event source mapping of {spec.queue}, which Lambda polls "
+            "and invokes synchronously: a message the function fails (batchItemFailures or "
+            "an error) returns to the queue, and moves to the queue's own dead-letter queue "
+            "after the queue's maxReceiveCount; there is no asynchronous invocation whose "
+            "event a function dead-letter queue could keep.",
         )
     elif spec.schedule:
         _ack(
@@ -275,6 +291,52 @@ def _default_policy(role: iam.IRole) -> iam.Policy:
     if not isinstance(policy, iam.Policy):
         raise TypeError(f"{role.node.path}: no default policy")
     return policy
+
+
+def _acknowledge_event_queues(event_queues: EventQueues) -> None:
+    # Each dead-letter queue, with what it keeps and how that is replayed.
+    dead_letter_queues = {
+        **{
+            q: f"of {logical_id}: messages its consumer failed, replayed into {logical_id} with "
+            "StartMessageMoveTask"
+            for logical_id, q in event_queues.dead_letter_queues.items()
+        },
+        **{
+            q: f"of the {logical_id} rule's target: events EventBridge could not deliver to "
+            "its queue (the message body is the event), replayed by sending the body to the "
+            "queue"
+            for logical_id, q in event_queues.delivery_dlqs.items()
+        },
+        **{
+            q: f"of the {name} function: asynchronous invocations that failed after Lambda's "
+            "retries (the message body is the payload), replayed by invoking it again"
+            for name, q in event_queues.invocation_dlqs.items()
+        },
+    }
+    for queue, keeps in dead_letter_queues.items():
+        _ack(
+            queue,
+            "Serverless-SQSRedrivePolicy",
+            f"The dead-letter queue {keeps}. It is the last stop, which nothing consumes, so "
+            "there is no further queue to redrive to; messages are kept 14 days.",
+        )
+    for logical_id, queue in event_queues.delivery_dlqs.items():
+        _ack(
+            queue,
+            "AwsSolutions-SQS3",
+            f"This queue is a dead-letter queue: the DeadLetterConfig of the {logical_id} "
+            "EventBridge rule's SQS target, a use the SQS3 check does not recognise (it only "
+            "looks for queues and functions that name the queue as their dead-letter queue).",
+        )
+    for logical_id, mapping in event_queues.mappings.items():
+        _ack(
+            mapping,
+            "Serverless-LambdaEventSourceMappingDestination",
+            "SQS event source mappings support no on-failure destination (Lambda supports "
+            f"one for stream and Kafka sources only): a message from {logical_id} that its "
+            "consumer fails is received again, and moves to the queue's dead-letter queue "
+            "after its maxReceiveCount (the queue's redrive policy).",
+        )
 
 
 def _acknowledge_training_role(data: DataStack, training_role: TrainingRole) -> None:

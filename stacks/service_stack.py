@@ -9,10 +9,18 @@ the logical ids the specs name.
 Order follows the references: a state machine names its task functions' ARNs, so they are
 created before it; every other function is created after the state machines, because it may
 start one (``platform.STARTS``: its ARN in the environment, StartExecution) or read its
-executions (``Grant.TRAIN_WORKFLOW_STATUS``).
+executions (``Grant.TRAIN_WORKFLOW_STATUS``); and a function that invokes others
+(``FunctionSpec.invokes``: their names in its environment, InvokeFunction) is created after
+them.
+
+Queues, the EventBridge rules that fill them and their dead-letter queues
+(``stacks/constructs/event_queues.py``) are created before the functions (a function
+invoked asynchronously has one of them as its dead-letter queue); each queue's consumer
+is subscribed to it once the functions exist.
 
 Quota alarms (``stacks/constructs/quota_alarms.py``) watch each team's GPU-hour use in each
-pool of the environment's pool configuration.
+pool of the environment's pool configuration; the drift alarm
+(``stacks/constructs/drift_alarms.py``) the drift monitor's features at alarm.
 """
 
 from __future__ import annotations
@@ -35,6 +43,8 @@ from constructs import Construct
 
 from modelops import platform
 from stacks.constructs import grants
+from stacks.constructs.drift_alarms import DriftAlarms
+from stacks.constructs.event_queues import EventQueues
 from stacks.constructs.python_function import ARCHITECTURE, RUNTIME, PythonFunction
 from stacks.constructs.quota_alarms import QuotaAlarms
 from stacks.constructs.state_machine import WorkflowStateMachine
@@ -159,6 +169,9 @@ class ServiceStack(Stack):
             image_repository_arn=image_repository_arn,
         )
         tasks = {name for machine in platform.STATE_MACHINES for name in machine.tasks}
+        self.event_queues = EventQueues(
+            self, "EventQueues", buses=self.buses, removal_policy=settings.removal_policy
+        )
 
         def build(spec: platform.FunctionSpec, targets: grants.Targets) -> PythonFunction:
             return PythonFunction(
@@ -176,11 +189,29 @@ class ServiceStack(Stack):
                 role_bindings=settings.role_bindings,
                 parameters=settings.parameters,
                 targets=targets,
+                dead_letter_queue=self.event_queues.invocation_dlqs.get(spec.name),
             )
 
-        built = {
-            spec.name: build(spec, targets) for spec in platform.FUNCTIONS if spec.name in tasks
-        }
+        built: dict[str, PythonFunction] = {}
+
+        def build_all(specs: list[platform.FunctionSpec], targets: grants.Targets) -> None:
+            """Build ``specs``, each after the functions it invokes."""
+            pending = specs
+            while pending:
+                ready = [s for s in pending if all(name in built for name in s.invokes)]
+                if not ready:
+                    raise ValueError(
+                        "functions invoke each other in a cycle, or a state machine task "
+                        f"invokes a function created after it: {[s.name for s in pending]}"
+                    )
+                for spec in ready:
+                    functions = {name: fn.function for name, fn in built.items()}
+                    built[spec.name] = build(
+                        spec, dataclasses.replace(targets, functions=functions)
+                    )
+                pending = [s for s in pending if s.name not in built]
+
+        build_all([spec for spec in platform.FUNCTIONS if spec.name in tasks], targets)
         self.state_machines: dict[str, WorkflowStateMachine] = {
             spec.logical_id: WorkflowStateMachine(
                 self,
@@ -200,14 +231,11 @@ class ServiceStack(Stack):
                 for logical_id, machine in self.state_machines.items()
             },
         )
-        built |= {
-            spec.name: build(spec, with_machines)
-            for spec in platform.FUNCTIONS
-            if spec.name not in tasks
-        }
+        build_all([spec for spec in platform.FUNCTIONS if spec.name not in tasks], with_machines)
         self.functions: dict[str, PythonFunction] = {
             spec.name: built[spec.name] for spec in platform.FUNCTIONS
         }
+        self.event_queues.subscribe({name: fn.function for name, fn in self.functions.items()})
 
         self.access_log_group = logs.LogGroup(
             self,
@@ -253,6 +281,7 @@ class ServiceStack(Stack):
         self.quota_alarms = QuotaAlarms(
             self, "QuotaAlarms", pools=settings.pools, removal_policy=settings.removal_policy
         )
+        self.drift_alarms = DriftAlarms(self, "DriftAlarms", environment=settings.name)
         CfnOutput(
             self,
             "QuotaAlarmsTopicArn",

@@ -11,10 +11,11 @@ name that prefix too.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from aws_cdk import ArnFormat, Stack
 from aws_cdk import aws_iam as iam
+from aws_cdk import aws_lambda as lambda_
 from aws_cdk import aws_stepfunctions as sfn
 from constructs import IConstruct
 
@@ -87,21 +88,43 @@ START_GRANTS = {
 @dataclass(frozen=True)
 class Targets:
     """The platform resources that grants name: roles passed to services, the state machines
-    functions start or whose executions they read, and the repository of the default
-    training image."""
+    functions start or whose executions they read, the repository of the default training
+    image, and the functions created so far (which others may invoke), by name."""
 
     roles: Mapping[str, iam.IRole]
     state_machines: Mapping[str, sfn.StateMachine]
     image_repository_arn: str
+    functions: Mapping[str, lambda_.IFunction] = field(default_factory=dict)
 
     def physical_names(self) -> dict[str, str]:
-        """logical id -> ARN, for ``platform.function_environment``."""
+        """logical id -> ARN (function name -> name), for ``platform.function_environment``."""
         names = {logical_id: role.role_arn for logical_id, role in self.roles.items()}
         names |= {
             logical_id: machine.state_machine_arn
             for logical_id, machine in self.state_machines.items()
         }
+        names |= {name: function.function_name for name, function in self.functions.items()}
         return names
+
+
+def invoke_statements(
+    function: platform.FunctionSpec, targets: Targets
+) -> list[iam.PolicyStatement]:
+    """lambda:InvokeFunction of exactly the functions ``function`` invokes (unqualified ARNs:
+    the asynchronous invocations name the function, never a version or alias)."""
+    missing = [name for name in function.invokes if name not in targets.functions]
+    if missing:
+        raise ValueError(
+            f"{function.name}: invokes {', '.join(missing)}, which must be created before it"
+        )
+    if not function.invokes:
+        return []
+    return [
+        iam.PolicyStatement(
+            actions=["lambda:InvokeFunction"],
+            resources=[targets.functions[name].function_arn for name in function.invokes],
+        )
+    ]
 
 
 def training_jobs_arn(scope: IConstruct) -> str:
@@ -230,6 +253,13 @@ def statements(
                 resources=[autoscaling_service_linked_role_arn(scope)],
                 conditions={"StringLike": {"iam:AWSServiceName": AUTOSCALING_SERVICE}},
             ),
+        ]
+    if grant is platform.Grant.SERVING_STATUS:
+        return [
+            iam.PolicyStatement(
+                actions=["sagemaker:DescribeEndpoint", "sagemaker:DescribeEndpointConfig"],
+                resources=[serving_arn(scope, kind) for kind in ("endpoint-config", "endpoint")],
+            )
         ]
     if grant is platform.Grant.SERVING_METRICS:
         # GetMetricStatistics supports no resource-level permissions and no namespace condition.

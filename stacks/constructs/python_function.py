@@ -4,8 +4,11 @@ Every function gets the same runtime (Python 3.12 on arm64), active X-Ray tracin
 logs into its own log group with a retention, the modelops layer, and an execution role
 that holds nothing but what its ``FunctionSpec`` asks for: write access to its own log
 group, the X-Ray write actions, the table, bucket, key and event-bus grants derived from
-the spec's ``Access`` levels (identity policies: keys and buses are named one by one), and
-the service permissions of its ``grants`` (``stacks/constructs/grants.py``).
+the spec's ``Access`` levels (identity policies: keys and buses are named one by one), the
+service permissions of its ``grants`` (``stacks/constructs/grants.py``), and
+lambda:InvokeFunction of the functions it ``invokes`` (which must exist before it). A
+function that others invoke asynchronously is given a dead-letter queue for the
+invocations that still fail after Lambda's retries.
 """
 
 from __future__ import annotations
@@ -20,6 +23,7 @@ from aws_cdk import aws_kms as kms
 from aws_cdk import aws_lambda as lambda_
 from aws_cdk import aws_logs as logs
 from aws_cdk import aws_s3 as s3
+from aws_cdk import aws_sqs as sqs
 from constructs import Construct
 
 from modelops import platform
@@ -71,9 +75,12 @@ class PythonFunction(Construct):
         role_bindings: Mapping[str, Sequence[str]],
         parameters: Mapping[str, str],
         targets: grants.Targets,
+        dead_letter_queue: sqs.IQueue | None = None,
     ) -> None:
         super().__init__(scope, construct_id)
         self.spec = spec
+        # Checked first: the functions it invokes give it their names in the environment.
+        invoke_statements = grants.invoke_statements(spec, targets)
 
         self.log_group = logs.LogGroup(
             self,
@@ -132,6 +139,7 @@ class PythonFunction(Construct):
             logging_format=lambda_.LoggingFormat.JSON,
             application_log_level_v2=lambda_.ApplicationLogLevel.INFO,
             system_log_level_v2=lambda_.SystemLogLevel.INFO,
+            dead_letter_queue=dead_letter_queue,
         )
         # Tracing is set on the L1 resource: the L2 ``tracing`` option would also add the
         # X-Ray statement to the role's default policy, next to the data grants.
@@ -154,6 +162,8 @@ class PythonFunction(Construct):
         for grant in spec.grants:
             for statement in grants.statements(self, spec, grant, targets):
                 self.role.add_to_policy(statement)
+        for statement in invoke_statements:
+            self.role.add_to_policy(statement)
 
 
 def _grant_table(table: dynamodb.ITable, access: platform.Access, role: iam.IRole) -> None:

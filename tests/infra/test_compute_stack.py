@@ -76,6 +76,8 @@ def test_pool_parameters_go_to_the_training_compute_and_reconcile_functions() ->
         platform.COMPUTE_API.name,
         platform.COMPUTE_RECONCILE.name,
         *(s.name for s in platform.TRAINING_FUNCTIONS),
+        # retrain proposals estimate GPU-hours and cost
+        *(s.name for s in platform.DRIFT_FUNCTIONS),
     }
 
 
@@ -219,6 +221,7 @@ def test_quota_alarms_at_80_and_100_percent_for_every_pool_team_and_reporter(
         r["Properties"]
         for r in _resources(service_template).values()
         if r["Type"] == "AWS::CloudWatch::Alarm"
+        and r["Properties"]["MetricName"] != platform.DRIFT_ALARM_METRIC  # test_drift_stack
     ]
 
     # cdk.json: the GPU pools' teams; cpu-standard has no GPU-hours for anyone.

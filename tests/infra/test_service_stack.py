@@ -174,6 +174,9 @@ def test_function_environment_is_platform_function_environment_with_imported_nam
         logical_id: {"Ref": _logical_id(synth, machine.state_machine)}
         for logical_id, machine in service.state_machines.items()
     }
+    names |= {
+        name: {"Ref": _logical_id(synth, service.functions[name].function)} for name in spec.invokes
+    }
     parameters = {name: service.resolve(value) for name, value in data.settings.parameters.items()}
     # The same function the local cloud uses, fed with what CloudFormation resolves.
     expected = platform.function_environment(spec, names, data.settings.role_bindings, parameters)
@@ -271,6 +274,7 @@ def test_scheduled_functions_get_a_rule_with_their_schedule_and_retries(
     assert scheduled == {
         platform.AUDIT_CHECKPOINTS.name: "rate(15 minutes)",
         platform.COMPUTE_RECONCILE.name: "rate(5 minutes)",
+        platform.DRIFT_MONITOR.name: "rate(1 hour)",
     }
     rules = service_template.find_resources("AWS::Events::Rule").values()
     for name, schedule in scheduled.items():
@@ -287,6 +291,8 @@ def test_scheduled_functions_get_a_rule_with_their_schedule_and_retries(
 
 # AWS services whose actions a function may hold: its data grants, and those of its grants.
 DATA_SERVICES = {"logs", "xray", "dynamodb", "s3", "kms", "events"}
+# Functions others invoke asynchronously send their failed invocations to a queue.
+INVOKED = {name for spec in platform.FUNCTIONS for name in spec.invokes}
 GRANT_SERVICES = {
     platform.Grant.TRAINING_JOBS: {"sagemaker", "iam"},
     platform.Grant.TRAINING_STATUS: {"sagemaker"},
@@ -296,6 +302,7 @@ GRANT_SERVICES = {
     platform.Grant.TRAIN_WORKFLOW_STATUS: {"states"},
     platform.Grant.SERVING: {"sagemaker", "iam", "application-autoscaling"},
     platform.Grant.SERVING_METRICS: {"cloudwatch"},
+    platform.Grant.SERVING_STATUS: {"sagemaker"},
     platform.Grant.DEPLOY_WORKFLOW: {"states"},
 }
 # Actions that support no resource ARN known when the policy is written, by the grant that
@@ -316,6 +323,10 @@ def test_function_has_no_wildcard_resource_except_for_xray_and_unscoped_grant_ac
 ) -> None:
     role_id = _logical_id(synth, _function(synth, spec).role)
     services = DATA_SERVICES.union(*(GRANT_SERVICES[grant] for grant in spec.grants))
+    if spec.queue or spec.name in INVOKED:
+        services.add("sqs")
+    if spec.invokes:
+        services.add("lambda")
     unscoped = set().union(*(GRANT_WILDCARD_ACTIONS.get(grant, set()) for grant in spec.grants))
 
     for statement in _role_statements(service_template, role_id):

@@ -363,6 +363,12 @@ def _grant_permissions(synth: Synthesized, grant: platform.Grant) -> set[Permiss
         }
     if grant is platform.Grant.SERVING_METRICS:
         return {_permission("cloudwatch:GetMetricStatistics", "*")}
+    if grant is platform.Grant.SERVING_STATUS:
+        return {
+            _permission(f"sagemaker:{action}", resource)
+            for action in ("DescribeEndpoint", "DescribeEndpointConfig")
+            for resource in (ENDPOINT_CONFIGS, ENDPOINTS)
+        }
     if grant is platform.Grant.TRAINING_STATUS:
         return {_permission("sagemaker:DescribeTrainingJob", JOBS)}
     if grant is platform.Grant.TRAINING_IMAGES:
@@ -406,7 +412,9 @@ def test_function_holds_exactly_the_service_permissions_of_its_grants(
     own_logs = json.dumps({"Fn::GetAtt": [_logical_id(synth, fn.log_group), "Arn"]})
 
     held = {p for p in _permissions(statements, GRANT_SERVICES) if p[1] != own_logs}
-    assert held == set().union(*(_grant_permissions(synth, grant) for grant in spec.grants))
+    # lambda:InvokeFunction comes with FunctionSpec.invokes, not with a grant.
+    invokes = {_permission("lambda:InvokeFunction", _function_arn(synth, n)) for n in spec.invokes}
+    assert held == invokes.union(*(_grant_permissions(synth, grant) for grant in spec.grants))
 
 
 def test_start_grants_are_the_ones_stacks_know() -> None:

@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import hashlib
 import threading
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
-from typing import Any
+from typing import Any, Generic, TypeVar
 
 from modelops.domain import compute
 from modelops.domain.entities import (
@@ -20,7 +20,16 @@ from modelops.domain.entities import (
     UploadSession,
     UploadStatus,
 )
+from modelops.domain.evaluation import EvaluationRecord
 from modelops.domain.ledger import Checkpoint, LedgerRecord
+from modelops.domain.monitoring import (
+    DriftAlert,
+    DriftBaseline,
+    DriftFinding,
+    GroundTruth,
+    Quarantine,
+    RetrainProposal,
+)
 from modelops.domain.pools import (
     PoolConfig,
     QuotaDenial,
@@ -125,6 +134,41 @@ class MemoryBlobStore:
 
     def list_keys(self, prefix: str) -> list[str]:
         return sorted(k for k in self.objects if k.startswith(prefix))
+
+
+R = TypeVar("R", EvaluationRecord, DriftFinding, DriftAlert, RetrainProposal, Quarantine)
+
+
+class Records(Generic[R]):
+    """Records keyed by id: create (AlreadyExists), get, conditional save (StaleWrite)."""
+
+    def __init__(self, key: Callable[[R], str]) -> None:
+        self._lock = threading.Lock()
+        self._key = key
+        self.items: dict[str, R] = {}
+
+    def create(self, record: R) -> None:
+        with self._lock:
+            if self._key(record) in self.items:
+                raise AlreadyExists(self._key(record))
+            self.items[self._key(record)] = record
+
+    def get(self, record_id: str) -> R | None:
+        return self.items.get(record_id)
+
+    def save(self, record: R, expected_revision: int | None) -> None:
+        if expected_revision is None:
+            self.create(record)
+            return
+        with self._lock:
+            stored = self.items.get(self._key(record))
+            if stored is None or getattr(stored, "revision", None) != expected_revision:
+                raise StaleWrite(self._key(record))
+            self.items[self._key(record)] = record
+
+    def where(self, model_id: str, order: Callable[[R], Any], newest_first: bool) -> list[R]:
+        found = [r for r in self.items.values() if getattr(r, "modelId", None) == model_id]
+        return sorted(found, key=order, reverse=newest_first)
 
 
 class MemoryRegistry:
@@ -273,6 +317,78 @@ class MemoryPlatform(MemoryRegistry):
         self.promotions: dict[str, Promotion] = {}
         self.pending: dict[str, str] = {}
         self.changes: list[StageChange] = []
+        self.evaluations: Records[EvaluationRecord] = Records(lambda r: r.evaluationId)
+        self.baselines: dict[str, DriftBaseline] = {}
+        self.findings: Records[DriftFinding] = Records(lambda r: r.findingId)
+        self.alerts: Records[DriftAlert] = Records(lambda r: r.alertId)
+        self.proposals: Records[RetrainProposal] = Records(lambda r: r.proposalId)
+        self.quarantines: Records[Quarantine] = Records(lambda r: r.modelId)
+        self.labels: dict[tuple[str, str], str] = {}
+
+    # evaluations and drift (the same single table in DynamoDB)
+
+    def create_evaluation(self, record: EvaluationRecord) -> None:
+        self.evaluations.create(record)
+
+    def get_evaluation(self, evaluation_id: str) -> EvaluationRecord | None:
+        return self.evaluations.get(evaluation_id)
+
+    def save_evaluation(self, record: EvaluationRecord, expected_revision: int) -> None:
+        self.evaluations.save(record, expected_revision)
+
+    def evaluations_of(self, model_id: str) -> list[EvaluationRecord]:
+        return self.evaluations.where(model_id, lambda r: r.createdAt, newest_first=False)
+
+    def put_baseline(self, baseline: DriftBaseline) -> None:
+        self.baselines[baseline.modelId] = baseline
+
+    def get_baseline(self, model_id: str) -> DriftBaseline | None:
+        return self.baselines.get(model_id)
+
+    def create_finding(self, finding: DriftFinding) -> None:
+        self.findings.create(finding)
+
+    def get_finding(self, finding_id: str) -> DriftFinding | None:
+        return self.findings.get(finding_id)
+
+    def findings_of(self, model_id: str, limit: int) -> list[DriftFinding]:
+        return self.findings.where(model_id, lambda r: r.windowEnd, newest_first=True)[:limit]
+
+    def create_alert(self, alert: DriftAlert) -> None:
+        self.alerts.create(alert)
+
+    def get_alert(self, alert_id: str) -> DriftAlert | None:
+        return self.alerts.get(alert_id)
+
+    def alerts_of(self, model_id: str, limit: int) -> list[DriftAlert]:
+        return self.alerts.where(model_id, lambda r: r.raisedAt, newest_first=True)[:limit]
+
+    def create_proposal(self, proposal: RetrainProposal) -> None:
+        self.proposals.create(proposal)
+
+    def get_proposal(self, proposal_id: str) -> RetrainProposal | None:
+        return self.proposals.get(proposal_id)
+
+    def save_proposal(self, proposal: RetrainProposal, expected_revision: int) -> None:
+        self.proposals.save(proposal, expected_revision)
+
+    def proposals_of(self, model_id: str, limit: int) -> list[RetrainProposal]:
+        return self.proposals.where(model_id, lambda r: r.createdAt, newest_first=True)[:limit]
+
+    def get_quarantine(self, model_id: str) -> Quarantine | None:
+        return self.quarantines.get(model_id)
+
+    def save_quarantine(self, quarantine: Quarantine, expected_revision: int | None) -> None:
+        self.quarantines.save(quarantine, expected_revision)
+
+    def put_labels(self, model_id: str, labels: Sequence[GroundTruth]) -> None:
+        for label in labels:
+            self.labels[(model_id, label.inferenceId)] = label.label
+
+    def get_labels(self, model_id: str, inference_ids: Sequence[str]) -> dict[str, str]:
+        return {
+            i: self.labels[(model_id, i)] for i in inference_ids if (model_id, i) in self.labels
+        }
 
     def get_family_policy(self, family: str) -> FamilyPolicy | None:
         return self.policies.get(family)
@@ -596,3 +712,6 @@ class MemoryDeployments:
 
     def set_live_deployment(self, endpoint: str, deploy_id: str) -> None:
         self.live[endpoint] = deploy_id
+
+    def live_deployments(self) -> list[tuple[str, str]]:
+        return sorted(self.live.items())

@@ -7,6 +7,8 @@ import hashlib
 import pytest
 
 from modelops.domain.entities import ModelStatus
+from modelops.domain.monitoring import Quarantine
+from modelops.domain.promotion import FamilyPolicy
 from modelops.errors import DeploymentRefused
 from modelops.services.artifacts import blob_key
 from modelops.services.serving_gate import DeploymentGate
@@ -20,7 +22,7 @@ def setup() -> Setup:
 
 
 def _gate(setup: Setup, signer: MemorySigner | None = None) -> DeploymentGate:
-    return DeploymentGate(setup.repo, setup.repo, setup.blobs, signer or setup.signer)
+    return DeploymentGate(setup.repo, setup.repo, setup.blobs, signer or setup.signer, setup.repo)
 
 
 def _stored(setup: Setup, model_id: str) -> None:
@@ -84,3 +86,27 @@ def test_a_tampered_artifact_is_refused_even_with_a_valid_signature(setup: Setup
     with pytest.raises(DeploymentRefused, match="the artifact was altered"):
         _gate(setup).verify(model, "staging")
     assert hashlib.sha256(b"evil weights").hexdigest() != artifact.files[0].sha256
+
+
+def test_a_quarantined_high_risk_version_is_refused_until_an_approver_releases_it(
+    setup: Setup,
+) -> None:
+    model_id = setup.model("1.0.0", 0.9)
+    _stored(setup, model_id)
+    model = setup.repo.get_model(model_id)
+    assert model is not None
+    quarantine = Quarantine(
+        modelId=model_id, alertId="alr-" + "2" * 24, reason="drift", since=setup.clock.now()
+    )
+    setup.repo.save_quarantine(quarantine, None)
+    assert _gate(setup).verify(model, "sandbox")  # a low-risk family: promotion is blocked only
+
+    setup.repo.put_family_policy(
+        FamilyPolicy(family=model.family, riskTier="high", approvalsRequired=1)
+    )
+    with pytest.raises(DeploymentRefused, match="quarantined"):
+        _gate(setup).verify(model, "sandbox")
+
+    released = quarantine.model_copy(update={"active": False, "revision": 1})
+    setup.repo.save_quarantine(released, 0)
+    assert _gate(setup).verify(model, "sandbox").artifactRootDigest == model.rootDigest

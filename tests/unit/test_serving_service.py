@@ -92,7 +92,7 @@ class World(Setup):
         self.serving = DeploymentService(
             deployments=self.deployments,
             registry=self.repo,
-            gate=DeploymentGate(self.repo, self.repo, self.blobs, self.signer),
+            gate=DeploymentGate(self.repo, self.repo, self.blobs, self.signer, self.repo),
             blobs=self.blobs,
             backend=self.hosting,
             telemetry=self.telemetry,

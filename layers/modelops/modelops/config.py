@@ -49,6 +49,8 @@ class Settings:
     team_bindings_json: str = "{}"
     # principal ARN pattern -> role names (modelops.domain.access)
     role_bindings: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
+    # Functions this one may invoke: platform name -> physical name.
+    function_names: Mapping[str, str] = field(default_factory=dict)
 
     def require(self, name: str) -> str:
         value = getattr(self, name)
@@ -88,5 +90,10 @@ def settings() -> Settings:
         role_bindings={
             pattern: tuple(roles)
             for pattern, roles in json.loads(env.get(platform.ROLE_BINDINGS_ENV) or "{}").items()
+        },
+        function_names={
+            fn.name: env[platform.invoke_env_var(fn.name)]
+            for fn in platform.FUNCTIONS
+            if env.get(platform.invoke_env_var(fn.name))
         },
     )

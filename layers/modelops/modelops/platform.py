@@ -63,6 +63,9 @@ class Grant(StrEnum):
     SERVING_METRICS = "serving-metrics"
     # states:StartExecution of the deployment state machine.
     DEPLOY_WORKFLOW = "deploy-workflow"
+    # sagemaker:DescribeEndpoint/DescribeEndpointConfig on the platform's endpoints: which
+    # model each variant serves now (drift reads that variant's data capture).
+    SERVING_STATUS = "serving-status"
 
 
 @dataclass(frozen=True)
@@ -141,6 +144,32 @@ class BucketSpec:
 
 
 @dataclass(frozen=True)
+class QueueSpec:
+    """An SQS queue between EventBridge rules and the one function that consumes it, with a
+    dead-letter queue: an event its consumer fails ``max_receives`` times is kept there for
+    inspection and replay instead of being lost."""
+
+    logical_id: str
+    description: str
+    max_receives: int = 5
+    # SQS redelivers a message not deleted within this; at least 6x the consumer's timeout.
+    visibility_timeout_s: int = 1800
+
+
+@dataclass(frozen=True)
+class EventRuleSpec:
+    """An EventBridge rule sending matching events to a queue. ``bus`` is one of BUSES
+    (logical id), or None for the account's default bus (AWS service events such as
+    CloudWatch alarm state changes)."""
+
+    logical_id: str
+    description: str
+    bus: str | None
+    pattern: Mapping[str, Any]
+    queue: str
+
+
+@dataclass(frozen=True)
 class FunctionSpec:
     """A Lambda function. ``handler`` is relative to ``functions/`` (the code asset root)."""
 
@@ -159,6 +188,12 @@ class FunctionSpec:
     grants: tuple[Grant, ...] = ()
     # Deployment parameters (PARAMETERS) the function reads, by environment variable name.
     parameters: tuple[str, ...] = ()
+    # The queue (QueueSpec logical id) whose messages invoke the function (batches of up to
+    # 10, partial batch failures reported so only failed messages are retried).
+    queue: str | None = None
+    # Functions it invokes asynchronously (lambda:InvokeFunction), by name; each one's name
+    # reaches it in ``invoke_env_var(name)``.
+    invokes: tuple[str, ...] = ()
     memory_mb: int = 512
     timeout_s: int = 29
 
@@ -417,7 +452,7 @@ def _training_task(
 TRAINING_API = FunctionSpec(
     name="training-api",
     handler="training_api.handler.handler",
-    description="Training jobs: submit, inspect, cancel, reproduce.",
+    description="Training and evaluation jobs: submit, inspect, cancel, reproduce, retrain.",
     tables={
         REGISTRY_TABLE.logical_id: Access.READ_WRITE,
         IDEMPOTENCY_TABLE.logical_id: Access.READ_WRITE,
@@ -426,7 +461,7 @@ TRAINING_API = FunctionSpec(
     buckets=_ARTIFACTS_READ,
     keys=dict(LEDGER_WRITER_KEYS),
     buses=(EVENT_BUS.logical_id,),
-    api_routes=("train",),
+    api_routes=("train", "eval"),
     grants=(Grant.TRAIN_WORKFLOW, Grant.TRAINING_IMAGES, Grant.TRAINING_JOBS),
     parameters=(TRAINING_IMAGE_PARAMETER, TRAINING_POLL_PARAMETER, *_POOL_PARAMETERS),
     memory_mb=1024,
@@ -573,6 +608,120 @@ SERVING_FUNCTIONS: tuple[FunctionSpec, ...] = (
     ),
 )
 
+# Drift: baselines, monitoring of data capture, alerts and their remediation. The registry
+# (baselines, findings, alerts, proposals, quarantines, labels), the artifact bucket
+# (datasets and data capture read; statistics, constraints and summaries written), the
+# ledger, the bus (DriftDetected) and the signing key (retrain proposals are signed).
+_DRIFT_ACCESS: dict[str, Any] = {
+    "tables": {REGISTRY_TABLE.logical_id: Access.READ_WRITE, **LEDGER_WRITER_TABLES},
+    "buckets": {ARTIFACT_BUCKET.logical_id: Access.READ_WRITE, **LEDGER_WRITER_BUCKETS},
+    "keys": dict(LEDGER_WRITER_KEYS),
+    "buses": (EVENT_BUS.logical_id,),
+    "parameters": _POOL_PARAMETERS,  # retrain proposals estimate GPU-hours and cost
+}
+DRIFT_BASELINE_QUEUE = QueueSpec(
+    logical_id="DriftBaselineQueue",
+    description="Trained models whose drift baseline is to be computed.",
+)
+DRIFT_ALERT_QUEUE = QueueSpec(
+    logical_id="DriftAlertQueue",
+    description="DriftDetected events and drift alarm state changes, for the alert handler.",
+)
+QUEUES: tuple[QueueSpec, ...] = (DRIFT_BASELINE_QUEUE, DRIFT_ALERT_QUEUE)
+
+# The detail-types and alarm names the drift rules match (the publishers use these).
+TRAINING_STATE_CHANGE = "Training Job State Change"
+DRIFT_DETECTED = "Drift Detected"
+DRIFT_ALARM_PREFIX = "modelops-drift-"
+# What the drift monitor emits (EMF, namespace METRICS_NAMESPACE): per model version and
+# feature, the value of the feature's constraint metric (dimensions model, feature); per
+# model version, how many features are at alarm (dimension model); and over every model,
+# the features at alarm in one run (dimension service only), which CDK's drift alarm
+# watches: alarms cannot be declared per model ahead of time, the models come later.
+DRIFT_SCORE_METRIC = "DriftScore"
+DRIFTED_FEATURES_METRIC = "DriftedFeatures"
+DRIFT_ALARM_METRIC = "DriftAlarmFeatures"
+EVENT_SOURCE = "illuvrse.modelops"
+EVENT_RULES: tuple[EventRuleSpec, ...] = (
+    EventRuleSpec(
+        logical_id="ModelTrainedRule",
+        description="A training job registered a model: compute its drift baseline.",
+        bus=EVENT_BUS.logical_id,
+        pattern={
+            "source": [EVENT_SOURCE],
+            "detail-type": [TRAINING_STATE_CHANGE],
+            "detail": {"status": ["COMPLETED"], "purpose": ["train"]},
+        },
+        queue=DRIFT_BASELINE_QUEUE.logical_id,
+    ),
+    EventRuleSpec(
+        logical_id="DriftDetectedRule",
+        description="The drift monitor found features past their alarm threshold.",
+        bus=EVENT_BUS.logical_id,
+        pattern={"source": [EVENT_SOURCE], "detail-type": [DRIFT_DETECTED]},
+        queue=DRIFT_ALERT_QUEUE.logical_id,
+    ),
+    EventRuleSpec(
+        logical_id="DriftAlarmRule",
+        description="A drift CloudWatch alarm went into ALARM.",
+        bus=None,
+        pattern={
+            "source": ["aws.cloudwatch"],
+            "detail-type": ["CloudWatch Alarm State Change"],
+            "detail": {
+                "alarmName": [{"prefix": DRIFT_ALARM_PREFIX}],
+                "state": {"value": ["ALARM"]},
+            },
+        },
+        queue=DRIFT_ALERT_QUEUE.logical_id,
+    ),
+)
+
+DRIFT_BASELINE = FunctionSpec(
+    name="drift-baseline",
+    handler="drift_tasks.baseline.handler",
+    description="Computes a model version's drift baseline (statistics and constraints).",
+    queue=DRIFT_BASELINE_QUEUE.logical_id,
+    timeout_s=300,
+    memory_mb=2048,
+    **_DRIFT_ACCESS,
+)
+DRIFT_MONITOR = FunctionSpec(
+    name="drift-monitor",
+    handler="drift_tasks.monitor.handler",
+    description="Summarises data capture per hour and compares windows with the baseline.",
+    schedule="rate(1 hour)",
+    grants=(Grant.SERVING_STATUS,),
+    timeout_s=900,
+    memory_mb=2048,
+    **_DRIFT_ACCESS,
+)
+DRIFT_ALERTS = FunctionSpec(
+    name="drift-alerts",
+    handler="drift_tasks.alerts.handler",
+    description="Records drift alerts and their remediation (retrain proposal, quarantine).",
+    queue=DRIFT_ALERT_QUEUE.logical_id,
+    grants=(Grant.SERVING_STATUS,),
+    timeout_s=120,
+    **_DRIFT_ACCESS,
+)
+DRIFT_API = FunctionSpec(
+    name="drift-api",
+    handler="drift_api.handler.handler",
+    description="Drift: baselines, findings, labels, alerts, retrain proposals, quarantine.",
+    api_routes=("drift",),
+    invokes=(DRIFT_BASELINE.name, DRIFT_MONITOR.name),
+    memory_mb=1024,
+    **{
+        **_DRIFT_ACCESS,
+        "tables": {
+            **_DRIFT_ACCESS["tables"],
+            IDEMPOTENCY_TABLE.logical_id: Access.READ_WRITE,
+        },
+    },
+)
+DRIFT_FUNCTIONS: tuple[FunctionSpec, ...] = (DRIFT_API, DRIFT_BASELINE, DRIFT_MONITOR, DRIFT_ALERTS)
+
 FUNCTIONS: tuple[FunctionSpec, ...] = (
     REGISTRY_API,
     AUDIT_API,
@@ -583,6 +732,7 @@ FUNCTIONS: tuple[FunctionSpec, ...] = (
     COMPUTE_RECONCILE,
     SERVING_API,
     *SERVING_FUNCTIONS,
+    *DRIFT_FUNCTIONS,
 )
 # Functions that start a state machine, by the machine's logical id.
 STARTS = {
@@ -619,6 +769,12 @@ def bus(logical_id: str) -> BusSpec:
     return next(b for b in BUSES if b.logical_id == logical_id)
 
 
+def invoke_env_var(function_name: str) -> str:
+    """Where a function learns the name of one it invokes: ``drift-monitor`` ->
+    ``DRIFT_MONITOR_FUNCTION_NAME``."""
+    return function_name.upper().replace("-", "_") + "_FUNCTION_NAME"
+
+
 def function(name: str) -> FunctionSpec:
     return next(f for f in FUNCTIONS if f.name == name)
 
@@ -630,8 +786,8 @@ def function_environment(
     parameters: Mapping[str, str] | None = None,
 ) -> dict[str, str]:
     """Environment variables a function gets, given logical id -> physical name (for keys,
-    roles and state machines: their ARN; for buses: their name) and the deployment's
-    parameter values.
+    roles and state machines: their ARN; for buses: their name; for functions it invokes,
+    by function name: their name) and the deployment's parameter values.
 
     CDK passes CloudFormation tokens as physical names; the local cloud passes its own.
     """
@@ -659,6 +815,8 @@ def function_environment(
     for machine in STATE_MACHINES:
         if fn.name in STARTS.get(machine.logical_id, ()):
             env[machine.env_var] = physical_names[machine.logical_id]
+    for name in fn.invokes:
+        env[invoke_env_var(name)] = physical_names[name]
     for name in fn.parameters:
         if parameters is None or name not in parameters:
             raise ValueError(f"{fn.name}: deployment parameter {name} is not set")

@@ -25,7 +25,16 @@ from modelops.domain.promotion import (
 )
 
 if TYPE_CHECKING:
+    from modelops.domain.evaluation import EvaluationRecord
     from modelops.domain.ledger import Checkpoint, LedgerRecord
+    from modelops.domain.monitoring import (
+        DriftAlert,
+        DriftBaseline,
+        DriftFinding,
+        GroundTruth,
+        Quarantine,
+        RetrainProposal,
+    )
     from modelops.domain.pools import QuotaDenial, Reservation, UsageRecord
     from modelops.domain.serving import Autoscaling, DeploymentRecord, VariantStats
     from modelops.domain.training import ComputeRequirements, TrainingJob
@@ -285,6 +294,60 @@ class TrainingRepository(Protocol):
     ) -> Page[TrainingJob]: ...
 
 
+class EvaluationRepository(Protocol):
+    def create_evaluation(self, record: EvaluationRecord) -> None:
+        """Raise AlreadyExists if the evaluation id is taken."""
+        ...
+
+    def get_evaluation(self, evaluation_id: str) -> EvaluationRecord | None: ...
+    def save_evaluation(self, record: EvaluationRecord, expected_revision: int) -> None:
+        """Write ``record`` if the stored revision is ``expected_revision``; else StaleWrite."""
+        ...
+
+    def evaluations_of(self, model_id: str) -> list[EvaluationRecord]:
+        """The model's evaluations, oldest first."""
+        ...
+
+
+class MonitoringRepository(Protocol):
+    """Drift baselines, findings, alerts, retrain proposals, quarantines, labels."""
+
+    def put_baseline(self, baseline: DriftBaseline) -> None: ...
+    def get_baseline(self, model_id: str) -> DriftBaseline | None: ...
+    def create_finding(self, finding: DriftFinding) -> None: ...
+    def get_finding(self, finding_id: str) -> DriftFinding | None: ...
+    def findings_of(self, model_id: str, limit: int) -> list[DriftFinding]:
+        """The model's findings, newest first."""
+        ...
+
+    def create_alert(self, alert: DriftAlert) -> None:
+        """Raise AlreadyExists if the alert id is taken (one alert per finding)."""
+        ...
+
+    def get_alert(self, alert_id: str) -> DriftAlert | None: ...
+    def alerts_of(self, model_id: str, limit: int) -> list[DriftAlert]:
+        """Newest first."""
+        ...
+
+    def create_proposal(self, proposal: RetrainProposal) -> None: ...
+    def get_proposal(self, proposal_id: str) -> RetrainProposal | None: ...
+    def save_proposal(self, proposal: RetrainProposal, expected_revision: int) -> None:
+        """Else StaleWrite."""
+        ...
+
+    def proposals_of(self, model_id: str, limit: int) -> list[RetrainProposal]: ...
+    def get_quarantine(self, model_id: str) -> Quarantine | None: ...
+    def save_quarantine(self, quarantine: Quarantine, expected_revision: int | None) -> None:
+        """Create (``expected_revision`` None: AlreadyExists if there is one) or replace the
+        revision read (else StaleWrite)."""
+        ...
+
+    def put_labels(self, model_id: str, labels: Sequence[GroundTruth]) -> None: ...
+    def get_labels(self, model_id: str, inference_ids: Sequence[str]) -> dict[str, str]:
+        """inferenceId -> label for those that were posted."""
+        ...
+
+
 class TrainingBackend(Protocol):
     """SageMaker training jobs (CreateTrainingJob's request shape, DescribeTrainingJob's
     response shape)."""
@@ -371,6 +434,9 @@ class DeploymentRepository(Protocol):
         ...
 
     def set_live_deployment(self, endpoint: str, deploy_id: str) -> None: ...
+    def live_deployments(self) -> list[tuple[str, str]]:
+        """(endpoint, deployId) of every endpoint's live deployment."""
+        ...
 
 
 class EndpointBackend(Protocol):
@@ -396,6 +462,12 @@ class EndpointBackend(Protocol):
     def describe(self, endpoint: str) -> dict[str, Any] | None: ...
     def set_weights(self, endpoint: str, weights: Mapping[str, float]) -> None: ...
     def autoscale(self, endpoint: str, variant: str, autoscaling: Autoscaling) -> None: ...
+
+
+class ServingVariants(Protocol):
+    def serving(self, endpoint: str) -> dict[str, str]:
+        """Production variant name -> the model id it serves now ({} without the endpoint)."""
+        ...
 
 
 class ServingTelemetry(Protocol):

@@ -17,6 +17,8 @@ if TYPE_CHECKING:
     from modelops.domain.pools import PoolConfig
     from modelops.services.audit import AuditService
     from modelops.services.compute import ComputeService
+    from modelops.services.drift import DriftService, Retraining
+    from modelops.services.evaluation import EvaluationResults, EvaluationService
     from modelops.services.promotion import PromotionService
     from modelops.services.serving import DeploymentService
     from modelops.services.training import TrainingService
@@ -126,6 +128,8 @@ def promotion_service() -> PromotionService:
         signer=statement_signer(),
         model_signer=model_signer(),
         blobs=blob_store(),
+        evaluations=registry_repository(),
+        monitoring=registry_repository(),
         clock=SystemClock(),
         region=settings().region,
     )
@@ -193,6 +197,7 @@ def training_service() -> TrainingService:
         pools=pool_config(),
         policy=policy_engine(),
         signer=statement_signer(),
+        evaluations=evaluation_results(),
         publish=lambda detail_type, detail: event_publisher().publish(detail_type, detail),
         audit=lambda event: audit_service().record(event),
         clock=SystemClock(),
@@ -203,6 +208,66 @@ def training_service() -> TrainingService:
             default_image=config.training_image_uri or "",
             poll_seconds=config.training_poll_seconds,
         ),
+    )
+
+
+@cache
+def evaluation_results() -> EvaluationResults:
+    from modelops.services.evaluation import EvaluationResults
+
+    return EvaluationResults(
+        evaluations=registry_repository(),
+        blobs=blob_store(),
+        clock=SystemClock(),
+        audit=lambda event: audit_service().record(event),
+    )
+
+
+@cache
+def evaluation_service() -> EvaluationService:
+    from modelops.services.evaluation import EvaluationService
+
+    return EvaluationService(
+        evaluations=registry_repository(),
+        registry=registry_repository(),
+        jobs=training_service(),
+        clock=SystemClock(),
+    )
+
+
+@cache
+def drift_service() -> DriftService:
+    from modelops.adapters.lambda_invoke import LambdaInvoker
+    from modelops.adapters.sagemaker_hosting import SageMakerVariants
+    from modelops.services.drift import DriftService, DriftSettings
+
+    return DriftService(
+        monitoring=registry_repository(),
+        registry=registry_repository(),
+        promotions=registry_repository(),
+        deployments=registry_repository(),
+        variants=SageMakerVariants(client("sagemaker")),
+        jobs=registry_repository(),
+        usage=quota_ledger(),
+        blobs=blob_store(),
+        invoker=LambdaInvoker(client("lambda"), settings().function_names),
+        signer=statement_signer(),
+        publish=lambda detail_type, detail: event_publisher().publish(detail_type, detail),
+        audit=lambda event: audit_service().record(event),
+        clock=SystemClock(),
+        settings=DriftSettings(),
+    )
+
+
+@cache
+def retraining() -> Retraining:
+    from modelops.services.drift import Retraining
+
+    service = training_service()
+    return Retraining(
+        monitoring=registry_repository(),
+        submit=service.submit,
+        get_job=service.get,
     )
 
 
@@ -255,7 +320,11 @@ def deployment_service() -> DeploymentService:
         deployments=registry_repository(),
         registry=registry_repository(),
         gate=DeploymentGate(
-            registry_repository(), registry_repository(), blob_store(), statement_signer()
+            registry_repository(),
+            registry_repository(),
+            blob_store(),
+            statement_signer(),
+            registry_repository(),
         ),
         blobs=blob_store(),
         backend=SageMakerHosting(client("sagemaker"), client("application-autoscaling")),

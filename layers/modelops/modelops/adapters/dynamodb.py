@@ -17,9 +17,18 @@ Items (pk / sk):
   DSAPPROVAL#<datasetId> / APPROVAL  PII dataset approval
 
   DEPLOY#<id> / DEPLOY               deployment (rev)
-  ENDPOINT#<name> / LIVE             the deployment an endpoint serves
+  ENDPOINT#<name> / LIVE             the deployment an endpoint serves  gsi1: LIVE / <name>
   TRAINJOB#<id> / JOB                training job (rev)
                                      gsi1: TRAININGJOBS / <family>#<created>#<id>
+
+  EVAL#<id> / EVAL                   evaluation (rev)  gsi1: EVALS#<model> / <created>#<id>
+  MODEL#<id> / BASELINE              drift baseline of a model version
+  MODEL#<id> / QUARANTINE            quarantine of a model version (rev)
+  FINDING#<id> / FINDING             drift finding     gsi1: FINDINGS#<model> / <end>#<id>
+  ALERT#<id> / ALERT                 drift alert       gsi1: ALERTS#<model> / <at>#<id>
+  PROPOSAL#<id> / PROPOSAL           retrain proposal (rev)
+                                                       gsi1: PROPOSALS#<model> / <at>#<id>
+  LABEL#<model> / <inferenceId>      ground truth of a captured inference
 
 Every multi-item write is one TransactWriteItems call with conditions, so a failure leaves
 nothing half-written and concurrent writers of the same key cannot both win.
@@ -51,6 +60,15 @@ from modelops.domain.entities import (
     UploadSession,
     UploadStatus,
     semver_sort_key,
+)
+from modelops.domain.evaluation import EvaluationRecord
+from modelops.domain.monitoring import (
+    DriftAlert,
+    DriftBaseline,
+    DriftFinding,
+    GroundTruth,
+    Quarantine,
+    RetrainProposal,
 )
 from modelops.domain.promotion import (
     ApproverKey,
@@ -439,21 +457,25 @@ class RegistryTable:
         return _entity(self._get(f"DEPLOY#{deploy_id}", "DEPLOY"), DeploymentRecord)
 
     def save_deployment(self, record: DeploymentRecord, expected_revision: int) -> None:
-        try:
-            self._deployment_item(record).save(condition=RegistryItem.rev == expected_revision)
-        except Exception as exc:
-            if _conditional_failure(exc):
-                raise StaleWrite(record.deployId) from exc
-            raise
+        _save_revised(self._deployment_item(record), expected_revision)
 
     def live_deployment(self, endpoint: str) -> str | None:
         item = self._get(f"ENDPOINT#{endpoint}", "LIVE")
         return str(json.loads(item.doc)["deployId"]) if item and item.doc else None
 
     def set_live_deployment(self, endpoint: str, deploy_id: str) -> None:
-        item = _item(f"ENDPOINT#{endpoint}", "LIVE", "live-deployment")
+        item = _item(
+            f"ENDPOINT#{endpoint}", "LIVE", "live-deployment", gsi1pk="LIVE", gsi1sk=endpoint
+        )
         item.doc = json.dumps({"deployId": deploy_id})
         item.save()
+
+    def live_deployments(self) -> list[tuple[str, str]]:
+        return [
+            (str(item.gsi1sk), str(json.loads(item.doc)["deployId"]))
+            for item in RegistryItem.gsi1.query("LIVE")
+            if item.doc
+        ]
 
     @staticmethod
     def _deployment_item(record: DeploymentRecord) -> RegistryItem:
@@ -475,12 +497,7 @@ class RegistryTable:
         return _entity(self._get(f"TRAINJOB#{job_id}", "JOB"), TrainingJob)
 
     def save_training_job(self, job: TrainingJob, expected_revision: int) -> None:
-        try:
-            self._job_item(job).save(condition=RegistryItem.rev == expected_revision)
-        except Exception as exc:
-            if _conditional_failure(exc):
-                raise StaleWrite(job.jobId) from exc
-            raise
+        _save_revised(self._job_item(job), expected_revision)
 
     def list_training_jobs(
         self, family: str | None, limit: int, token: str | None
@@ -503,6 +520,141 @@ class RegistryTable:
             gsi1sk=f"{job.modelFamily}#{job.createdAt.isoformat()}#{job.jobId}",
         )
 
+    # --- evaluations ----------------------------------------------------------------------
+
+    def create_evaluation(self, record: EvaluationRecord) -> None:
+        self._put_new(self._evaluation_item(record))
+
+    def get_evaluation(self, evaluation_id: str) -> EvaluationRecord | None:
+        return _entity(self._get(f"EVAL#{evaluation_id}", "EVAL"), EvaluationRecord)
+
+    def save_evaluation(self, record: EvaluationRecord, expected_revision: int) -> None:
+        _save_revised(self._evaluation_item(record), expected_revision)
+
+    def evaluations_of(self, model_id: str) -> list[EvaluationRecord]:
+        return self._index(f"EVALS#{model_id}", EvaluationRecord, newest_first=False, limit=None)
+
+    @staticmethod
+    def _evaluation_item(record: EvaluationRecord) -> RegistryItem:
+        return _item(
+            f"EVAL#{record.evaluationId}",
+            "EVAL",
+            "evaluation",
+            record,
+            status=record.status,
+            rev=record.revision,
+            gsi1pk=f"EVALS#{record.modelId}",
+            gsi1sk=f"{record.createdAt.isoformat()}#{record.evaluationId}",
+        )
+
+    # --- drift ------------------------------------------------------------------------------
+
+    def put_baseline(self, baseline: DriftBaseline) -> None:
+        _item(f"MODEL#{baseline.modelId}", "BASELINE", "drift-baseline", baseline).save()
+
+    def get_baseline(self, model_id: str) -> DriftBaseline | None:
+        return _entity(self._get(f"MODEL#{model_id}", "BASELINE"), DriftBaseline)
+
+    def create_finding(self, finding: DriftFinding) -> None:
+        self._put_new(
+            _item(
+                f"FINDING#{finding.findingId}",
+                "FINDING",
+                "drift-finding",
+                finding,
+                status=finding.status,
+                gsi1pk=f"FINDINGS#{finding.modelId}",
+                gsi1sk=f"{finding.windowEnd.isoformat()}#{finding.findingId}",
+            )
+        )
+
+    def get_finding(self, finding_id: str) -> DriftFinding | None:
+        return _entity(self._get(f"FINDING#{finding_id}", "FINDING"), DriftFinding)
+
+    def findings_of(self, model_id: str, limit: int) -> list[DriftFinding]:
+        return self._index(f"FINDINGS#{model_id}", DriftFinding, newest_first=True, limit=limit)
+
+    def create_alert(self, alert: DriftAlert) -> None:
+        self._put_new(
+            _item(
+                f"ALERT#{alert.alertId}",
+                "ALERT",
+                "drift-alert",
+                alert,
+                gsi1pk=f"ALERTS#{alert.modelId}",
+                gsi1sk=f"{alert.raisedAt.isoformat()}#{alert.alertId}",
+            )
+        )
+
+    def get_alert(self, alert_id: str) -> DriftAlert | None:
+        return _entity(self._get(f"ALERT#{alert_id}", "ALERT"), DriftAlert)
+
+    def alerts_of(self, model_id: str, limit: int) -> list[DriftAlert]:
+        return self._index(f"ALERTS#{model_id}", DriftAlert, newest_first=True, limit=limit)
+
+    def create_proposal(self, proposal: RetrainProposal) -> None:
+        self._put_new(self._proposal_item(proposal))
+
+    def get_proposal(self, proposal_id: str) -> RetrainProposal | None:
+        return _entity(self._get(f"PROPOSAL#{proposal_id}", "PROPOSAL"), RetrainProposal)
+
+    def save_proposal(self, proposal: RetrainProposal, expected_revision: int) -> None:
+        _save_revised(self._proposal_item(proposal), expected_revision)
+
+    def proposals_of(self, model_id: str, limit: int) -> list[RetrainProposal]:
+        return self._index(f"PROPOSALS#{model_id}", RetrainProposal, newest_first=True, limit=limit)
+
+    @staticmethod
+    def _proposal_item(proposal: RetrainProposal) -> RegistryItem:
+        return _item(
+            f"PROPOSAL#{proposal.proposalId}",
+            "PROPOSAL",
+            "retrain-proposal",
+            proposal,
+            status=proposal.status,
+            rev=proposal.revision,
+            gsi1pk=f"PROPOSALS#{proposal.modelId}",
+            gsi1sk=f"{proposal.createdAt.isoformat()}#{proposal.proposalId}",
+        )
+
+    def get_quarantine(self, model_id: str) -> Quarantine | None:
+        return _entity(self._get(f"MODEL#{model_id}", "QUARANTINE"), Quarantine)
+
+    def save_quarantine(self, quarantine: Quarantine, expected_revision: int | None) -> None:
+        item = _item(
+            f"MODEL#{quarantine.modelId}",
+            "QUARANTINE",
+            "quarantine",
+            quarantine,
+            rev=quarantine.revision,
+        )
+        if expected_revision is None:
+            self._put_new(item)
+        else:
+            _save_revised(item, expected_revision)
+
+    def put_labels(self, model_id: str, labels: Sequence[GroundTruth]) -> None:
+        with RegistryItem.batch_write() as batch:
+            for label in labels:
+                batch.save(_item(f"LABEL#{model_id}", label.inferenceId, "label", label))
+
+    def get_labels(self, model_id: str, inference_ids: Sequence[str]) -> dict[str, str]:
+        keys = [(f"LABEL#{model_id}", i) for i in dict.fromkeys(inference_ids)]
+        found: dict[str, str] = {}
+        for item in RegistryItem.batch_get(keys, consistent_read=True):
+            label = _entity(item, GroundTruth)
+            if label is not None:
+                found[label.inferenceId] = label.label
+        return found
+
+    def _index(
+        self, index_value: str, cls: type[E], *, newest_first: bool, limit: int | None
+    ) -> list[E]:
+        results = RegistryItem.gsi1.query(
+            index_value, scan_index_forward=not newest_first, limit=limit
+        )
+        return [e for e in (_entity(i, cls) for i in results) if e is not None]
+
     @staticmethod
     def _model_item(model: ModelVersion) -> RegistryItem:
         return _item(
@@ -514,6 +666,16 @@ class RegistryTable:
             gsi1pk="MODELS",
             gsi1sk=f"{model.family}#{semver_sort_key(model.version)}#{model.version}",
         )
+
+
+def _save_revised(item: RegistryItem, expected_revision: int) -> None:
+    """Replace a record only if the stored revision is the one its writer read."""
+    try:
+        item.save(condition=RegistryItem.rev == expected_revision)
+    except Exception as exc:
+        if _conditional_failure(exc):
+            raise StaleWrite(item.pk) from exc
+        raise
 
 
 def _conditional_failure(exc: Exception) -> bool:

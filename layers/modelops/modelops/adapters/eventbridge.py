@@ -6,7 +6,9 @@ import json
 from collections.abc import Mapping
 from typing import Any
 
-SOURCE = "illuvrse.modelops"
+from modelops import platform
+
+SOURCE = platform.EVENT_SOURCE
 
 
 class EventBridgePublisher:

@@ -3,7 +3,6 @@ CloudWatch and data capture in S3 (boto3; the sagemaker SDK never runs in a Lamb
 
 from __future__ import annotations
 
-import base64
 import json
 from collections.abc import Mapping
 from datetime import datetime
@@ -11,7 +10,8 @@ from typing import Any
 
 from botocore.exceptions import ClientError
 
-from modelops.domain.serving import Autoscaling, VariantStats, label_counts
+from modelops import platform
+from modelops.domain.serving import Autoscaling, VariantStats, captured_body, label_counts
 
 NAMESPACE = "AWS/SageMaker"
 
@@ -19,12 +19,6 @@ NAMESPACE = "AWS/SageMaker"
 def _missing(exc: ClientError) -> bool:
     message = exc.response.get("Error", {}).get("Message", "").lower()
     return any(p in message for p in ("could not find", "not found", "does not exist"))
-
-
-def _decoded(part: dict[str, Any]) -> bytes:
-    """A captured body: JSON and CSV as text, anything else base64 (SageMaker's encodings)."""
-    data = str(part.get("data") or "")
-    return base64.b64decode(data) if part.get("encoding") == "BASE64" else data.encode()
 
 
 class SageMakerHosting:
@@ -123,6 +117,29 @@ class SageMakerHosting:
             )
 
 
+class SageMakerVariants:
+    """``ServingVariants``: which model each production variant of an endpoint serves now
+    (its current endpoint config; models are named ``sagemaker_model_name(model_id)``)."""
+
+    def __init__(self, sagemaker: Any) -> None:
+        self._sagemaker = sagemaker
+
+    def serving(self, endpoint: str) -> dict[str, str]:
+        try:
+            described = self._sagemaker.describe_endpoint(EndpointName=endpoint)
+            config = self._sagemaker.describe_endpoint_config(
+                EndpointConfigName=described["EndpointConfigName"]
+            )
+        except ClientError as exc:
+            if _missing(exc):
+                return {}
+            raise
+        return {
+            str(v["VariantName"]): str(v["ModelName"]).removeprefix(platform.SERVING_PREFIX)
+            for v in config.get("ProductionVariants") or ()
+        }
+
+
 class SageMakerTelemetry:
     def __init__(self, cloudwatch: Any, s3: Any, bucket: str) -> None:
         self._cloudwatch = cloudwatch
@@ -187,5 +204,5 @@ class SageMakerTelemetry:
                 for line in body.decode("utf-8").splitlines():
                     output = json.loads(line)["captureData"].get("endpointOutput") or {}
                     if "json" in str(output.get("observedContentType", "")):
-                        outputs.append(json.loads(_decoded(output)))
+                        outputs.append(json.loads(captured_body(output)))
         return outputs

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from pydantic import BaseModel
 
+from modelops import platform
 from modelops.contracts.registry import Contract
 from modelops.domain.pools import UsageRecord
 
@@ -18,8 +19,28 @@ class TrainingJobStateChange(Contract):
     modelId: str | None
     reason: str
     correlationId: str
+    purpose: str = "train"
+    evaluationId: str | None = None
 
 
-STATE_CHANGE = "Training Job State Change"
+class DriftDetected(Contract):
+    """A drift check found features (or performance) past their alarm threshold; the
+    finding (GET /drift/findings/{findingId}) holds every statistic and its evidence."""
+
+    findingId: str
+    modelId: str
+    endpoint: str
+    drifted: list[str]
+    performance: str
+    windowStart: str
+    windowEnd: str
+    correlationId: str
+
+
+STATE_CHANGE = platform.TRAINING_STATE_CHANGE
 USAGE = "Training Job Usage"
-EVENTS: dict[str, type[BaseModel]] = {STATE_CHANGE: TrainingJobStateChange, USAGE: UsageRecord}
+EVENTS: dict[str, type[BaseModel]] = {
+    STATE_CHANGE: TrainingJobStateChange,
+    USAGE: UsageRecord,
+    platform.DRIFT_DETECTED: DriftDetected,
+}

@@ -8,7 +8,8 @@ import re
 
 ARTIFACT, DATASET, MODEL, SOURCE, UPLOAD = "art", "ds", "mdl", "src", "upl"
 PROMOTION, APPROVER_KEY, TRAINING_JOB, DEPLOYMENT = "prm", "apk", "trn", "dep"
-ID_PATTERN = re.compile(r"^(art|ds|mdl|src|upl|prm|apk|trn|dep)-[0-9a-f]{24,32}$")
+EVALUATION, DRIFT_FINDING, DRIFT_ALERT, RETRAIN_PROPOSAL = "evl", "dft", "alr", "rtp"
+ID_PATTERN = re.compile(r"^(art|ds|mdl|src|upl|prm|apk|trn|dep|evl|dft|alr|rtp)-[0-9a-f]{24,32}$")
 TRAINING_JOB_PATTERN = r"^trn-[0-9a-f]{24}$"
 
 
@@ -46,3 +47,9 @@ def training_job_id(nonce: str) -> str:
 
 def deployment_id(nonce: str) -> str:
     return _derive(DEPLOYMENT, nonce)
+
+
+def fresh(prefix: str, nonce: str) -> str:
+    """A new record's id for kinds without a natural key (evaluations, findings, alerts,
+    proposals): ``prefix`` plus 24 hex digits derived from the caller's fresh nonce."""
+    return _derive(prefix, nonce)

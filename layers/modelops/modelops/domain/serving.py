@@ -13,6 +13,8 @@ Stdlib and pydantic only (no numpy): handlers import this.
 
 from __future__ import annotations
 
+import base64
+import json
 import math
 from collections import Counter
 from collections.abc import Iterable, Mapping, Sequence
@@ -213,6 +215,42 @@ def analyse(baseline: VariantStats, canary: VariantStats, thresholds: Thresholds
             evidence=evidence,
         )
     return CanaryDecision(verdict="promote", reasons=("within every threshold",), evidence=evidence)
+
+
+def captured_body(part: Mapping[str, Any]) -> bytes:
+    """A captured body: JSON and CSV as text, anything else base64 (SageMaker's encodings)."""
+    data = str(part.get("data") or "")
+    return base64.b64decode(data) if part.get("encoding") == "BASE64" else data.encode()
+
+
+def captured_rows(
+    line: str,
+) -> tuple[str | None, list[list[float]], list[str]]:
+    """One data-capture record: its inferenceId, the request's instances (JSON
+    ``{"instances": [[...]]}`` or CSV rows) and the predicted labels of the response
+    (``{"predictions": [{"label"}]}``). A part that is missing or unreadable yields no rows
+    or labels rather than an error: capture is evidence, not a contract."""
+    record = json.loads(line)
+    data = record.get("captureData") or {}
+    inference_id = (record.get("eventMetadata") or {}).get("inferenceId")
+    rows: list[list[float]] = []
+    labels: list[str] = []
+    request = data.get("endpointInput") or {}
+    try:
+        body = captured_body(request).decode("utf-8")
+        if "csv" in str(request.get("observedContentType", "")):
+            rows = [[float(v) for v in r.split(",")] for r in body.splitlines() if r.strip()]
+        else:
+            rows = [[float(v) for v in r] for r in json.loads(body).get("instances") or ()]
+    except (ValueError, TypeError, AttributeError, UnicodeDecodeError):
+        rows = []
+    response = data.get("endpointOutput") or {}
+    try:
+        predictions = json.loads(captured_body(response)).get("predictions") or ()
+        labels = [str(p.get("label")) for p in predictions]
+    except (ValueError, TypeError, AttributeError):
+        labels = []
+    return inference_id, rows, labels
 
 
 def label_counts(predictions: Iterable[Mapping[str, Any]]) -> dict[str, int]:

@@ -5,7 +5,8 @@ whose statement names the model's root digest and whose KMS signature verifies w
 platform's public key; and the artifact's root digest, recomputed from the bytes in
 storage, must equal the signed one. So an unsigned model never reaches prod and a tampered
 artifact is refused, even if the registry record was left untouched. Sandbox needs only
-the recomputed digest to match the registry's.
+the recomputed digest to match the registry's. A version of a high-risk family that drift
+quarantined is refused everywhere until an approver releases it (human sign-off).
 """
 
 from __future__ import annotations
@@ -17,7 +18,13 @@ from modelops.domain.entities import ModelVersion
 from modelops.domain.serving import REQUIRED_STAGES, DeployProvenance, Env
 from modelops.domain.signing import verify_statement
 from modelops.errors import DeploymentRefused
-from modelops.ports import BlobStore, PromotionRepository, RegistryRepository, Signer
+from modelops.ports import (
+    BlobStore,
+    MonitoringRepository,
+    PromotionRepository,
+    RegistryRepository,
+    Signer,
+)
 from modelops.services.artifacts import blob_key, each
 
 
@@ -28,13 +35,24 @@ class DeploymentGate:
         promotions: PromotionRepository,
         blobs: BlobStore,
         signer: Signer,
+        monitoring: MonitoringRepository,
     ) -> None:
         self._registry = registry
         self._promotions = promotions
         self._blobs = blobs
         self._signer = signer
+        self._monitoring = monitoring
 
     def verify(self, model: ModelVersion, env: Env) -> DeployProvenance:
+        quarantine = self._monitoring.get_quarantine(model.modelId)
+        policy = self._promotions.get_family_policy(model.family)
+        if quarantine is not None and quarantine.active and policy and policy.riskTier == "high":
+            raise DeploymentRefused(
+                f"{model.modelId} of high-risk family {model.family} is quarantined "
+                f"({quarantine.reason}); an approver must release it first "
+                f"(POST /drift/{model.modelId}/quarantine/release)",
+                details=[{"field": "modelId", "message": "quarantined"}],
+            )
         stored = self._stored_root_digest(model)
         if stored != model.rootDigest:
             raise DeploymentRefused(
