@@ -330,3 +330,24 @@ def test_the_variants_checked_are_those_serving_now_not_those_a_record_named(
     findings, _ = drift.service.monitor(None, None, "corr")
 
     assert findings == []  # nothing captured under the variant that serves the model now
+
+
+def test_the_drift_alarm_alerts_on_each_model_whose_latest_finding_is_at_alarm(
+    drift: Drift,
+) -> None:
+    drift.baseline()
+    drift.capture(1, iris_like(300, seed=2, petal_shift=2.5), "a")
+    [finding], _ = drift.service.monitor(None, None, "corr")
+
+    [alert] = drift.service.alert_from_alarm("alarm-event-1")
+    again = drift.service.alert_from_alarm("alarm-event-2")
+
+    assert (alert.source, alert.findingId, alert.raisedBy) == (
+        "alarm",
+        finding.findingId,
+        "cloudwatch-alarm",
+    )
+    assert again == [alert]  # the same finding: the same alert
+    audit = [e for e in drift.setup.audit if e.action == "drift.alert"]
+    model = drift.setup.repo.get_model(drift.model_id)
+    assert model is not None and len(audit) == 1 and audit[0].principal == model.createdBy
