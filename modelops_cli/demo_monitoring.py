@@ -226,10 +226,12 @@ def run_drift_flow(
         f"   alert {alert['alertId']}: {alert['reason']}; remediation "
         f"{', '.join(alert['remediation'])}"
     )
+    manifest = proposal["datasetManifest"]
+    captured = manifest["capture"]["objects"]
     say(
         f"   proposal {proposal['proposalId']}: retrain as {proposal['request']['modelVersion']} "
-        f"on {len(proposal['datasetManifest']['datasets'])} dataset(s) + "
-        f"{len(proposal['datasetManifest']['capture']['hourlySummaries'])} hour(s) of capture"
+        f"on {len(manifest['datasets'])} dataset(s) + {len(captured)} captured object(s) "
+        f"({sum(o['size'] for o in captured):,} bytes, each with its SHA-256) to label"
     )
     say(
         f"   estimate {estimate['gpuHours']:.4f} GPU-h, ${estimate['costUsd']:.4f} "

@@ -5,6 +5,7 @@ drift from ground truth, alerts with signed retrain proposals and quarantine."""
 from __future__ import annotations
 
 import base64
+import hashlib
 import json
 import random
 from collections.abc import Mapping
@@ -275,6 +276,11 @@ def test_an_alert_on_a_finding_records_a_signed_retrain_proposal_once(drift: Dri
     assert proposal.request.modelVersion == "1.0.1"
     assert proposal.request.retrainReason is not None
     assert proposal.estimate.gpuHours > 0 and proposal.estimate.costUsd > 0
+    captured = proposal.datasetManifest["capture"]["objects"]
+    key = f"capture/{ENDPOINT}/{VARIANT}/"
+    assert [o["key"].startswith(key) for o in captured] == [True]
+    data = drift.setup.blobs.get_bytes(captured[0]["key"]) or b""
+    assert captured[0]["sha256"] == hashlib.sha256(data).hexdigest()
     assert proposal.reproducibility["seed"] == drift.job.reproducibility.seed
 
 

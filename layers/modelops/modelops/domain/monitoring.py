@@ -66,6 +66,7 @@ class DriftFinding(Entity):
     findingId: str
     modelId: str
     endpoint: str
+    variant: str = Field(description="The production variant whose data capture was read.")
     deployId: str
     windowStart: datetime
     windowEnd: datetime

@@ -83,7 +83,7 @@ from modelops.ports import (
     TrainingRepository,
     UsageLedger,
 )
-from modelops.services.artifacts import blob_key
+from modelops.services.artifacts import blob_key, each
 from modelops.services.revisions import revise
 
 AUDIT_STREAM = "drift"
@@ -438,6 +438,7 @@ class DriftService:
             findingId=finding_id,
             modelId=baseline.modelId,
             endpoint=endpoint,
+            variant=variant,
             deployId=deploy_id,
             windowStart=start,
             windowEnd=end,
@@ -697,15 +698,6 @@ class DriftService:
         if job is None:
             return None  # not trained by the platform: nothing to re-run
         proposal_id = ids.fresh(ids.RETRAIN_PROPOSAL, alert_id)
-        capture = (
-            {
-                key: evidence.model_dump()
-                for key, evidence in finding.evidence.items()
-                if key.startswith("hour:")
-            }
-            if finding
-            else {}
-        )
         manifest = {
             "datasets": [
                 {"datasetId": r.datasetId, "channel": r.channel, "checksum": r.checksum}
@@ -715,7 +707,7 @@ class DriftService:
                 "endpoint": finding.endpoint if finding else None,
                 "windowStart": finding.windowStart.isoformat() if finding else None,
                 "windowEnd": finding.windowEnd.isoformat() if finding else None,
-                "hourlySummaries": capture,
+                **(self._captured(finding) if finding else {}),
                 "labelled": finding.performance.labelled if finding and finding.performance else 0,
             },
         }
@@ -772,6 +764,26 @@ class DriftService:
         except AlreadyExists:
             return self._monitoring.get_proposal(proposal_id)
         return proposal
+
+    def _captured(self, finding: DriftFinding) -> dict[str, Any]:
+        """The window's hourly summaries and its captured requests (key, SHA-256, size):
+        the new data to label and train on."""
+        hours = sorted(k for k in finding.evidence if k.startswith("hour:"))
+        keys = [
+            key
+            for hour in hours
+            for key in self._blobs.list_keys(
+                f"capture/{finding.endpoint}/{finding.variant}/{hour.removeprefix('hour:')}/"
+            )
+        ]
+        return {
+            "hourlySummaries": {hour: finding.evidence[hour].model_dump() for hour in hours},
+            "objects": [
+                {"key": key, "sha256": found[0], "size": found[1]}
+                for key, found in zip(keys, each(self._blobs.sha256_of, keys), strict=True)
+                if found is not None
+            ],
+        }
 
     def _estimate(self, job: TrainingJob) -> CostEstimate:
         record = self._usage.get_usage(job.jobId)
