@@ -27,6 +27,13 @@ handler's ``print``, logging, subprocesses and stray stdin reads cannot touch th
 everything the function writes reaches the local cloud through stderr (its logs).
 
 Stdlib only: this process must not import anything the function itself would not.
+
+Chaos (the local cloud's own switch, never set in AWS): with ``LOCALCLOUD_CRASH_AFTER`` set
+to ``<service>:<Operation>:<n>:<marker file>`` in the function's environment, the
+environment dies without a word (exit 137, as when its host is lost) right after the n-th
+*successful* call of that AWS operation, i.e. between one write and the next. It happens
+once: the marker file records it, and environments started after it run normally. Lambda
+then reports ``Runtime.ExitError`` to the caller, which the workflows retry.
 """
 
 from __future__ import annotations
@@ -46,6 +53,34 @@ from typing import IO, Any
 Handler = Callable[[Any, Any], Any]
 
 _WORKER_FILE = os.path.abspath(__file__)
+CRASH_AFTER_ENV = "LOCALCLOUD_CRASH_AFTER"
+CRASH_EXIT_CODE = 137
+
+
+def _arm_crash(spec: str) -> None:
+    """See the module docstring: exit right after the n-th successful matching call, once.
+    botocore is imported only here, and only when the switch is set (the function imports it
+    anyway: every AWS call goes through ``BaseClient._make_api_call``, pynamodb's too)."""
+    service, operation, nth, marker = spec.split(":", 3)
+    if os.path.exists(marker):
+        return
+    import botocore.client
+
+    original = botocore.client.BaseClient._make_api_call
+    seen = 0
+
+    def call(client: Any, operation_name: str, params: Any) -> Any:
+        nonlocal seen
+        result = original(client, operation_name, params)
+        if operation_name == operation and client.meta.service_model.service_name == service:
+            seen += 1
+            if seen == int(nth):
+                with open(marker, "w") as handle:
+                    handle.write(f"{service}:{operation}:{nth}\n")
+                os._exit(CRASH_EXIT_CODE)
+        return result
+
+    botocore.client.BaseClient._make_api_call = call
 
 
 class CognitoIdentity:
@@ -307,6 +342,8 @@ def main() -> None:
     task_root = os.environ.get("LAMBDA_TASK_ROOT", os.getcwd())
     sys.path[:] = [task_root, *(p for p in sys.path if p not in ("", task_root))]
     _setup_logging()
+    if os.environ.get(CRASH_AFTER_ENV):
+        _arm_crash(os.environ[CRASH_AFTER_ENV])
     sys.stderr.write(f"INIT_START Runtime Version: python:{sys.version.split()[0]} (localcloud)\n")
     _Worker(requests, replies).run()
 

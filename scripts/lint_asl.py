@@ -5,7 +5,7 @@ every ``Next``, ``Default`` and ``Catch`` target exist; every state is reachable
 non-terminal state leads somewhere; the ``${...}`` placeholders are exactly those CDK and the
 local cloud fill (one per task function); every task function exists in the platform with a
 handler module on disk; and every ``ErrorEquals`` name is one Step Functions defines, a
-Lambda service error, or an error class the handlers raise (``modelops.errors``).
+Lambda service or runtime error, or an error class the handlers raise (``modelops.errors``).
 
 Run: ``python -m scripts.lint_asl`` (exit status 1 and one line per problem if any).
 """
@@ -55,6 +55,9 @@ LAMBDA_ERRORS = frozenset(
         "Lambda.Unknown",
     }
 )
+# Errors of the Lambda runtime itself, reported as the function error's type: the execution
+# environment died mid-invocation (Runtime.ExitError) or ran past its timeout.
+RUNTIME_ERRORS = frozenset({"Runtime.ExitError", "Sandbox.Timedout"})
 TERMINAL = {"Succeed", "Fail"}
 
 
@@ -77,7 +80,7 @@ def lint(text: str, machine: platform.StateMachineSpec) -> list[str]:
     except ValueError as exc:
         return [f"not JSON: {exc}"]
     states: dict[str, dict[str, Any]] = definition.get("States") or {}
-    known = STATES_ERRORS | LAMBDA_ERRORS | handler_errors()
+    known = STATES_ERRORS | LAMBDA_ERRORS | RUNTIME_ERRORS | handler_errors()
     if definition.get("StartAt") not in states:
         problems.append(f"StartAt {definition.get('StartAt')!r} is not a state")
     for name, state in states.items():

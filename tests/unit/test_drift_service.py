@@ -357,3 +357,32 @@ def test_the_drift_alarm_alerts_on_each_model_whose_latest_finding_is_at_alarm(
     audit = [e for e in drift.setup.audit if e.action == "drift.alert"]
     model = drift.setup.repo.get_model(drift.model_id)
     assert model is not None and len(audit) == 1 and audit[0].principal == model.createdBy
+
+
+class Crashed(Exception):
+    """The alert handler's environment died between its two writes."""
+
+
+def test_an_alert_handler_that_dies_between_proposal_and_alert_lands_on_one_of_each(
+    drift: Drift, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    drift.baseline()
+    drift.capture(1, iris_like(300, seed=2, petal_shift=2.5), "a")
+    [finding], _ = drift.service.monitor(None, None, "corr")
+    request = AlertRequest(modelId=drift.model_id, findingId=finding.findingId)
+    repo = drift.setup.repo
+    create_alert = repo.create_alert
+
+    def die(alert: Any) -> None:
+        monkeypatch.setattr(repo, "create_alert", create_alert)
+        raise Crashed()
+
+    monkeypatch.setattr(repo, "create_alert", die)
+    with pytest.raises(Crashed):
+        drift.service.alert(request, "drift-monitor", "monitor", "corr")
+    assert len(repo.proposals.items) == 1 and not repo.alerts.items
+
+    alert = drift.service.alert(request, "drift-monitor", "monitor", "corr")  # the redelivery
+
+    assert list(repo.alerts.items) == [alert.alertId]
+    assert list(repo.proposals.items) == [alert.proposalId]
