@@ -32,7 +32,24 @@ a pooled keep-alive connection. The response carries ``InvokedProductionVariant`
 provenance choice) the container's ``MODELOPS_*`` environment (model id, version, root digest,
 signer) then ``model-name=<ModelName>;model-data-sha256=<hex sha256 of model.tar.gz>``.
 A model answer other than 2xx is a ``ModelError`` (HTTP 424) with ``OriginalStatusCode`` and
-``OriginalMessage``, as SageMaker answers.
+``OriginalMessage``, as SageMaker answers. A request routed to a variant whose instance has
+failed (no model server answers it) is a ``ServiceUnavailable`` (HTTP 503) "Variant <variant>
+of endpoint <endpoint> is unavailable (<why>). Try your call again."; no model answered it, so
+it is not a ``ModelError``.
+
+Instance failure (:meth:`EndpointExecutor.kill_variant`, or a model server that dies on its
+own): the process is SIGKILLed without notice while traffic flows; requests in flight on it
+and every request routed to the variant from then on are ``ServiceUnavailable`` and count in
+the variant's ``Invocations`` and ``Invocation5XXErrors`` (which the platform's canary
+guardrail reads). The router does not send them to another variant: as in SageMaker, the
+weights decide, per request, and they do not change; requests routed to other variants are
+unaffected. After ``replace_seconds`` the executor replaces the instance, as SageMaker
+replaces an unhealthy one: a new model server from the same extracted model, a new instance
+id and log stream, no injected fault; once it answers its ping the variant serves again (a
+replacement that fails to start is tried again after ``replace_seconds``).
+DescribeEndpoint stays ``InService`` throughout. boto3 retries a 503 by default (and a
+retried request is routed again, so it may land on another variant): callers that count
+failures per request disable retries.
 
 Shadow variant: a copy of ``SamplingPercentage``% of the requests goes to it from a thread
 pool after the caller's response is decided; its answer is only captured and measured.
@@ -40,18 +57,20 @@ boto3 has no ``SamplingPercentage`` field on a variant: it is the shadow's
 ``InitialVariantWeight`` relative to the production variants' total initial weight, in %
 (capped at 100), which is how SageMaker's shadow tests map their sampling percentage.
 
-Every routed request (production or shadow) records the variant's metrics
-(:class:`localcloud.sagemaker_telemetry.MetricAggregator`; ``ModelLatency`` is the model
-server's round trip, ``OverheadLatency`` the rest of the router's time) and, with
-``DataCaptureConfig``, is sampled for capture (``CaptureWriter``). A flusher thread sends
-both every ``flush_seconds`` (capture also when ``capture_batch_records`` are waiting), and
-the servers' stderr to CloudWatch Logs ``/aws/sagemaker/Endpoints/<endpoint>``, stream
-``<variant>/<instance id>``.
+Every routed request (production or shadow, answered or unavailable) records the variant's
+metrics (:class:`localcloud.sagemaker_telemetry.MetricAggregator`; ``ModelLatency`` is the
+model server's round trip, ``OverheadLatency`` the rest of the router's time) and, with
+``DataCaptureConfig``, every answered one is sampled for capture (``CaptureWriter``); a
+request to an unavailable production variant is neither captured nor mirrored. A flusher
+thread sends both every ``flush_seconds`` (capture also when ``capture_batch_records`` are
+waiting), and the servers' stderr to CloudWatch Logs ``/aws/sagemaker/Endpoints/<endpoint>``,
+stream ``<variant>/<instance id>``.
 
 Differences from AWS, on purpose: one process per variant whatever its instance count
-(counts are recorded and reported); no containers; no IAM; serverless, async and
-multi-container models, ``UpdateEndpoint`` and deployment guardrails are not executed; the
-endpoint's servers are gone when the executor shuts down.
+(counts are recorded and reported; so an instance failure takes the whole variant down until
+it is replaced); no containers; no IAM; serverless, async and multi-container models,
+``UpdateEndpoint`` and deployment guardrails are not executed; the endpoint's servers are
+gone when the executor shuts down.
 """
 
 from __future__ import annotations
@@ -193,25 +212,41 @@ class _VariantSpec:
     instance_type: str
 
 
-class _Variant:
-    """One variant's model server process and the router's connections to it."""
+class _Unavailable(Exception):
+    """No model server of the variant took the request (its instance failed, or the
+    replacement is still starting); the message says why."""
 
-    def __init__(self, spec: _VariantSpec, root: Path) -> None:
-        self.spec = spec
+
+class _Instance:
+    """One model server process of a variant (its instance, in SageMaker's terms) and the
+    router's keep-alive connections to it."""
+
+    def __init__(self, variant: str, root: Path, on_failure: Callable[[_Instance], None]) -> None:
+        self.variant = variant
         self.root = root
-        self.digest = ""
-        self.provenance = ""
+        self.id = f"i-{uuid.uuid4().hex[:17]}"
         self.port = 0
         self.stderr_tail: deque[str] = deque(maxlen=_STDERR_TAIL_LINES)
+        self._on_failure = on_failure
+        self._state = threading.Lock()  # orders ready, ended and retired
+        self._ready = False
+        self._ended = False
+        self._retired = False
         self._proc: subprocess.Popen[bytes] | None = None
         self._ports: queue.Queue[int | None] = queue.Queue()
         self._pool: queue.SimpleQueue[http.client.HTTPConnection] = queue.SimpleQueue()
 
     # -- the process ---------------------------------------------------------------------
 
-    def launch(self, python: str, model_dir: Path, on_line: Callable[[str], None]) -> None:
+    def launch(
+        self,
+        python: str,
+        model_dir: Path,
+        environment: Mapping[str, Any],
+        on_line: Callable[[str], None],
+    ) -> None:
         env = {k: os.environ[k] for k in PASSED_THROUGH if k in os.environ}
-        env |= {str(k): str(v) for k, v in (self.spec.container.get("Environment") or {}).items()}
+        env |= {str(k): str(v) for k, v in environment.items()}
         env |= _SERVER_ENV
         self._proc = subprocess.Popen(
             [python, "-I", str(SERVER_SCRIPT), "--model-dir", str(model_dir)],
@@ -230,7 +265,7 @@ class _Variant:
             threading.Thread(
                 target=target,
                 args=(pipe, on_line),
-                name=f"sagemaker-endpoint-{self.spec.name}",
+                name=f"sagemaker-endpoint-{self.variant}-{self.id}",
                 daemon=True,
             ).start()
 
@@ -243,6 +278,11 @@ class _Variant:
                     continue
                 on_line(line)
         self._ports.put(None)
+        with self._state:  # the process has ended: its stdout closes with it
+            failed = self._ready and not self._retired
+            self._ready, self._ended = False, True
+        if failed:
+            self._on_failure(self)
 
     def _read_stderr(self, pipe: IO[bytes], on_line: Callable[[str], None]) -> None:
         with pipe:
@@ -256,7 +296,7 @@ class _Variant:
             port = self._ports.get(timeout=timeout)
         except queue.Empty:
             raise _StartFailure(
-                f"ClientError: the model server of variant {self.spec.name} did not start "
+                f"ClientError: the model server of variant {self.variant} did not start "
                 f"within {timeout:.0f} s"
             ) from None
         if port is None:
@@ -264,14 +304,28 @@ class _Variant:
             self._proc.wait()
             text = "\n".join(self.stderr_tail).strip() or "see the endpoint's logs"
             raise _StartFailure(
-                f"ClientError: the model of variant {self.spec.name} failed to load: {text}"
+                f"ClientError: the model of variant {self.variant} failed to load: {text}"
             )
         self.port = port
-        status, _, _ = self.request("GET", "/ping", b"", {})
-        if status != 200:
-            raise _StartFailure(f"ClientError: variant {self.spec.name} failed its ping: {status}")
+        try:
+            status: object = self.request("GET", "/ping", b"", {})[0]
+        except (OSError, http.client.HTTPException) as exc:
+            status = exc
+        with self._state:
+            if status == 200 and not self._ended:
+                self._ready = True
+                return
+        raise _StartFailure(f"ClientError: variant {self.variant} failed its ping: {status}")
 
-    def kill(self) -> None:
+    @property
+    def ready(self) -> bool:
+        """Pinged, and its process has not ended since."""
+        return self._ready
+
+    def retire(self) -> None:
+        """Stop the process for good (the endpoint is deleted or replaced): no replacement."""
+        with self._state:
+            self._retired = True
         while True:
             try:
                 self._pool.get_nowait().close()
@@ -282,6 +336,14 @@ class _Variant:
         with contextlib.suppress(ProcessLookupError, PermissionError):
             os.killpg(self._proc.pid, signal.SIGKILL)
         self._proc.wait()
+
+    def crash(self) -> int:
+        """SIGKILL without notice, as a failing instance (the endpoint replaces it); the
+        process id."""
+        assert self._proc is not None, "crash() is for a launched instance"
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            os.killpg(self._proc.pid, signal.SIGKILL)
+        return self._proc.pid
 
     @property
     def pid(self) -> int | None:
@@ -322,6 +384,18 @@ class _Variant:
         raise AssertionError("unreachable")
 
 
+class _Variant:
+    """One variant: its extracted model, what it declares, and its current instance."""
+
+    def __init__(self, spec: _VariantSpec, root: Path) -> None:
+        self.spec = spec
+        self.root = root
+        self.model_dir = root / "model"
+        self.digest = ""
+        self.provenance = ""
+        self.instance: _Instance | None = None
+
+
 class _Endpoint:
     """One endpoint: its variants, its router state and what it publishes to moto."""
 
@@ -349,7 +423,7 @@ class _Endpoint:
         self.capture = capture
         self.weights: tuple[tuple[str, float], ...] = tuple((s.name, s.weight) for s in variants)
         self.ready = threading.Event()
-        self._stopped = False
+        self._stopped = threading.Event()
         self._logs = LogShipper(
             executor._aws.client("logs", region),
             executor._log_send_lock,
@@ -385,12 +459,11 @@ class _Endpoint:
         try:
             runtime = self.executor._runtime.get()
             for variant in self.all_variants():
-                model_dir = self._prepare(variant, runtime)
-                stream = f"{variant.spec.name}/i-{uuid.uuid4().hex[:17]}"
-                self._logs.open(stream)
-                variant.launch(self.executor.python, model_dir, self._line_handler(stream))
+                self._prepare(variant, runtime)
+                variant.instance = self._launch(variant)
             for variant in self.all_variants():
-                variant.wait_ready(self.executor.start_timeout)
+                assert variant.instance is not None
+                variant.instance.wait_ready(self.executor.start_timeout)
         except _StartFailure as failure:
             status, reason = "Failed", str(failure)[:_MAX_FAILURE_REASON]
         except Exception as exc:
@@ -399,7 +472,7 @@ class _Endpoint:
         finally:
             self._logs.flush()
         with self.executor._lock:
-            if self._stopped:
+            if self._stopped.is_set():
                 status, reason = "Failed", "the endpoint was deleted while it was being created"
             self.fake.endpoint_status = status
             self.fake.failure_reason = reason
@@ -408,7 +481,8 @@ class _Endpoint:
             self.stop()
         self.ready.set()
 
-    def _prepare(self, variant: _Variant, runtime: Any) -> Path:
+    def _prepare(self, variant: _Variant, runtime: Any) -> None:
+        """The variant's model, downloaded and extracted, and what it declares."""
         spec = variant.spec
         image = str(spec.container.get("Image"))
         try:
@@ -425,8 +499,7 @@ class _Endpoint:
             source = S3Location.parse(spec.container.get("ModelDataUrl"), "ModelDataUrl")
             s3 = self.executor._aws.client("s3", self.region)
             data = s3.get_object(Bucket=source.bucket, Key=source.key)["Body"].read()
-            model_dir = variant.root / "model"
-            extract_targz(io.BytesIO(data), model_dir)
+            extract_targz(io.BytesIO(data), variant.model_dir)
         except (InvalidRequest, ClientError, BotoCoreError, OSError, ValueError) as exc:
             raise _StartFailure(
                 f"ClientError: Failed to download model data of model {spec.model_name} "
@@ -444,7 +517,52 @@ class _Endpoint:
         variant.provenance = ";".join(
             [*declared, f"model-name={spec.model_name}", f"model-data-sha256={variant.digest}"]
         )
-        return model_dir
+
+    def _launch(self, variant: _Variant) -> _Instance:
+        """A new instance of the variant: a model server on its extracted model, logging to
+        its own stream ``<variant>/<instance id>``."""
+        instance = _Instance(
+            variant.spec.name, variant.root, lambda failed: self._replace(variant, failed)
+        )
+        stream = f"{variant.spec.name}/{instance.id}"
+        self._logs.open(stream)
+        instance.launch(
+            self.executor.python,
+            variant.model_dir,
+            variant.spec.container.get("Environment") or {},
+            self._line_handler(stream),
+        )
+        return instance
+
+    def _replace(self, variant: _Variant, failed: _Instance) -> None:
+        """What SageMaker does with an instance that failed: after ``replace_seconds`` a new
+        one starts from the same model, again until one is in service or the endpoint
+        stops. Runs on the failed instance's stdout reader thread."""
+        logger.warning(
+            "endpoint %s: instance %s of variant %s failed; replacing it",
+            self.name,
+            failed.id,
+            variant.spec.name,
+        )
+        while not self._stopped.wait(self.executor.replace_seconds):
+            try:
+                instance = self._launch(variant)
+            except (OSError, ClientError, BotoCoreError) as exc:
+                logger.warning("endpoint %s: no replacement instance: %r", self.name, exc)
+                continue
+            with self.executor._lock:
+                if self._stopped.is_set():
+                    instance.retire()
+                    return
+                variant.instance = instance
+            try:
+                instance.wait_ready(self.executor.start_timeout)
+            except _StartFailure as failure:
+                instance.retire()
+                if not self._stopped.is_set():
+                    logger.warning("endpoint %s: replacement failed: %s", self.name, failure)
+                continue
+            return
 
     def _line_handler(self, stream: str) -> Callable[[str], None]:
         def on_line(line: str) -> None:
@@ -454,9 +572,10 @@ class _Endpoint:
 
     def stop(self) -> None:
         with self.executor._lock:
-            self._stopped = True
+            self._stopped.set()
         for variant in self.all_variants():
-            variant.kill()
+            if variant.instance is not None:
+                variant.instance.retire()
         self._logs.flush()
         shutil.rmtree(self.root, ignore_errors=True)
 
@@ -509,6 +628,7 @@ class EndpointExecutor:
         capture_batch_records: int = 1000,
         start_timeout: float = 60.0,
         shadow_workers: int = 4,
+        replace_seconds: float = 2.0,
     ) -> None:
         self.endpoint_url = endpoint_url
         self.region = region
@@ -516,6 +636,7 @@ class EndpointExecutor:
         self.python = python
         self.flush_seconds = flush_seconds
         self.start_timeout = start_timeout
+        self.replace_seconds = replace_seconds
         # Guards the endpoints and every field of moto's endpoint objects that they publish.
         self._lock = threading.RLock()
         self._endpoints: dict[tuple[str, str, str], _Endpoint] = {}
@@ -602,7 +723,7 @@ class EndpointExecutor:
     ) -> None:
         """Make the variant's server wait ``latency_ms`` before every answer and answer 500
         for ``error_rate`` of the requests (through its admin endpoint; it keeps running)."""
-        target = self._variant(endpoint_name, variant)
+        target = self._instance(endpoint_name, variant)
         body = json.dumps({"latency_ms": latency_ms, "error_rate": error_rate}).encode()
         status, _, answer = target.request(
             "POST", "/admin/fault", body, {"Content-Type": "application/json"}
@@ -610,15 +731,22 @@ class EndpointExecutor:
         if status != 200:
             raise ValueError(answer.decode("utf-8", "replace"))
 
+    def kill_variant(self, endpoint_name: str, variant: str) -> int:
+        """The variant's instance fails: its model server is SIGKILLed without notice while
+        traffic flows, and replaced after ``replace_seconds`` (see the module docstring).
+        Returns the process id killed."""
+        return self._instance(endpoint_name, variant).crash()
+
     def variant_url(self, endpoint_name: str, variant: str) -> str:
         """The base URL of the variant's model server (``/ping``, ``/invocations``)."""
-        return f"http://127.0.0.1:{self._variant(endpoint_name, variant).port}"
+        return f"http://127.0.0.1:{self._instance(endpoint_name, variant).port}"
 
     def server_pids(self) -> list[int]:
         """The model server processes of every endpoint (tests check they go away)."""
         with self._lock:
             endpoints = list(self._endpoints.values())
-        return [v.pid for e in endpoints for v in e.all_variants() if v.pid is not None]
+        instances = [v.instance for e in endpoints for v in e.all_variants()]
+        return [i.pid for i in instances if i is not None and i.pid is not None]
 
     def _find(self, endpoint_name: str, region: str | None = None) -> _Endpoint:
         with self._lock:
@@ -631,10 +759,11 @@ class EndpointExecutor:
             raise ValueError(f"no endpoint {endpoint_name!r} runs on this executor")
         return found[0]
 
-    def _variant(self, endpoint_name: str, variant: str) -> _Variant:
+    def _instance(self, endpoint_name: str, variant: str) -> _Instance:
+        """The variant's instance in service; ValueError if it has none."""
         endpoint = self._find(endpoint_name)
-        found = {v.spec.name: v for v in endpoint.all_variants()}.get(variant)
-        if found is None or not found.port:
+        found = {v.spec.name: v.instance for v in endpoint.all_variants()}.get(variant)
+        if found is None or not found.ready:
             raise ValueError(f"endpoint {endpoint_name} has no running variant {variant!r}")
         return found
 
@@ -671,7 +800,16 @@ class EndpointExecutor:
             headers["Accept"] = accept
         if custom_attributes:
             headers["X-Amzn-SageMaker-Custom-Attributes"] = custom_attributes
-        invocation, model_us = self._forward(variant, body, headers)
+        try:
+            invocation, model_us = self._forward(variant, body, headers)
+        except _Unavailable as exc:
+            self._measure(endpoint, variant, 503, started, None)
+            raise InvocationError(
+                "ServiceUnavailable",
+                f"Variant {variant.spec.name} of endpoint {endpoint.name} is unavailable "
+                f"({exc}). Try your call again.",
+                503,
+            ) from None
         if invocation.custom_attributes is None:
             invocation = Invocation(
                 variant=invocation.variant,
@@ -710,13 +848,20 @@ class EndpointExecutor:
 
     def _forward(
         self, variant: _Variant, body: bytes, headers: Mapping[str, str]
-    ) -> tuple[Invocation, float | None]:
+    ) -> tuple[Invocation, float]:
+        """The variant's model server's answer and its round trip (us); _Unavailable if no
+        model server took the request."""
+        instance = variant.instance
+        if instance is None or not instance.ready:
+            which = "" if instance is None else f" {instance.id}"
+            raise _Unavailable(
+                f"instance{which} is not in service; a failed instance is being replaced"
+            )
         sent = time.perf_counter()
         try:
-            status, answer_headers, data = variant.request("POST", "/invocations", body, headers)
+            status, answer_headers, data = instance.request("POST", "/invocations", body, headers)
         except (OSError, http.client.HTTPException) as exc:
-            message = f"the model server of variant {variant.spec.name} is unreachable: {exc}"
-            return Invocation(variant.spec.name, 502, message.encode(), "text/plain", None), None
+            raise _Unavailable(f"instance {instance.id} did not answer: {exc!r}") from None
         model_us = (time.perf_counter() - sent) * 1e6
         invocation = Invocation(
             variant=variant.spec.name,
@@ -764,7 +909,11 @@ class EndpointExecutor:
         inference_id: str | None,
     ) -> None:
         started = time.perf_counter()
-        invocation, model_us = self._forward(shadow, body, headers)
+        try:
+            invocation, model_us = self._forward(shadow, body, headers)
+        except _Unavailable:
+            self._measure(endpoint, shadow, 503, started, None)
+            return
         self._observe(endpoint, shadow, (headers["Content-Type"], body), invocation, inference_id)
         self._measure(endpoint, shadow, invocation.status, started, model_us)
 

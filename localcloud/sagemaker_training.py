@@ -48,9 +48,19 @@ What a job does, as SageMaker does it (statuses from the DescribeTrainingJob API
    ``Stopped``/``MaxWaitTimeExceeded``.
 7. Spot interruption (:meth:`TrainingExecutor.interrupt`, or planned with
    :meth:`TrainingExecutor.plan_interruptions`: as soon as the k-th distinct checkpoint file
-   has reached S3): the instance vanishes (SIGKILL, files not yet synced are lost),
-   ``Interrupted``, ``Restarting``, then again from 2. on a new directory. Managed spot
-   training jobs only.
+   has reached S3): the instances vanish (SIGKILL to every host, files not yet synced are
+   lost), ``Interrupted``, ``Restarting``, then again from 2. on a new directory. Managed
+   spot training jobs only; interruptions do not count against the ``RetryStrategy``.
+8. Node failure (:meth:`TrainingExecutor.fail_node`, or planned with
+   :meth:`TrainingExecutor.plan_node_failures`, as in 7.), spot or not: the instances vanish
+   as in 7. A host failure is an internal error, which SageMaker retries under
+   ``RetryStrategy``: ``MaximumRetryAttempts`` N (1 to 30; 1 without a RetryStrategy) is
+   the number of attempts the job gets. While attempts are left: ``Restarting`` with the
+   message "Training job failed on the host: node failure; restarting (attempt k of N) from
+   the S3 checkpoints", then again from 2. on a new directory (the S3 checkpoints restored).
+   The N-th failure ends the job ``Failed`` with ``FailureReason`` ``InternalServerError:
+   the training host failed (node failure) on attempt N of N``; no last checkpoint sync (the
+   host is gone), what reached S3 stays there.
 
 ``TrainingStartTime`` is when the first download starts; ``TrainingTimeInSeconds`` the wall
 time from then to the end; ``BillableTimeInSeconds`` the time instances ran (each attempt
@@ -60,7 +70,8 @@ Validation at create (``ValidationException`` as SageMaker answers): an image UR
 not resolve in ECR (by digest, else tag, else ``latest``): "Cannot find repository ..." /
 "Cannot find the requested image ..."; a channel without objects: "No S3 objects found
 under S3 URL ..."; ``MaxWaitTimeInSeconds`` without managed spot, or managed spot without
-``MaxWaitTimeInSeconds >= MaxRuntimeInSeconds``; a reused job name is ``ResourceInUse``.
+``MaxWaitTimeInSeconds >= MaxRuntimeInSeconds``; ``RetryStrategy.MaximumRetryAttempts``
+outside 1 to 30; a reused job name is ``ResourceInUse``.
 
 Differences from AWS, on purpose: no containers (the image stands for this machine's
 interpreter); script mode only (``sagemaker_program`` and ``sagemaker_submit_directory``
@@ -68,8 +79,8 @@ hyperparameters; without them the job fails); ``S3Prefix`` data in ``File``/``Fa
 mode only; ``CheckpointConfig.LocalPath`` is not honoured (``SM_CHECKPOINT_DIR`` says where
 checkpoints go); no IAM: the executor reads and writes S3 and CloudWatch Logs as moto's
 default account, and the script gets no AWS credentials at all; instance types are
-labels; no GPUs; ``RetryStrategy`` is recorded, not acted on; the whole job directory is
-removed when the job ends (its outputs are in S3 and CloudWatch Logs).
+labels; no GPUs; the only internal error retried is a node failure (8.); the whole job
+directory is removed when the job ends (its outputs are in S3 and CloudWatch Logs).
 """
 
 from __future__ import annotations
@@ -90,7 +101,7 @@ import uuid
 from collections import deque
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import IO, Any
+from typing import IO, Any, Literal
 
 from botocore.exceptions import BotoCoreError, ClientError
 from moto.core.responses import ActionResult, EmptyResult
@@ -136,6 +147,12 @@ __all__ = [
 TERMINAL_STATUSES = frozenset({"Completed", "Failed", "Stopped"})
 _STDERR_TAIL_LINES = 10
 _MAX_FAILURE_REASON = 1024
+_MAX_RETRY_ATTEMPTS = 30  # RetryStrategy.MaximumRetryAttempts, as SageMaker bounds it
+
+# How the instances of an attempt can vanish without notice (module docstring, 7. and 8.).
+_Loss = Literal["spot interruption", "node failure"]
+_SPOT: _Loss = "spot interruption"
+_NODE: _Loss = "node failure"
 
 _MESSAGES = {
     "Starting": "Preparing the instances for training",
@@ -196,8 +213,13 @@ class _JobFailure(Exception):
     """Ends the job ``Failed``; the message is the FailureReason."""
 
 
-class _Interrupted(Exception):
-    """The instance was reclaimed (spot interruption)."""
+class _InstanceLost(Exception):
+    """The attempt's instances vanished without notice (a spot interruption or a node
+    failure)."""
+
+    def __init__(self, loss: _Loss) -> None:
+        super().__init__(loss)
+        self.loss = loss
 
 
 class _Aborted(Exception):
@@ -226,7 +248,7 @@ class TrainingExecutor:
         # Guards the jobs, the plans and every field of moto's job objects that jobs publish.
         self._lock = threading.RLock()
         self._jobs: dict[str, _Job] = {}
-        self._plans: dict[str, list[int]] = {}
+        self._plans: dict[str, list[tuple[int, _Loss]]] = {}
         self._aws = LocalAws(endpoint_url)
         self._runtime = LocalRuntime(python)
         self._log_send_lock = threading.Lock()
@@ -283,25 +305,40 @@ class TrainingExecutor:
     def plan_interruptions(self, job_name: str, after_checkpoints: Sequence[int]) -> None:
         """Interrupt the (managed spot) job as soon as the k-th distinct checkpoint file has
         been synced to S3, for each k. May be called before the job is created."""
-        plan = sorted(set(after_checkpoints))
-        if any(k < 1 for k in plan):
+        self._plan_losses(job_name, _SPOT, after_checkpoints)
+
+    def plan_node_failures(self, job_name: str, after_checkpoints: Sequence[int]) -> None:
+        """Fail the job's host (a node failure) as soon as the k-th distinct checkpoint file
+        has been synced to S3, for each k. May be called before the job is created."""
+        self._plan_losses(job_name, _NODE, after_checkpoints)
+
+    def interrupt(self, job_name: str) -> None:
+        """A spot interruption of the running (managed spot) job, now."""
+        self._lose_instances(job_name, _SPOT)
+
+    def fail_node(self, job_name: str) -> None:
+        """A node failure of the running job, now: its processes are killed without notice."""
+        self._lose_instances(job_name, _NODE)
+
+    def _plan_losses(self, job_name: str, loss: _Loss, after_checkpoints: Sequence[int]) -> None:
+        plan = {(k, loss) for k in after_checkpoints}
+        if any(k < 1 for k, _ in plan):
             raise ValueError("checkpoint counts start at 1")
         with self._lock:
             job = self._jobs.get(job_name)
             if job is None:
-                self._plans[job_name] = plan
+                self._plans[job_name] = sorted(set(self._plans.get(job_name, [])) | plan)
                 return
-            job.require_spot()
+            job.check_loss(loss)
             job.add_plan(plan)
 
-    def interrupt(self, job_name: str) -> None:
-        """A spot interruption of the running job, now."""
+    def _lose_instances(self, job_name: str, loss: _Loss) -> None:
         with self._lock:
             job = self._jobs.get(job_name)
             if job is None:
                 raise ValueError(f"no training job {job_name!r} runs on this executor")
-            job.require_spot()
-            job.request_interrupt()
+            job.check_loss(loss)
+            job.request_loss(loss)
 
     def wait(self, job_name: str, timeout: float) -> str:
         """Wait for the job to end; return its TrainingJobStatus. TimeoutError if it has not."""
@@ -331,6 +368,7 @@ class TrainingExecutor:
         arn = FakeTrainingJob.arn_formatter(name, response.current_account, response.region)
         try:
             spec = JobSpec.from_request(request, arn=arn, region=response.region)
+            max_attempts = _max_attempts(request)
             image = find_image(spec.image, spec.role_arn)
             self._check_channels(spec)
         except (InvalidRequest, ImageNotFound) as exc:
@@ -341,7 +379,7 @@ class TrainingExecutor:
                     "Training job names must be unique within an AWS account and region, and "
                     f"a training job with this name already exists ({arn})"
                 )
-            if name in self._plans and not spec.spot:
+            if any(loss == _SPOT for _, loss in self._plans.get(name, ())) and not spec.spot:
                 raise ValidationError(
                     f"interruptions are planned for {name} but EnableManagedSpotTraining is "
                     "false: only managed spot training jobs are interrupted"
@@ -356,6 +394,7 @@ class TrainingExecutor:
                 request=request,
                 image_manifest=image.image_manifest,
                 plan=self._plans.pop(name, []),
+                max_attempts=max_attempts,
             )
             self._jobs[name] = job
         job.start()
@@ -393,6 +432,21 @@ class TrainingExecutor:
                 )
             job.request_stop("Stopped")
         return EmptyResult()
+
+
+def _max_attempts(request: dict[str, Any]) -> int:
+    """The attempts a job gets (``RetryStrategy.MaximumRetryAttempts``; 1 without one)."""
+    strategy = request.get("RetryStrategy")
+    if strategy is None:
+        return 1
+    attempts = strategy.get("MaximumRetryAttempts") if isinstance(strategy, dict) else None
+    if not isinstance(attempts, int) or not 1 <= attempts <= _MAX_RETRY_ATTEMPTS:
+        raise InvalidRequest(
+            f"1 validation error detected: Value '{attempts}' at "
+            "'retryStrategy.maximumRetryAttempts' failed to satisfy constraint: Member must "
+            f"have value between 1 and {_MAX_RETRY_ATTEMPTS}"
+        )
+    return attempts
 
 
 class _Host:
@@ -480,7 +534,8 @@ class _Job:
         *,
         request: dict[str, Any],
         image_manifest: str,
-        plan: list[int],
+        plan: list[tuple[int, _Loss]],
+        max_attempts: int,
     ) -> None:
         self.executor = executor
         self.spec = spec
@@ -489,10 +544,11 @@ class _Job:
         # Unique even if moto is reset and the name reused while the old job still runs.
         self.root = executor.work_root / f"{spec.name}-{uuid.uuid4().hex[:8]}"
         self._image_manifest = image_manifest
-        self._plan = plan
+        self._plan = plan  # (distinct checkpoints synced, loss), soonest first
+        self._max_attempts = max_attempts
         self._wake = threading.Event()
         self._stop_status: str | None = None
-        self._interrupt_requested = False
+        self._loss_requested: _Loss | None = None
         self._aborted = False
         self._synced_keys: set[str] = set()
         self._metrics = MetricParser(spec.metric_definitions)
@@ -533,20 +589,21 @@ class _Job:
     def join(self, timeout: float) -> None:
         self._thread.join(timeout)
 
-    def require_spot(self) -> None:
-        if not self.spec.spot:
+    def check_loss(self, loss: _Loss) -> None:
+        """ValueError if this job's instances cannot be lost that way."""
+        if loss == _SPOT and not self.spec.spot:
             raise ValueError(
                 f"training job {self.spec.name} does not use managed spot training: only "
                 "spot instances are interrupted"
             )
 
-    def add_plan(self, plan: list[int]) -> None:
-        self._plan = sorted(set(self._plan) | set(plan))
+    def add_plan(self, plan: set[tuple[int, _Loss]]) -> None:
+        self._plan = sorted(set(self._plan) | plan)
 
-    def request_interrupt(self) -> None:
+    def request_loss(self, loss: _Loss) -> None:
         if self.status in TERMINAL_STATUSES:
             raise ValueError(f"training job {self.spec.name} has ended ({self.status})")
-        self._interrupt_requested = True
+        self._loss_requested = loss
         self._wake.set()
 
     def request_stop(self, final_status: str) -> None:
@@ -564,7 +621,9 @@ class _Job:
 
     # -- publishing ------------------------------------------------------------------------
 
-    def _transition(self, status: str, secondary: str, *, final: bool = False) -> None:
+    def _transition(
+        self, status: str, secondary: str, *, final: bool = False, message: str | None = None
+    ) -> None:
         with self.executor._lock:
             if status == "InProgress" and self._stop_status is not None:
                 return  # stopping: the job's remaining steps no longer show as progress
@@ -572,7 +631,11 @@ class _Job:
             transitions = [dict(t) for t in self.fake.secondary_status_transitions]
             if transitions and "EndTime" not in transitions[-1]:
                 transitions[-1]["EndTime"] = now
-            entry = {"Status": secondary, "StartTime": now, "StatusMessage": _MESSAGES[secondary]}
+            entry = {
+                "Status": secondary,
+                "StartTime": now,
+                "StatusMessage": message or _MESSAGES[secondary],
+            }
             if final:
                 entry["EndTime"] = now
             self.fake.secondary_status_transitions = [*transitions, entry]
@@ -647,7 +710,7 @@ class _Job:
 
     def _train(self, program: str, submit_directory: str) -> tuple[str, str]:
         """Attempts until one ends; returns the final (status, secondary status)."""
-        attempt = 0
+        attempt = host_failures = 0
         while True:
             attempt += 1
             self._attempt_began = time.monotonic()
@@ -665,11 +728,25 @@ class _Job:
                     for host in hosts:
                         host.kill()
                     self._publish_logs_and_metrics()
-            except _Interrupted:
+            except _InstanceLost as lost:
                 self._close_attempt()
-                self._transition("InProgress", "Interrupted")
                 shutil.rmtree(self.root / f"attempt-{attempt}", ignore_errors=True)
-                self._transition("InProgress", "Restarting")
+                if lost.loss == _SPOT:
+                    self._transition("InProgress", "Interrupted")
+                    self._transition("InProgress", "Restarting")
+                    continue
+                host_failures += 1
+                if host_failures >= self._max_attempts:
+                    raise _JobFailure(
+                        f"InternalServerError: the training host failed ({_NODE}) on attempt "
+                        f"{host_failures} of {self._max_attempts}"
+                    ) from None
+                self._transition(
+                    "InProgress",
+                    "Restarting",
+                    message=f"Training job failed on the host: {_NODE}; restarting (attempt "
+                    f"{host_failures + 1} of {self._max_attempts}) from the S3 checkpoints",
+                )
                 continue
             except _JobFailure:
                 self._sync_checkpoints(hosts, planned=False)
@@ -716,15 +793,15 @@ class _Job:
         return hosts
 
     def _take_request(self) -> str | None:
-        """The pending request, most urgent first: abort, stop, interrupt."""
+        """The pending request, most urgent first: abort, stop, loss of the instances."""
         with self.executor._lock:
             if self._aborted:
                 raise _Aborted()
             if self._stop_status is not None:
                 return self._stop_status
-            if self._interrupt_requested:
-                self._interrupt_requested = False
-                raise _Interrupted()
+            loss, self._loss_requested = self._loss_requested, None
+            if loss is not None:
+                raise _InstanceLost(loss)
         return None
 
     def _supervise(self, hosts: list[_Host], program: str) -> str | None:
@@ -756,8 +833,9 @@ class _Job:
                     raise _JobFailure(host.failure_reason(code))
             if all(code == 0 for code in codes):
                 return None
-            if self._sync_checkpoints(hosts, planned=True):
-                raise _Interrupted()
+            due = self._sync_checkpoints(hosts, planned=True)
+            if due is not None:
+                raise _InstanceLost(due)
             self._publish_logs_and_metrics()
 
     def _line_handler(self, stream: str) -> Callable[[str], None]:
@@ -787,20 +865,22 @@ class _Job:
         for host in hosts:
             host.wait(max(0.0, deadline - time.monotonic()))
 
-    def _sync_checkpoints(self, hosts: list[_Host], *, planned: bool) -> bool:
-        """Sync every host's checkpoints; True if a planned interruption is due now."""
+    def _sync_checkpoints(self, hosts: list[_Host], *, planned: bool) -> _Loss | None:
+        """Sync every host's checkpoints; the planned loss of the instances due now, if any
+        (syncing stops there: the instances are gone)."""
+        due: list[_Loss] = []
 
         def uploaded(key: str) -> bool:
             with self.executor._lock:
                 self._synced_keys.add(key)
-                due = planned and bool(self._plan) and len(self._synced_keys) >= self._plan[0]
-                if due:
-                    self._plan.pop(0)
-                return due
+                if planned and self._plan and len(self._synced_keys) >= self._plan[0][0]:
+                    due.append(self._plan.pop(0)[1])
+                return bool(due)
 
-        return any(
-            host.checkpoints.sync(uploaded) for host in hosts if host.checkpoints is not None
-        )
+        for host in hosts:
+            if host.checkpoints is not None and host.checkpoints.sync(uploaded):
+                break
+        return due[0] if due else None
 
     def _upload_outputs(self, hosts: list[_Host], *, model_required: bool) -> None:
         """model.tar.gz (all hosts' model directories merged) and output.tar.gz."""
