@@ -566,7 +566,7 @@ class Traffic:
 
 
 class ModelFailed(Exception):
-    """The variant that took the request answered it with an error."""
+    """The variant that took the request answered it with an error, or was unavailable."""
 
 
 def iris_rows() -> list[list[float]]:
@@ -599,7 +599,8 @@ def rows_invoker(runtime: Any) -> Callable[[str, list[list[float]], str], tuple[
                 **extra,
             )
         except ClientError as error:
-            if error.response["Error"]["Code"] == "ModelError":
+            # A clear 5xx: the model failed, or its instance is down until it is replaced.
+            if error.response["Error"]["Code"] in {"ModelError", "ServiceUnavailable"}:
                 raise ModelFailed(str(error)) from error
             raise
         return str(answer["InvokedProductionVariant"]), json.loads(answer["Body"].read())
