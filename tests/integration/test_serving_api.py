@@ -63,9 +63,14 @@ def _settle(
     cloud: LocalCloud, client: ModelOpsClient, deploy_id: str, timeout_s: float = 90
 ) -> dict[str, Any]:
     deadline = time.monotonic() + timeout_s
+    sfn = cloud.client("stepfunctions")
     while True:
         record = client.call("GET", f"/serve/{deploy_id}")
-        if record["status"] in {"IN_SERVICE", "ROLLED_BACK", "FAILED", "SUPERSEDED"}:
+        # Settled: the record says so and its workflow has ended (IN_SERVICE shows just
+        # before the last step records the deployment as the endpoint's live one).
+        if record["status"] in {"IN_SERVICE", "ROLLED_BACK", "FAILED", "SUPERSEDED"} and (
+            sfn.describe_execution(executionArn=record["executionArn"])["status"] != "RUNNING"
+        ):
             return dict(record)
         if time.monotonic() > deadline:
             history = cloud.client("stepfunctions").get_execution_history(
