@@ -5,7 +5,7 @@ PY := $(VENV)/bin/python
 UV_VERSION := 0.13.9
 export JSII_SILENCE_WARNING_DEPRECATED_NODE_VERSION := 1
 
-.PHONY: verifier bench-peers setup demo test lint typecheck unit integration infra e2e layer synth schemas bench clean local-up
+.PHONY: chaos verifier bench-peers setup demo test lint typecheck unit integration infra e2e layer synth schemas bench clean local-up
 
 setup: $(VENV)/.installed node_modules/.installed
 
@@ -66,6 +66,11 @@ unit: setup
 
 bench: setup bench-peers
 	$(PY) -m bench.run
+
+# The chaos campaign: at least 1,000 injected dependency faults under concurrent clients, then
+# every invariant checked; prints the table and exits non-zero if anything was lost.
+chaos: setup
+	$(PY) -m chaos
 
 local-up: setup
 	$(VENV)/bin/modelops local up

@@ -108,6 +108,7 @@ def test_every_init_file_is_empty() -> None:
             "tests",
             "bench",
             "scripts",
+            "chaos",
         )
         for p in (ROOT / top).rglob("__init__.py")
         if p.read_text().strip()
