@@ -77,6 +77,9 @@ class DynamoLedgerStore:
             "Item": item,
             "ConditionExpression": _NEW_ITEM,
             "ExpressionAttributeNames": {"#s": "seq"},
+            # On a conflict, the record that holds the seq: ours if an earlier attempt of
+            # this call was stored but its answer was lost (the SDK retried the put).
+            "ReturnValuesOnConditionCheckFailure": "ALL_OLD",
         }
         try:
             if record.seq == 1:
@@ -93,10 +96,14 @@ class DynamoLedgerStore:
         except ClientError as exc:
             code = _code(exc)
             if code == "ConditionalCheckFailedException":
+                if _holds(exc.response.get("Item"), record):
+                    return  # stored by an earlier attempt whose answer was lost
                 raise SequenceTaken(f"{record.stream} {record.seq}") from exc
             if code == "TransactionCanceledException":
                 reasons = exc.response.get("CancellationReasons") or []
                 if reasons and reasons[0].get("Code") == "ConditionalCheckFailed":
+                    if _holds(reasons[0].get("Item"), record):
+                        return
                     raise SequenceTaken(f"{record.stream} {record.seq}") from exc
             raise
 
@@ -271,6 +278,11 @@ class DynamoLedgerStore:
             ConsistentRead=True,
         ).get("Item")
         return Checkpoint.model_validate_json(item["doc"]["S"]) if item else None
+
+
+def _holds(item: dict[str, Any] | None, record: LedgerRecord) -> bool:
+    """Whether the stored ``item`` is ``record`` (its hash covers its seq and event id)."""
+    return item is not None and item.get("hash", {}).get("S") == record.hash
 
 
 def _record(stream: str, item: dict[str, Any]) -> LedgerRecord:
