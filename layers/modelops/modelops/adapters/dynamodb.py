@@ -170,7 +170,10 @@ class RegistryTable:
     def __init__(self, table_name: str, region: str) -> None:
         RegistryItem.Meta.table_name = table_name
         RegistryItem.Meta.region = region
-        self._connection = Connection(region=region)
+        # Transactions retry like every other registry call (standard mode, 4 retries).
+        self._connection = Connection(
+            region=region, max_retry_attempts=RegistryItem.Meta.max_retry_attempts
+        )
 
     # --- uploads and artifacts ---------------------------------------------------------
 
@@ -411,6 +414,7 @@ class RegistryTable:
                     tx.save(
                         self._model_item(model), condition=RegistryItem.status == expected.value
                     )
+                self._hold_prod(tx, moves)
                 for change in changes:
                     sk = f"STAGE#{change.at.isoformat()}#{change.modelId}"
                     tx.save(_item(f"FAMILY#{change.family}", sk, "stage-change", change))
@@ -423,6 +427,28 @@ class RegistryTable:
                         tx.delete(RegistryItem(pk=f"MODEL#{promotion.modelId}", sk="PENDING"))
         except TransactWriteError as exc:
             raise StaleWrite(", ".join(m.modelId for m, _ in moves)) from exc
+
+    @staticmethod
+    def _hold_prod(tx: TransactWrite, moves: Sequence[tuple[ModelVersion, ModelStatus]]) -> None:
+        """Keep FAMILY#<family> / PROD naming the family's prod version, conditioned on the
+        version the caller saw there (none: the item is absent), so that of two moves into
+        prod that read the same holder only one commits. Families whose prod predates the
+        item have none: a move out of prod then finds it absent, which is allowed."""
+        for family in {model.family for model, _ in moves}:
+            entering = [m for m, _ in moves if m.family == family and m.status is ModelStatus.PROD]
+            leaving = [m for m, was in moves if m.family == family and was is ModelStatus.PROD]
+            if not entering and not leaving:
+                continue
+            holder = RegistryItem(pk=f"FAMILY#{family}", sk="PROD", kind="prod-holder")
+            previous = leaving[0].modelId if leaving else None
+            condition = RegistryItem.pk.does_not_exist()
+            if previous is not None:
+                condition = condition | (RegistryItem.doc == json.dumps({"modelId": previous}))
+            if entering:
+                holder.doc = json.dumps({"modelId": entering[0].modelId})
+                tx.save(holder, condition=condition)
+            else:
+                tx.delete(holder, condition=condition)
 
     def stage_changes(self, family: str) -> list[StageChange]:
         items = RegistryItem.query(
