@@ -157,19 +157,24 @@ class _ServerError(Exception):
 
 
 @cache
-def _idempotent(app: APIGatewayRestResolver) -> Callable[..., dict[str, Any]]:
-    from aws_lambda_powertools.utilities.idempotency import IdempotencyConfig, idempotent_function
+def _idempotency_config() -> Any:
+    from aws_lambda_powertools.utilities.idempotency import IdempotencyConfig
 
-    config = IdempotencyConfig(
+    return IdempotencyConfig(
         event_key_jmespath="key",
         payload_validation_jmespath="body",
         expires_after_seconds=settings().idempotency_ttl_seconds,
     )
 
+
+@cache
+def _idempotent(app: APIGatewayRestResolver) -> Callable[..., dict[str, Any]]:
+    from aws_lambda_powertools.utilities.idempotency import idempotent_function
+
     @idempotent_function(
         data_keyword_argument="request",
         persistence_store=wiring.idempotency_store(),
-        config=config,
+        config=_idempotency_config(),
     )
     def resolve(
         request: dict[str, Any], event: dict[str, Any], context: LambdaContext
@@ -199,6 +204,9 @@ def _replayed(
         "key": [identity.get("userArn"), event.get("httpMethod"), event.get("path"), key],
         "body": event.get("body"),
     }
+    # An in-progress record then expires with this invocation (its remaining time): a
+    # request that died after storing it (timeout, lost answer) does not wedge its key.
+    _idempotency_config().register_lambda_context(context)
     try:
         return _idempotent(app)(request=request, event=event, context=context)
     except _ServerError as error:
