@@ -262,3 +262,28 @@ def test_drift_api_refuses_bad_input_with_the_field_to_fix(
         got, answer = engineer.request(method, path, body)
         assert got == status, (method, path, answer)
         assert answer["error"]["code"] and answer["error"]["message"]
+
+
+def test_a_baseline_on_request_is_computed_by_the_baseline_function_from_the_named_dataset(
+    engineer: ModelOpsClient, trained: dict[str, Any], holdout: str
+) -> None:
+    model_id = trained["modelId"]
+    wait_for(  # the one computed when the model was trained, first
+        lambda: engineer.call("GET", f"/drift/{model_id}")["baseline"],
+        lambda b: b is not None and b["status"] == "READY",
+    )
+
+    pending = engineer.call(
+        "POST",
+        f"/drift/{model_id}/baseline",
+        {"datasetId": holdout, "labelColumn": "species", "bins": 20},
+    )
+
+    assert pending["status"] == "PENDING" and pending["datasetId"] == holdout
+    done = wait_for(
+        lambda: engineer.call("GET", f"/drift/{model_id}")["baseline"],
+        lambda b: b["datasetId"] == holdout and b["status"] != "PENDING",
+    )
+    assert done["status"] == "READY" and done["rows"] == 30
+    assert done["categorical"] == ["site"]  # not numeric: summarised as counts
+    assert "site" in done["features"] and done["labelColumn"] == "species"
