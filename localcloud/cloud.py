@@ -3,7 +3,9 @@ definition the CDK stacks deploy (``modelops.platform``).
 
 ``LocalCloud().start()`` brings up, in this process:
 1. moto's threaded server on 127.0.0.1 with Step Functions execution on;
-2. the KMS Ed25519 and DIGEST extensions, and atomic DynamoDB requests;
+2. the KMS Ed25519 and DIGEST extensions, atomic DynamoDB requests, the denies of
+   bucket and key policies (``localcloud.resource_policies``; see "Resource policies"),
+   and S3's check of a PUT's declared SHA-256 (``localcloud.s3_checksums``);
 3. the Lambda runtime (warm worker processes running ``functions/`` handlers);
 4. every key, table, bucket, event bus, IAM role, function and state machine of
    ``modelops.platform``, with the environment variables CDK would give each function
@@ -17,6 +19,28 @@ definition the CDK stacks deploy (``modelops.platform``).
    (``localcloud.cloudwatch_percentiles``);
 6. IAM users for the platform's principals, with access keys;
 7. the local API Gateway, verifying SigV4 and mapping access keys to those principals.
+
+Resource policies (``BucketSpec.key``, ``BucketSpec.readers``, ``platform.reader_statements``).
+Each bucket is encrypted (SSE-KMS, bucket key) with its spec's key. A bucket with
+``readers`` gets the bucket policy CDK deploys, and its key the key policy (moto's default
+policy, which lets the account's IAM decide, plus the Deny), once the roles and functions
+exist: readers are role logical ids (``names[logical_id]`` is the role's ARN) and function
+names (their execution role, ``execution_roles[name]``, ``arn:aws:iam::<account>:role/
+<name>-role``). What is enforced (moto evaluates neither policy): a Deny in a bucket policy
+refuses object requests (``GetObject``/``HeadObject``, the source of ``CopyObject`` and
+``UploadPartCopy``, presigned URLs too) with 403 ``AccessDenied``, one in a key policy
+refuses ``Decrypt`` with ``AccessDeniedException``, to every caller it names: IAM users,
+sessions of roles (by the role's ARN, as ``aws:PrincipalArn``), and requests with
+credentials moto does not know (the account's root). Lambda functions run with their
+execution role's credentials, and SageMaker training jobs and endpoints read their data as
+their ``RoleArn``/``ExecutionRoleArn`` (``localcloud.sagemaker_training``,
+``localcloud.sagemaker_endpoints``), so the escrow bucket refuses the training role and
+admits ``RawPiiJobRole``, ``BreakGlassRole`` and ``dataset-sanitizer`` as in AWS.
+``role_session`` gives a test a session of any role. Not enforced: Allow statements and
+identity policies (moto enforces no IAM here: a principal without a grant is not refused),
+the MFA condition of the break-glass role's trust policy (roles whose ``service`` is None
+trust the account root with ``aws:MultiFactorAuthPresent``; moto's STS checks no trust
+policy), bucket-level requests, and S3's own use of the key when it reads an SSE-KMS object.
 
 Event routing (``platform.QUEUES``, ``EVENT_RULES``, ``FunctionSpec.queue``), as moto 5.2.5
 runs it. What works as in AWS: PutEvents on the local bus (or ``default``) matches each
@@ -66,6 +90,7 @@ import re
 import tempfile
 import urllib.request
 import zipfile
+from collections.abc import Sequence
 from dataclasses import dataclass
 from functools import cached_property
 from pathlib import Path
@@ -76,7 +101,14 @@ from moto.core.config import default_user_config
 from moto.iam.models import iam_backends
 from moto.server import ThreadedMotoServer
 
-from localcloud import cloudwatch_percentiles, dynamodb_atomic, kms_digest, kms_ed25519
+from localcloud import (
+    cloudwatch_percentiles,
+    dynamodb_atomic,
+    kms_digest,
+    kms_ed25519,
+    resource_policies,
+    s3_checksums,
+)
 from localcloud.apigateway import LocalApiGateway
 from localcloud.lambda_runtime import DEFAULT_ACCOUNT_ID, LambdaRuntime, LogSink
 from localcloud.sagemaker_endpoints import EndpointExecutor
@@ -155,6 +187,8 @@ class LocalCloud:
         self.parameters: dict[str, str] = {}
         self.principals: dict[str, Principal] = {}
         self.key_arns: dict[str, str] = {}
+        # Function name -> its execution role's ARN (what Lambda runs it as).
+        self.execution_roles: dict[str, str] = {}
         self.role_bindings: dict[str, tuple[str, ...]] = {}
         logical_ids = [t.logical_id for t in platform.TABLES] + [
             b.logical_id for b in platform.BUCKETS
@@ -175,6 +209,8 @@ class LocalCloud:
         kms_digest.install()
         dynamodb_atomic.install()
         cloudwatch_percentiles.install()
+        resource_policies.install()
+        s3_checksums.install()
         logging.getLogger("werkzeug").setLevel(logging.WARNING)  # moto's per-request lines
         # moto's ASL interpreter logs every Fail state (a rolled-back canary) as an error.
         logging.getLogger("moto.stepfunctions.parser").setLevel(logging.CRITICAL)
@@ -259,6 +295,25 @@ class LocalCloud:
         admin = self.principals["platform-admin"]
         return admin.session(self.region).client(service, endpoint_url=self.endpoint_url)
 
+    def role_session(
+        self, role_arn: str, session_name: str = "local", *, principal: str = "platform-admin"
+    ) -> boto3.session.Session:
+        """A boto3 session of ``role_arn`` (STS AssumeRole as ``principal``): what its
+        requests may do is what resource policies allow that role (see "Resource policies").
+        """
+        sts = (
+            self.principals[principal]
+            .session(self.region)
+            .client("sts", endpoint_url=self.endpoint_url)
+        )
+        credentials = sts.assume_role(RoleArn=role_arn, RoleSessionName=session_name)["Credentials"]
+        return boto3.session.Session(
+            aws_access_key_id=credentials["AccessKeyId"],
+            aws_secret_access_key=credentials["SecretAccessKey"],
+            aws_session_token=credentials["SessionToken"],
+            region_name=self.region,
+        )
+
     def connection_info(self) -> dict[str, Any]:
         return {
             "apiUrl": self.api_url,
@@ -340,6 +395,12 @@ class LocalCloud:
                 self._subscribe(sqs, lam, fn)
         for machine in platform.STATE_MACHINES:
             self._create_state_machine(iam, sfn, machine)
+        for bucket in platform.BUCKETS:
+            if bucket.readers:
+                self._restrict_readers(s3, kms, bucket)
+        for key in platform.KEYS:
+            if key.users:
+                self._restrict_key_users(kms, key)
 
     def _create_key(self, kms: Any, key: platform.KeySpec) -> str:
         metadata = kms.create_key(
@@ -382,7 +443,7 @@ class LocalCloud:
                     {
                         "ApplyServerSideEncryptionByDefault": {
                             "SSEAlgorithm": "aws:kms",
-                            "KMSMasterKeyID": self.key_arns[platform.DATA_KEY.logical_id],
+                            "KMSMasterKeyID": self.key_arns[bucket.key],
                         },
                         "BucketKeyEnabled": True,
                     }
@@ -405,6 +466,49 @@ class LocalCloud:
             s3.put_bucket_lifecycle_configuration(
                 Bucket=name, LifecycleConfiguration={"Rules": rules}
             )
+
+    def reader_arns(self, bucket: platform.BucketSpec) -> list[str]:
+        """The role ARNs of ``bucket.readers``: roles of ``platform.ROLES`` by logical id,
+        functions by name (their execution roles)."""
+        return self._role_arns(bucket.logical_id, bucket.readers)
+
+    def _role_arns(self, owner: str, names: Sequence[str]) -> list[str]:
+        roles = {spec.logical_id for spec in platform.ROLES}
+        arns = []
+        for name in names:
+            if name in roles:
+                arns.append(self.names[name])
+            elif name in self.execution_roles:
+                arns.append(self.execution_roles[name])
+            else:
+                raise KeyError(
+                    f"{owner}: {name!r} is neither a role of platform.ROLES nor a function "
+                    "of platform.FUNCTIONS"
+                )
+        return arns
+
+    def _restrict_key_users(self, kms: Any, key: platform.KeySpec) -> None:
+        """The key policy that denies the key's use to all but its users (KeySpec.users)."""
+        statement = platform.key_user_statement(key, self._role_arns(key.logical_id, key.users))
+        self._add_key_statement(kms, key.logical_id, statement)
+
+    def _add_key_statement(self, kms: Any, logical_id: str, statement: dict[str, Any]) -> None:
+        key_id = self.key_arns[logical_id]
+        policy = json.loads(kms.get_key_policy(KeyId=key_id, PolicyName="default")["Policy"])
+        policy["Statement"] = [*policy.get("Statement", []), statement]
+        kms.put_key_policy(KeyId=key_id, PolicyName="default", Policy=json.dumps(policy))
+
+    def _restrict_readers(self, s3: Any, kms: Any, bucket: platform.BucketSpec) -> None:
+        """The bucket policy and the key policy that deny reading to all but the readers."""
+        name = self.names[bucket.logical_id]
+        bucket_statement, key_statement = platform.reader_statements(
+            f"arn:aws:s3:::{name}", self.reader_arns(bucket)
+        )
+        s3.put_bucket_policy(
+            Bucket=name,
+            Policy=json.dumps({"Version": "2012-10-17", "Statement": [bucket_statement]}),
+        )
+        self._add_key_statement(kms, bucket.key, key_statement)
 
     def _create_queue(self, sqs: Any, queue: platform.QueueSpec) -> None:
         """The queue and its dead-letter queue (kept 14 days), as CDK declares them."""
@@ -453,6 +557,8 @@ class LocalCloud:
         )
 
     def _create_service_role(self, iam: Any, spec: platform.RoleSpec) -> str:
+        if spec.service is None:
+            return str(_people_role(iam, spec.logical_id, self.account_id)["Arn"])
         return str(_service_role(iam, spec.logical_id, spec.service)["Arn"])
 
     def _state_machine_arn(self, machine: platform.StateMachineSpec) -> str:
@@ -480,6 +586,7 @@ class LocalCloud:
 
     def _create_function(self, iam: Any, lam: Any, fn: platform.FunctionSpec) -> None:
         role = _service_role(iam, fn.name, "lambda.amazonaws.com")
+        self.execution_roles[fn.name] = str(role["Arn"])
         lam.create_function(
             FunctionName=fn.name,
             Runtime=LAMBDA_RUNTIME,
@@ -558,6 +665,30 @@ def _service_role(iam: Any, name: str, service: str) -> dict[str, Any]:
         iam.create_role(RoleName=f"{name}-role", AssumeRolePolicyDocument=json.dumps(document))[
             "Role"
         ]
+    )
+
+
+def _people_role(iam: Any, name: str, account_id: str) -> dict[str, Any]:
+    """An IAM role that people of this account assume, with MFA, for an hour at most (as CDK
+    declares it). moto's STS checks neither the trust policy nor MFA: any caller may assume
+    it locally."""
+    document = {
+        "Version": "2012-10-17",
+        "Statement": [
+            {
+                "Effect": "Allow",
+                "Principal": {"AWS": f"arn:aws:iam::{account_id}:root"},
+                "Action": "sts:AssumeRole",
+                "Condition": {"Bool": {"aws:MultiFactorAuthPresent": "true"}},
+            }
+        ],
+    }
+    return dict(
+        iam.create_role(
+            RoleName=f"{name}-role",
+            AssumeRolePolicyDocument=json.dumps(document),
+            MaxSessionDuration=3600,
+        )["Role"]
     )
 
 

@@ -21,8 +21,14 @@ in this process (the one running moto's ``ThreadedMotoServer``):
 
 A variant's model is its Model's ``PrimaryContainer``: ``Image`` must be a local-runtime
 image that describes the interpreter the executor runs (:mod:`localcloud.sagemaker_image`,
-as for training jobs); ``ModelDataUrl`` is an S3 ``model.tar.gz``, downloaded, hashed
-(sha256) and extracted into a private directory; ``Environment`` is the server's
+as for training jobs); ``ModelDataUrl`` is an S3 ``model.tar.gz``, downloaded as a session
+of the model's ``ExecutionRoleArn`` (STS ``AssumeRole``, session name ``SageMaker``, so
+bucket policies judge the role: :mod:`localcloud.resource_policies`), hashed (sha256) and
+extracted into a private directory; an archive that cannot be read (refused by its bucket's
+policy, missing) fails ``CreateEndpoint`` (``Failed``) or ``UpdateEndpoint`` (back to
+``InService`` on the old fleet) with ``FailureReason`` ``ClientError: Failed to download
+model data of model <model> (variant <variant>): AccessDenied (403) reading s3://...:
+<S3's message>``; ``Environment`` is the server's
 environment (with nothing of the caller's but :data:`PASSED_THROUGH`).
 
 Routing: a production variant is picked at random with probability weight / total weight,
@@ -68,9 +74,11 @@ stream ``<variant>/<instance id>``.
 
 Differences from AWS, on purpose: one process per variant whatever its instance count
 (counts are recorded and reported; so an instance failure takes the whole variant down until
-it is replaced); no containers; no IAM; serverless, async and multi-container models,
-``UpdateEndpoint`` and deployment guardrails are not executed; the endpoint's servers are
-gone when the executor shuts down.
+it is replaced); no containers; of IAM, only bucket- and key-policy Deny statements judge
+the model data download (identity policies and the role's trust policy do not; logs and
+data capture are written as moto's default account); serverless, async and
+multi-container models, ``UpdateEndpoint`` and deployment guardrails are not executed; the
+endpoint's servers are gone when the executor shuts down.
 """
 
 from __future__ import annotations
@@ -112,7 +120,7 @@ from moto.sagemakerruntime.responses import SageMakerRuntimeResponse
 
 from localcloud.sagemaker_container import PASSED_THROUGH, InvalidRequest, S3Location
 from localcloud.sagemaker_image import ImageNotFound, LocalRuntime, find_image
-from localcloud.sagemaker_io import LocalAws, LogShipper
+from localcloud.sagemaker_io import LocalAws, LogShipper, s3_error
 from localcloud.sagemaker_telemetry import (
     CaptureConfig,
     CaptureWriter,
@@ -495,16 +503,22 @@ class _Endpoint:
                 "the local runtime; register it with localcloud.sagemaker_image."
                 "register_local_image and create the model with that image"
             )
+        failed = (
+            f"ClientError: Failed to download model data of model {spec.model_name} "
+            f"(variant {spec.name})"
+        )
         try:
             source = S3Location.parse(spec.container.get("ModelDataUrl"), "ModelDataUrl")
-            s3 = self.executor._aws.client("s3", self.region)
+            s3 = self.executor._aws.client("s3", self.region, role_arn=spec.role_arn)
             data = s3.get_object(Bucket=source.bucket, Key=source.key)["Body"].read()
+        except ClientError as exc:
+            raise _StartFailure(f"{failed}: {s3_error(exc, source.uri)}") from None
+        except (InvalidRequest, BotoCoreError) as exc:
+            raise _StartFailure(f"{failed}: {exc}") from None
+        try:
             extract_targz(io.BytesIO(data), variant.model_dir)
-        except (InvalidRequest, ClientError, BotoCoreError, OSError, ValueError) as exc:
-            raise _StartFailure(
-                f"ClientError: Failed to download model data of model {spec.model_name} "
-                f"(variant {spec.name}): {exc}"
-            ) from None
+        except (OSError, ValueError) as exc:
+            raise _StartFailure(f"{failed}: {exc}") from None
         variant.digest = hashlib.sha256(data).hexdigest()
         # Request-level provenance: what the container's environment says it serves (the
         # platform sets MODELOPS_* on its models), then the model and its archive's digest.

@@ -12,7 +12,12 @@
   (the first capture group is the value), the last value of each metric kept.
 
 Every AWS call goes through boto3 clients of the endpoint the executor was given
-(:class:`LocalAws`, shared by the training and the endpoint executors).
+(:class:`LocalAws`, shared by the training and the endpoint executors): as the executors'
+own identity (moto's default account), or, for what SageMaker does with a job's or a
+model's execution role (S3 data, code, checkpoints, outputs, model data), as a session of
+that role (STS ``AssumeRole``, session name ``SageMaker``), so that bucket and key policies
+(:mod:`localcloud.resource_policies`) judge the role as AWS does. An S3 error while
+downloading names its code, HTTP status and object (:class:`DataError`).
 """
 
 from __future__ import annotations
@@ -21,7 +26,9 @@ import contextlib
 import logging
 import math
 import re
+import shutil
 import threading
+import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -30,7 +37,9 @@ from typing import Any
 
 import boto3
 from botocore.config import Config
+from botocore.exceptions import ClientError
 
+from localcloud.resource_policies import known_access_key
 from localcloud.sagemaker_container import Channel, S3Location, channel_relative_path
 
 __all__ = [
@@ -41,6 +50,7 @@ __all__ = [
     "LogShipper",
     "MetricParser",
     "download_channel",
+    "s3_error",
 ]
 
 LOG_GROUP = "/aws/sagemaker/TrainingJobs"
@@ -52,34 +62,93 @@ _EVENT_OVERHEAD = 26
 _MAX_EVENT_BYTES = 262_144 - _EVENT_OVERHEAD
 # The executors' own identity towards moto (its default account); never given to scripts.
 _CREDENTIALS = {"aws_access_key_id": "AKIALOCALSAGEMAKER00", "aws_secret_access_key": "local"}
+# How SageMaker names the sessions of execution roles it assumes.
+ROLE_SESSION_NAME = "SageMaker"
+_ROLE_SESSION_SECONDS = 3600
+_ROLE_SESSION_RENEW_SECONDS = 3000  # a new session well before the hour is up
+_ROLE_ARN = re.compile(r"^arn:aws[a-z-]*:iam::\d{12}:role/.+$")
+_CHUNK = 1024 * 1024
 
 logger = logging.getLogger(__name__)
 
 
 class LocalAws:
-    """boto3 clients of the local cloud's endpoint, one per (service, region), shared by the
-    executor's threads (boto3 clients are thread-safe)."""
+    """boto3 clients of the local cloud's endpoint, one per (service, region, role), shared
+    by the executor's threads (boto3 clients are thread-safe)."""
 
     def __init__(self, endpoint_url: str) -> None:
         self.endpoint_url = endpoint_url
         self._lock = threading.Lock()
-        self._clients: dict[tuple[str, str], Any] = {}
+        self._clients: dict[tuple[str, str, str | None], Any] = {}
+        self._sessions: dict[str, tuple[str, float]] = {}  # role ARN -> (key id, assumed at)
 
-    def client(self, service: str, region: str) -> Any:
+    def client(self, service: str, region: str, role_arn: str | None = None) -> Any:
+        """A client as the executor itself, or with ``role_arn`` (an IAM role ARN) as a
+        session of that role; anything else in ``role_arn`` means the executor itself."""
+        if role_arn is not None and not _ROLE_ARN.match(role_arn):
+            role_arn = None
         with self._lock:
-            key = (service, region)
+            if role_arn is not None:
+                self._forget_if_stale(role_arn)
+            key = (service, region, role_arn)
             if key not in self._clients:
-                session = boto3.session.Session(region_name=region, **_CREDENTIALS)
-                self._clients[key] = session.client(
-                    service,
-                    endpoint_url=self.endpoint_url,
-                    config=Config(s3={"addressing_style": "path"}, retries={"max_attempts": 3}),
-                )
+                credentials = _CREDENTIALS if role_arn is None else self._assume(role_arn, region)
+                self._clients[key] = self._new_client(service, region, credentials)
             return self._clients[key]
+
+    def _new_client(self, service: str, region: str, credentials: dict[str, str]) -> Any:
+        session = boto3.session.Session(region_name=region, **credentials)
+        return session.client(
+            service,
+            endpoint_url=self.endpoint_url,
+            config=Config(s3={"addressing_style": "path"}, retries={"max_attempts": 3}),
+        )
+
+    def _forget_if_stale(self, role_arn: str) -> None:
+        """Drop the role's clients once its session is old, or unknown to moto (a reset)."""
+        held = self._sessions.get(role_arn)
+        if held is None:
+            return
+        access_key, assumed_at = held
+        fresh = time.monotonic() - assumed_at < _ROLE_SESSION_RENEW_SECONDS
+        if fresh and known_access_key(access_key):
+            return
+        del self._sessions[role_arn]
+        for key in [k for k in self._clients if k[2] == role_arn]:
+            del self._clients[key]
+
+    def _assume(self, role_arn: str, region: str) -> dict[str, str]:
+        """Credentials of a new session of the role (the lock is held)."""
+        own = (("sts", region, None), _CREDENTIALS)
+        if own[0] not in self._clients:
+            self._clients[own[0]] = self._new_client("sts", region, own[1])
+        credentials = self._clients[own[0]].assume_role(
+            RoleArn=role_arn,
+            RoleSessionName=ROLE_SESSION_NAME,
+            DurationSeconds=_ROLE_SESSION_SECONDS,
+        )["Credentials"]
+        self._sessions[role_arn] = (credentials["AccessKeyId"], time.monotonic())
+        return {
+            "aws_access_key_id": credentials["AccessKeyId"],
+            "aws_secret_access_key": credentials["SecretAccessKey"],
+            "aws_session_token": credentials["SessionToken"],
+        }
 
 
 class DataError(Exception):
-    """Data that cannot be brought onto the instance (missing, or a key escaping its directory)."""
+    """Data that cannot be brought onto the instance (refused, missing, or a key escaping its
+    directory)."""
+
+
+def s3_error(exc: ClientError, uri: str) -> str:
+    """``<Code> (<HTTP status>) reading <uri>: <message>``, as SageMaker reports S3 errors."""
+    error = exc.response.get("Error", {})
+    status = exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode", "?")
+    code = str(error.get("Code") or status)
+    if code == "403":  # a HEAD has no body: S3's code for a refusal
+        code = "AccessDenied"
+    message = error.get("Message") or "Access Denied"
+    return f"{code} ({status}) reading {uri}: {message}"
 
 
 def _list_keys(s3: Any, bucket: str, prefix: str) -> list[str]:
@@ -98,7 +167,12 @@ def _inside(directory: Path, relative: str) -> Path:
 
 def _download(s3: Any, bucket: str, key: str, target: Path) -> None:
     target.parent.mkdir(parents=True, exist_ok=True)
-    s3.download_file(bucket, key, str(target))
+    try:
+        body = s3.get_object(Bucket=bucket, Key=key)["Body"]
+        with body, target.open("wb") as handle:
+            shutil.copyfileobj(body, handle, _CHUNK)
+    except ClientError as exc:
+        raise DataError(s3_error(exc, f"s3://{bucket}/{key}")) from None
 
 
 def download_channel(

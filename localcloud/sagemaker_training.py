@@ -23,9 +23,17 @@ What a job does, as SageMaker does it (statuses from the DescribeTrainingJob API
    :mod:`localcloud.sagemaker_image`) describing the interpreter the executor runs, else
    ``Failed`` with ``ClientError: ...``.
 2. ``Downloading``: a fresh private directory per host, laid out like ``/opt/ml``
-   (:mod:`localcloud.sagemaker_container`); the ``sagemaker_submit_directory`` tar.gz
-   extracted into its code directory; every channel's objects; the checkpoint prefix
-   restored into an empty checkpoint directory.
+   (:mod:`localcloud.sagemaker_container`); every channel's objects; the checkpoint prefix
+   restored into an empty checkpoint directory; then the ``sagemaker_submit_directory``
+   tar.gz extracted into its code directory. Every S3 request of the job (these, the
+   checkpoint syncs and the uploads) is made as a session of its ``RoleArn`` (STS
+   ``AssumeRole``, session name ``SageMaker``), so bucket policies judge the role
+   (:mod:`localcloud.resource_policies`): an object its bucket's policy denies the role (or
+   one that vanished) fails the job ``Failed`` with ``ClientError: Data download failed:
+   AccessDenied (403) reading s3://<bucket>/<key>: <S3's message>``, as SageMaker reports
+   data its role cannot read; a code archive it cannot read ends ``AlgorithmError: cannot
+   fetch sagemaker_submit_directory: AccessDenied (403) reading s3://...`` (in SageMaker
+   the training toolkit fetches it, inside the container).
 3. ``Training``: one process per host (``algo-1`` .. ``algo-N``, ``InstanceCount``), each in
    its own process group, running ``python <sagemaker_program> --key value ...``. Every
    output line goes to CloudWatch Logs (``/aws/sagemaker/TrainingJobs``, stream
@@ -77,9 +85,12 @@ Differences from AWS, on purpose: no containers (the image stands for this machi
 interpreter); script mode only (``sagemaker_program`` and ``sagemaker_submit_directory``
 hyperparameters; without them the job fails); ``S3Prefix`` data in ``File``/``FastFile``
 mode only; ``CheckpointConfig.LocalPath`` is not honoured (``SM_CHECKPOINT_DIR`` says where
-checkpoints go); no IAM: the executor reads and writes S3 and CloudWatch Logs as moto's
-default account, and the script gets no AWS credentials at all; instance types are
-labels; no GPUs; the only internal error retried is a node failure (8.); the whole job
+checkpoints go); of IAM, only the Deny statements of bucket and key policies judge the
+job's S3 requests (made as its role, see 2.): identity policies do not (moto enforces
+none, so a role without an S3 grant is not refused), the role's trust policy is not
+checked (any role ARN is assumed, even one that does not exist) and CloudWatch Logs is
+written as moto's default account; the script gets no AWS credentials at all; instance
+types are labels; no GPUs; the only internal error retried is a node failure (8.); the whole job
 directory is removed when the job ends (its outputs are in S3 and CloudWatch Logs).
 """
 
@@ -134,6 +145,7 @@ from localcloud.sagemaker_io import (
     LogShipper,
     MetricParser,
     download_channel,
+    s3_error,
 )
 from modelops.domain.archive import extract_targz, write_targz
 
@@ -352,8 +364,9 @@ class TrainingExecutor:
 
     # -- shared by jobs ----------------------------------------------------------------
 
-    def client(self, service: str, region: str) -> Any:
-        return self._aws.client(service, region)
+    def client(self, service: str, region: str, role_arn: str | None = None) -> Any:
+        """A client as the executor, or with ``role_arn`` as a session of that role."""
+        return self._aws.client(service, region, role_arn)
 
     def runtime(self) -> Runtime:
         """The interpreter jobs run under, described once."""
@@ -758,22 +771,17 @@ class _Job:
             return ("Completed", "Completed") if stop_status is None else ("Stopped", stop_status)
 
     def _prepare(self, attempt_dir: Path, submit_directory: str) -> list[_Host]:
-        """A fresh instance per host: code, channels, restored checkpoints, config files."""
+        """A fresh instance per host: channels, restored checkpoints, config files, then the
+        code (SageMaker downloads the data before the container fetches its code). Every S3
+        request is made as the job's execution role."""
         shutil.rmtree(attempt_dir, ignore_errors=True)
-        s3 = self.executor.client("s3", self.spec.region)
-        try:
-            source = S3Location.parse(submit_directory, "sagemaker_submit_directory")
-            code = s3.get_object(Bucket=source.bucket, Key=source.key)["Body"].read()
-        except (InvalidRequest, ClientError, BotoCoreError) as exc:
-            raise _JobFailure(
-                f"AlgorithmError: cannot fetch sagemaker_submit_directory {submit_directory}: {exc}"
-            ) from None
         hosts = []
-        for index, name in enumerate(self.spec.hosts):
-            host = _Host(name, HostLayout(attempt_dir / name))
-            host.layout.create(self.spec, name)
-            try:
-                extract_targz(io.BytesIO(code), host.layout.code_dir)
+        try:
+            s3 = self._s3()
+            for index, name in enumerate(self.spec.hosts):
+                host = _Host(name, HostLayout(attempt_dir / name))
+                host.layout.create(self.spec, name)
+                hosts.append(host)
                 for channel in self.spec.channels:
                     download_channel(
                         s3,
@@ -787,10 +795,30 @@ class _Job:
                         s3, self.spec.checkpoints, host.layout.checkpoint_dir
                     )
                     host.checkpoints.restore()
-            except (DataError, ValueError, OSError, ClientError, BotoCoreError) as exc:
-                raise _JobFailure(f"ClientError: Data download failed: {exc}") from None
-            hosts.append(host)
+        except (DataError, ValueError, OSError, ClientError, BotoCoreError) as exc:
+            raise _JobFailure(f"ClientError: Data download failed: {exc}") from None
+        try:
+            source = S3Location.parse(submit_directory, "sagemaker_submit_directory")
+            code = s3.get_object(Bucket=source.bucket, Key=source.key)["Body"].read()
+        except ClientError as exc:
+            reason = s3_error(exc, submit_directory)
+            raise _JobFailure(
+                f"AlgorithmError: cannot fetch sagemaker_submit_directory: {reason}"
+            ) from None
+        except (InvalidRequest, BotoCoreError) as exc:
+            raise _JobFailure(
+                f"AlgorithmError: cannot fetch sagemaker_submit_directory {submit_directory}: {exc}"
+            ) from None
+        try:
+            for host in hosts:
+                extract_targz(io.BytesIO(code), host.layout.code_dir)
+        except (ValueError, OSError) as exc:
+            raise _JobFailure(f"ClientError: Data download failed: {exc}") from None
         return hosts
+
+    def _s3(self) -> Any:
+        """S3 as SageMaker reaches it for this job: a session of the job's RoleArn."""
+        return self.executor.client("s3", self.spec.region, role_arn=self.spec.role_arn)
 
     def _take_request(self) -> str | None:
         """The pending request, most urgent first: abort, stop, loss of the instances."""
@@ -884,7 +912,7 @@ class _Job:
 
     def _upload_outputs(self, hosts: list[_Host], *, model_required: bool) -> None:
         """model.tar.gz (all hosts' model directories merged) and output.tar.gz."""
-        s3 = self.executor.client("s3", self.spec.region)
+        s3 = self._s3()
         artifacts = self.root / "artifacts"
         parts = {
             "model": [host.layout.model_dir for host in hosts],

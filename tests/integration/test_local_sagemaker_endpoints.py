@@ -322,12 +322,13 @@ def shadowed(cloud: Cloud) -> str:
 def test_shadow_never_changes_the_response_and_is_captured(cloud: Cloud, shadowed: str) -> None:
     cloud.executor.inject_fault(shadowed, "shadow", latency_ms=20, error_rate=0.5)
     try:
-        for _ in range(10):
+        # 30 requests: with half failing at random, all 30 alike has odds of 2 in 10^9.
+        for _ in range(30):
             answer = cloud.invoke(shadowed, InferenceId="shadow-check")
             assert answer["InvokedProductionVariant"] == "prod"
             _assert_predictions(answer["Predictions"], cloud.models["iris-a"])
         shadow_records = _eventually(
-            lambda: len(r := cloud.records(f"capture/{shadowed}/shadow/")) >= 10 and r
+            lambda: len(r := cloud.records(f"capture/{shadowed}/shadow/")) >= 30 and r
         )
     finally:
         cloud.executor.inject_fault(shadowed, "shadow")
