@@ -12,10 +12,20 @@ give cdk-nag findings about grants on these resources ids that do not change bet
 synths (see ``stacks/nag.py``).
 
 Encryption choice: one customer-managed KMS key (rotated yearly) encrypts every table and
-every data bucket. Unlike the AWS-managed keys, its use is governed by our key policy and
-IAM grants, shows up per caller in CloudTrail, and survives as a single switch to cut off
-access to all registry data. The access-log bucket uses SSE-S3, because S3 server access
-logging cannot deliver into a bucket whose default encryption is SSE-KMS.
+every data bucket but those whose spec names a key of their own (``BucketSpec.key``:
+escrow). Unlike the AWS-managed keys, its use is governed by our key policy and IAM grants,
+shows up per caller in CloudTrail, and survives as a single switch to cut off access to all
+registry data. The access-log bucket uses SSE-S3, because S3 server access logging cannot
+deliver into a bucket whose default encryption is SSE-KMS; so does the trail bucket, whose
+log files hold who called what, never object content.
+
+Buckets with readers (``BucketSpec.readers``: escrow) add ``platform.reader_statements`` to
+their bucket policy and to their key's policy, naming the readers' roles by the names
+``stacks.readers`` gives them (the roles live in the service stack, which must not be
+referenced from here). A CloudTrail trail records every object-level call on those buckets
+(S3 data events, reads and writes) and the account's management events, which include
+every KMS call (Decrypt, GenerateDataKey, GenerateMac), into a versioned, access-logged
+trail bucket, with log file validation.
 """
 
 from __future__ import annotations
@@ -23,6 +33,7 @@ from __future__ import annotations
 from typing import Any
 
 from aws_cdk import CfnOutput, Duration, Stack
+from aws_cdk import aws_cloudtrail as cloudtrail
 from aws_cdk import aws_dynamodb as dynamodb
 from aws_cdk import aws_events as events
 from aws_cdk import aws_iam as iam
@@ -31,6 +42,7 @@ from aws_cdk import aws_s3 as s3
 from constructs import Construct
 
 from modelops import platform
+from stacks import readers
 from stacks.environment import EnvironmentSettings
 
 
@@ -65,6 +77,8 @@ class DataStack(Stack):
         for spec in platform.KEYS:
             if spec.key_usage == "SIGN_VERIFY":
                 self._only_tagged_signers(self.keys[spec.logical_id], spec)
+            if spec.users:
+                self._only_key_users(spec)
 
         self.tables: dict[str, dynamodb.Table] = {
             spec.logical_id: self._table(spec) for spec in platform.TABLES
@@ -91,6 +105,10 @@ class DataStack(Stack):
         self.buckets: dict[str, s3.Bucket] = {
             spec.logical_id: self._bucket(spec) for spec in platform.BUCKETS
         }
+        for bucket_spec in platform.BUCKETS:
+            if bucket_spec.readers:
+                self._only_readers(bucket_spec)
+        self.trail_bucket, self.trail = self._trail()
 
         self.buses: dict[str, events.EventBus] = {
             spec.logical_id: events.EventBus(self, spec.logical_id, description=spec.description)
@@ -128,6 +146,66 @@ class DataStack(Stack):
                 },
             )
         )
+
+    def _only_readers(self, spec: platform.BucketSpec) -> None:
+        """Bucket policy: s3:GetObject* denied, and key policy: kms:Decrypt denied, to every
+        principal but the bucket's readers, whatever its IAM policies say. The readers' role
+        ARNs are built from the names ``stacks.readers`` gives them, not referenced: the
+        roles are the service stack's (see that module)."""
+        sharing = [b.logical_id for b in platform.BUCKETS if b.key == spec.key]
+        if spec.key == platform.DATA_KEY.logical_id or sharing != [spec.logical_id]:
+            raise ValueError(
+                f"{spec.logical_id}: a bucket with readers needs a key of its own, or its key "
+                f"policy would refuse every other user of {spec.key} to decrypt"
+            )
+        bucket = self.buckets[spec.logical_id]
+        arns = [readers.role_arn(self, self.settings, reader) for reader in spec.readers]
+        on_bucket, on_key = platform.reader_statements(bucket.bucket_arn, arns)
+        bucket.add_to_resource_policy(iam.PolicyStatement.from_json(on_bucket))
+        self.keys[spec.key].add_to_resource_policy(iam.PolicyStatement.from_json(on_key))
+
+    def _only_key_users(self, spec: platform.KeySpec) -> None:
+        """Key policy: the key's use is denied to every principal but its users' roles
+        (named by ``stacks.readers``, as the readers' are), whatever IAM says."""
+        arns = [readers.role_arn(self, self.settings, user) for user in spec.users]
+        statement = platform.key_user_statement(spec, arns)
+        self.keys[spec.logical_id].add_to_resource_policy(iam.PolicyStatement.from_json(statement))
+
+    def _trail(self) -> tuple[s3.Bucket, cloudtrail.Trail]:
+        """The audit trail of the buckets with readers: every object-level call on them (S3
+        data events, read and write), and every management event of the account, in every
+        region, KMS calls included (Decrypt, GenerateDataKey and GenerateMac are management
+        events), with log file validation (signed hourly digests)."""
+        bucket = s3.Bucket(
+            self,
+            "TrailBucket",
+            encryption=s3.BucketEncryption.S3_MANAGED,
+            enforce_ssl=True,
+            block_public_access=s3.BlockPublicAccess.BLOCK_ALL,
+            object_ownership=s3.ObjectOwnership.BUCKET_OWNER_ENFORCED,
+            versioned=True,
+            server_access_logs_bucket=self.access_log_bucket,
+            server_access_logs_prefix="TrailBucket/",
+            removal_policy=self.settings.removal_policy,
+        )
+        trail = cloudtrail.Trail(
+            self,
+            "Trail",
+            bucket=bucket,
+            enable_file_validation=True,
+            is_multi_region_trail=True,
+            include_global_service_events=True,
+            management_events=cloudtrail.ReadWriteType.ALL,
+        )
+        audited = [self.buckets[spec.logical_id] for spec in platform.BUCKETS if spec.readers]
+        if audited:
+            trail.add_s3_event_selector(
+                [cloudtrail.S3EventSelector(bucket=b) for b in audited],
+                read_write_type=cloudtrail.ReadWriteType.ALL,
+                # Management events come from the trail's own selector, once.
+                include_management_events=False,
+            )
+        return bucket, trail
 
     def export_name(self, logical_id: str, attribute: str) -> str:
         """The CloudFormation export that publishes ``attribute`` of ``logical_id``."""
@@ -172,8 +250,12 @@ class DataStack(Stack):
             spec.logical_id,
             versioned=spec.versioned,
             encryption=s3.BucketEncryption.KMS,
-            encryption_key=self.data_key,
-            bucket_key_enabled=True,
+            encryption_key=self.keys[spec.key],
+            # A bucket key saves KMS calls by reusing a bucket-level data key. Buckets with
+            # readers go without: every object read and write then calls KMS with the
+            # object's ARN in the encryption context, so CloudTrail shows which object each
+            # Decrypt was for (their traffic is small).
+            bucket_key_enabled=not spec.readers,
             enforce_ssl=True,
             block_public_access=s3.BlockPublicAccess.BLOCK_ALL,
             object_ownership=s3.ObjectOwnership.BUCKET_OWNER_ENFORCED,

@@ -16,15 +16,16 @@ from constructs import IConstruct
 
 from modelops import platform
 from stacks.constructs import grants
+from stacks.constructs.break_glass_role import BreakGlassRole
 from stacks.constructs.event_queues import EventQueues
 from stacks.constructs.python_function import PythonFunction
 from stacks.constructs.state_machine import WorkflowStateMachine
 from stacks.constructs.training_role import (
     ENDPOINT_LOG_GROUP_PREFIX,
     METRICS_NAMESPACES,
-    READ_PREFIXES,
-    WRITE_PREFIXES,
     TrainingRole,
+    read_prefixes,
+    write_prefixes,
 )
 from stacks.data_stack import DataStack
 from stacks.service_stack import ServiceStack
@@ -129,6 +130,8 @@ _PREFIX_USES = {
     "capture/": "endpoints' data capture, which SageMaker writes with the endpoint's "
     "execution role under capture/<endpoint>/<variant>/<date path>/; written only, never "
     "read (the canary analysis reads it with its own function's grant)",
+    "": "the datasets a job reads in place from a bucket it may only read (escrow: raw "
+    "datasets as uploaded, under raw/<artifact id>/)",
 }
 _ENDPOINT_LOG_GROUPS = _arn(
     "logs", f"log-group:{ENDPOINT_LOG_GROUP_PREFIX}{grants.SERVING_PREFIX}*"
@@ -173,7 +176,10 @@ def acknowledge(data: DataStack, service: ServiceStack) -> None:
             "replaying. Failures raise and show in the function's Errors metric.",
         )
     _acknowledge_event_queues(service.event_queues)
-    _acknowledge_training_role(data, service.training_role)
+    for role in service.sagemaker_roles.values():
+        _acknowledge_training_role(data, role)
+    for people in service.people_roles.values():
+        _acknowledge_break_glass_role(data, people)
     for machine in service.state_machines.values():
         _acknowledge_state_machine(machine)
     _acknowledge_api(service)
@@ -265,6 +271,8 @@ def _acknowledge_function(
             f"The objects of {logical_id} only, the bucket the FunctionSpec names; object "
             "keys are data (content digests), not known when the policy is written.",
         )
+        if access is platform.Access.WRITE:
+            continue  # s3:PutObject, named
         actions.update(_S3_READ_ACTIONS)
         if access is platform.Access.READ_WRITE:
             actions.update(_S3_WRITE_ACTIONS + _KMS_WRITE_ACTIONS)
@@ -345,11 +353,12 @@ def _acknowledge_training_role(data: DataStack, training_role: TrainingRole) -> 
         f"arn:<AWS::Partition>:s3:::{data.export_name(logical_id, 'Name')}/{prefix}*": (
             f"Objects under {prefix} of {logical_id} only: {_PREFIX_USES[prefix]}; object keys "
             "are per job, deployment or content digest, not known when the policy is written."
+            if prefix
+            else f"The objects of {logical_id}: {_PREFIX_USES[prefix]}; which ones a job reads "
+            "is decided per job (its approved datasets), not when the policy is written."
         )
         for logical_id, access in spec.buckets.items()
-        for prefix in dict.fromkeys(
-            READ_PREFIXES + (WRITE_PREFIXES if access is platform.Access.READ_WRITE else ())
-        )
+        for prefix in dict.fromkeys(read_prefixes(logical_id) + write_prefixes(logical_id, access))
     }
     reasons |= {
         _TRAINING_LOG_GROUP: _LOG_GROUP_REASON,
@@ -364,6 +373,20 @@ def _acknowledge_training_role(data: DataStack, training_role: TrainingRole) -> 
         "default training image's repository only.",
     }
     _ack_resources(_default_policy(training_role.role), reasons)
+
+
+def _acknowledge_break_glass_role(data: DataStack, people: BreakGlassRole) -> None:
+    _ack_resources(
+        _default_policy(people.role),
+        {
+            f"arn:<AWS::Partition>:s3:::{data.export_name(logical_id, 'Name')}/*": (
+                f"Reading any object (GetObject, GetObjectVersion) of {logical_id}, which is "
+                "what break-glass is for: the object to read is chosen at the time, under MFA, "
+                "for an hour at most, and CloudTrail records every read and every decrypt."
+            )
+            for logical_id in people.spec.buckets
+        },
+    )
 
 
 def _acknowledge_state_machine(machine: WorkflowStateMachine) -> None:

@@ -2,9 +2,12 @@
 assume, REST API).
 
 Functions, routes and schedules come from ``modelops.platform.FUNCTIONS``, state machines
-from ``STATE_MACHINES``, the training role from ``TRAINING_ROLE``. Tables, buckets, keys and
-event buses are the DataStack's, imported here through its named exports and looked up by
-the logical ids the specs name.
+from ``STATE_MACHINES``, the roles services and people assume from ``ROLES`` (SageMaker's
+training and raw-PII job roles, the break-glass role). Tables, buckets, keys and event buses
+are the DataStack's, imported here through its named exports and looked up by the logical
+ids the specs name; each bucket with the key its spec names. The roles of bucket readers
+(``BucketSpec.readers``) get the names ``stacks.readers`` gives them, which the data stack's
+bucket and key policies name.
 
 Order follows the references: a state machine names its task functions' ARNs, so they are
 created before it; every other function is created after the state machines, because it may
@@ -42,7 +45,9 @@ from aws_cdk import aws_s3 as s3
 from constructs import Construct
 
 from modelops import platform
+from stacks import readers
 from stacks.constructs import grants
+from stacks.constructs.break_glass_role import BreakGlassRole
 from stacks.constructs.drift_alarms import DriftAlarms
 from stacks.constructs.event_queues import EventQueues
 from stacks.constructs.python_function import ARCHITECTURE, RUNTIME, PythonFunction
@@ -115,9 +120,14 @@ class ServiceStack(Stack):
         )
         code = lambda_.Code.from_asset(str(functions_dir), exclude=_CODE_EXCLUDES)
 
-        data_key = kms.Key.from_key_arn(
-            self, "DataKey", Fn.import_value(data.export_name("DataKey", "Arn"))
-        )
+        # Keys are used by ARN (identity-policy grants).
+        self.keys: dict[str, kms.IKey] = {
+            spec.logical_id: kms.Key.from_key_arn(
+                self, spec.logical_id, Fn.import_value(data.export_name(spec.logical_id, "Arn"))
+            )
+            for spec in platform.KEYS
+        }
+        data_key = self.keys[platform.DATA_KEY.logical_id]
         self.tables: dict[str, dynamodb.ITable] = {
             spec.logical_id: dynamodb.Table.from_table_attributes(
                 self,
@@ -133,19 +143,9 @@ class ServiceStack(Stack):
                 self,
                 spec.logical_id,
                 bucket_name=Fn.import_value(data.export_name(spec.logical_id, "Name")),
-                encryption_key=data_key,
+                encryption_key=self.keys[spec.key],
             )
             for spec in platform.BUCKETS
-        }
-
-        # Signing keys are used by ARN (identity-policy grants); the data key is above.
-        self.keys: dict[str, kms.IKey] = {
-            spec.logical_id: data_key
-            if spec.logical_id == platform.DATA_KEY.logical_id
-            else kms.Key.from_key_arn(
-                self, spec.logical_id, Fn.import_value(data.export_name(spec.logical_id, "Arn"))
-            )
-            for spec in platform.KEYS
         }
         self.buses: dict[str, events.IEventBus] = {
             spec.logical_id: events.EventBus.from_event_bus_name(
@@ -155,16 +155,40 @@ class ServiceStack(Stack):
         }
 
         image_repository_arn = settings.training_image.repository_arn
-        self.training_role = TrainingRole(
-            self,
-            platform.TRAINING_ROLE.logical_id,
-            spec=platform.TRAINING_ROLE,
-            buckets=self.buckets,
-            keys=self.keys,
-            image_repository_arn=image_repository_arn,
-        )
+
+        def role_name(reader: str) -> str | None:
+            return readers.role_name(settings, reader) if reader in readers.READERS else None
+
+        # SageMaker's execution roles (passed to jobs and models), by logical id.
+        self.sagemaker_roles: dict[str, TrainingRole] = {
+            spec.logical_id: TrainingRole(
+                self,
+                spec.logical_id,
+                spec=spec,
+                buckets=self.buckets,
+                keys=self.keys,
+                image_repository_arn=image_repository_arn,
+                role_name=role_name(spec.logical_id),
+            )
+            for spec in platform.ROLES
+            if spec.service is not None
+        }
+        self.training_role = self.sagemaker_roles[platform.TRAINING_ROLE.logical_id]
+        # Roles people assume (break-glass), by logical id: always bucket readers.
+        self.people_roles: dict[str, BreakGlassRole] = {
+            spec.logical_id: BreakGlassRole(
+                self,
+                spec.logical_id,
+                spec=spec,
+                buckets=self.buckets,
+                keys=self.keys,
+                role_name=readers.role_name(settings, spec.logical_id),
+            )
+            for spec in platform.ROLES
+            if spec.service is None
+        }
         targets = grants.Targets(
-            roles={platform.TRAINING_ROLE.logical_id: self.training_role.role},
+            roles={logical_id: r.role for logical_id, r in self.sagemaker_roles.items()},
             state_machines={},
             image_repository_arn=image_repository_arn,
         )
@@ -190,6 +214,7 @@ class ServiceStack(Stack):
                 parameters=settings.parameters,
                 targets=targets,
                 dead_letter_queue=self.event_queues.invocation_dlqs.get(spec.name),
+                role_name=role_name(spec.name),
             )
 
         built: dict[str, PythonFunction] = {}

@@ -189,6 +189,8 @@ def statements(
                 actions=list(TRAINING_JOB_ACTIONS), resources=[training_jobs_arn(scope)]
             ),
             _pass_training_role(targets),
+            # Jobs an approver allowed to use a raw PII dataset run as the raw-PII job role.
+            _pass_role(targets, platform.RAW_PII_JOB_ROLE),
         ]
     if grant is platform.Grant.TRAINING_STATUS:
         return [
@@ -270,9 +272,16 @@ def statements(
 def _pass_training_role(targets: Targets) -> iam.PolicyStatement:
     """iam:PassRole of the TrainingRole (training jobs' and hosted models' execution role),
     to SageMaker only."""
+    return _pass_role(targets, platform.TRAINING_ROLE)
+
+
+def _pass_role(targets: Targets, spec: platform.RoleSpec) -> iam.PolicyStatement:
+    """iam:PassRole of one of the SageMaker roles of ``platform.ROLES``, to SageMaker only."""
+    if spec.service != SAGEMAKER:
+        raise ValueError(f"{spec.logical_id} is not a role SageMaker assumes")
     return iam.PolicyStatement(
         actions=["iam:PassRole"],
-        resources=[targets.roles[platform.TRAINING_ROLE.logical_id].role_arn],
+        resources=[targets.roles[spec.logical_id].role_arn],
         conditions={"StringEquals": {"iam:PassedToService": SAGEMAKER}},
     )
 

@@ -8,14 +8,15 @@ the spec's ``Access`` levels (identity policies: keys and buses are named one by
 service permissions of its ``grants`` (``stacks/constructs/grants.py``), and
 lambda:InvokeFunction of the functions it ``invokes`` (which must exist before it). A
 function that others invoke asynchronously is given a dead-letter queue for the
-invocations that still fail after Lambda's retries.
+invocations that still fail after Lambda's retries. A function that reads a bucket with
+readers gets the role name ``stacks.readers`` gives it, so the bucket's policy admits it.
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 
-from aws_cdk import Duration, RemovalPolicy, Tags, Token
+from aws_cdk import Aws, Duration, RemovalPolicy, Tags, Token
 from aws_cdk import aws_dynamodb as dynamodb
 from aws_cdk import aws_events as events
 from aws_cdk import aws_iam as iam
@@ -38,7 +39,17 @@ XRAY_WRITE_ACTIONS = ("xray:PutTraceSegments", "xray:PutTelemetryRecords")
 KEY_ACTIONS = {
     platform.Access.READ: ("kms:GetPublicKey",),
     platform.Access.SIGN: ("kms:Sign", "kms:GetPublicKey"),
+    # HMAC keys: keyed pseudonyms; never kms:VerifyMac (the MAC is compared as data).
+    platform.Access.MAC: ("kms:GenerateMac",),
 }
+# Access.WRITE to a bucket: single PUTs (presigned by the function, so made with its
+# credentials; the SHA-256 is signed in, so S3 refuses any other body), never a read; its
+# key may generate data keys through S3 (encrypting the PUT), never decrypt. S3 authorizes
+# GetObjectAttributes and HeadObject only with s3:GetObject, which a bucket with readers
+# denies, so the registry confirms uploads by listing them (size, checksum algorithm:
+# ``modelops.adapters.s3``), hence s3:ListBucket on the bucket.
+BUCKET_WRITE_ACTIONS = ("s3:PutObject",)
+BUCKET_LIST_ACTIONS = ("s3:ListBucket",)
 # Lambda refuses a function whose environment (names and values) exceeds 4 KB. Values that
 # CloudFormation fills in (the names and ARNs it generates, at most 64-character role and
 # 63-character bucket names) are counted at RESOLVED_VALUE_BOUND characters each.
@@ -76,6 +87,7 @@ class PythonFunction(Construct):
         parameters: Mapping[str, str],
         targets: grants.Targets,
         dead_letter_queue: sqs.IQueue | None = None,
+        role_name: str | None = None,
     ) -> None:
         super().__init__(scope, construct_id)
         self.spec = spec
@@ -93,6 +105,7 @@ class PythonFunction(Construct):
             self,
             "Role",
             assumed_by=iam.ServicePrincipal("lambda.amazonaws.com"),
+            role_name=role_name,
             description=f"Execution role of the {spec.name} function.",
         )
         self.log_group.grant_write(self.role)
@@ -109,6 +122,8 @@ class PythonFunction(Construct):
         # logical id -> physical name (a CloudFormation token), for the environment.
         physical_names = {name: tables[name].table_name for name in spec.tables}
         physical_names |= {name: buckets[name].bucket_name for name in spec.buckets}
+        # Names only, no grant: buckets it names to services acting with their own role.
+        physical_names |= {name: buckets[name].bucket_name for name in spec.bucket_names}
         physical_names |= {name: keys[name].key_arn for name in spec.keys}
         physical_names |= {name: buses[name].event_bus_name for name in spec.buses}
         physical_names |= targets.physical_names()
@@ -180,6 +195,24 @@ def _grant_bucket(bucket: s3.IBucket, access: platform.Access, role: iam.IRole) 
         bucket.grant_read(role)
     elif access is platform.Access.READ_WRITE:
         bucket.grant_read_write(role)
+    elif access is platform.Access.WRITE:
+        if bucket.encryption_key is None:
+            raise ValueError(f"{bucket.node.path}: WRITE needs the bucket's key")
+        role.add_to_principal_policy(
+            iam.PolicyStatement(
+                actions=list(BUCKET_WRITE_ACTIONS), resources=[bucket.arn_for_objects("*")]
+            )
+        )
+        role.add_to_principal_policy(
+            iam.PolicyStatement(actions=list(BUCKET_LIST_ACTIONS), resources=[bucket.bucket_arn])
+        )
+        role.add_to_principal_policy(
+            iam.PolicyStatement(
+                actions=["kms:GenerateDataKey"],
+                resources=[bucket.encryption_key.key_arn],
+                conditions={"StringEquals": {"kms:ViaService": f"s3.{Aws.REGION}.amazonaws.com"}},
+            )
+        )
     else:
         raise ValueError(f"unsupported bucket access {access!r}")
 

@@ -1,13 +1,17 @@
 """TrainingRole: the execution role SageMaker training jobs run with (``platform.TRAINING_ROLE``),
-and the execution role of the SageMaker models the platform hosts.
+and the execution role of the SageMaker models the platform hosts. The same construct builds
+every SageMaker role of ``platform.ROLES``: ``RAW_PII_JOB_ROLE`` is the training role's
+access plus reading escrow, for jobs an approver allowed to use a raw PII dataset.
 
 Only SageMaker may assume it, and only for the platform's own training jobs, models, endpoint
 configs and endpoints in this account. It holds what a job or an endpoint does and nothing
 else (``modelops.services.training``, ``modelops.services.serving``):
 
 - reads its input channels (``inputs/``) and its source archive (``blobs/``) from the
-  buckets its spec names, writes its outputs and checkpoints under ``training/`` and reads
+  artifact bucket, writes its outputs and checkpoints under ``training/`` and reads
   checkpoints back when a spot job resumes; lists only those prefixes;
+- reads (and lists) any object of the other buckets its spec grants READ (escrow: raw
+  datasets as they were uploaded, which approved jobs read in place), never writes them;
 - reads the hosted models' archives (``serving/``), and writes the endpoints' data capture
   (``capture/``), which SageMaker writes with the endpoint's execution role;
 - decrypts and generates data keys with the keys its spec names, only through S3;
@@ -30,11 +34,14 @@ from constructs import Construct
 from modelops import platform
 from stacks.constructs import grants
 
-# Object key prefixes by access: SageMaker reads channels under inputs/ and the source
-# archive under blobs/, and writes (and reads back) outputs and checkpoints under training/;
-# endpoints read model archives under serving/ and write data capture under capture/.
+# Object key prefixes of the artifact bucket by access: SageMaker reads channels under
+# inputs/ and the source archive under blobs/, and writes (and reads back) outputs and
+# checkpoints under training/; endpoints read model archives under serving/ and write data
+# capture under capture/.
 READ_PREFIXES = ("inputs/", "blobs/", "training/", "serving/")
 WRITE_PREFIXES = ("training/", "capture/")
+# Every object of a bucket without that layout (READ only).
+WHOLE_BUCKET = ("",)
 KEY_ACTIONS = {
     platform.Access.READ: ("kms:Decrypt",),
     platform.Access.READ_WRITE: ("kms:Decrypt", "kms:GenerateDataKey"),
@@ -55,6 +62,22 @@ ECR_PULL_ACTIONS = (
     "ecr:GetDownloadUrlForLayer",
     "ecr:BatchGetImage",
 )
+
+
+def read_prefixes(bucket: str) -> tuple[str, ...]:
+    """The object key prefixes a SageMaker role reads in ``bucket`` (logical id)."""
+    if bucket == platform.ARTIFACT_BUCKET.logical_id:
+        return READ_PREFIXES
+    return WHOLE_BUCKET
+
+
+def write_prefixes(bucket: str, access: platform.Access) -> tuple[str, ...]:
+    """The object key prefixes a SageMaker role writes in ``bucket`` (logical id)."""
+    if access is platform.Access.READ:
+        return ()
+    if access is platform.Access.READ_WRITE and bucket == platform.ARTIFACT_BUCKET.logical_id:
+        return WRITE_PREFIXES
+    raise ValueError(f"unsupported SageMaker role access {access!r} to {bucket}")
 
 
 def source_arns(scope: Construct) -> list[str]:
@@ -78,7 +101,9 @@ def endpoint_log_groups_arn(scope: Construct) -> str:
 
 
 class TrainingRole(Construct):
-    """An IAM role SageMaker assumes to run the platform's training jobs."""
+    """An IAM role SageMaker assumes to run the platform's training jobs (and, for the
+    TrainingRole, to host its models). ``role_name``: the name of a bucket reader's role
+    (``stacks.readers``); other roles get a generated one."""
 
     def __init__(
         self,
@@ -89,6 +114,7 @@ class TrainingRole(Construct):
         buckets: Mapping[str, s3.IBucket],
         keys: Mapping[str, kms.IKey],
         image_repository_arn: str,
+        role_name: str | None = None,
     ) -> None:
         super().__init__(scope, construct_id)
         if spec.service != grants.SAGEMAKER:
@@ -97,6 +123,7 @@ class TrainingRole(Construct):
         self.role = iam.Role(
             self,
             "Role",
+            role_name=role_name,
             description=spec.description,
             # Confused-deputy guard: SageMaker acting for this account's platform jobs and
             # hosting resources only.
@@ -109,7 +136,7 @@ class TrainingRole(Construct):
             ),
         )
         for logical_id, access in spec.buckets.items():
-            self._grant_bucket(buckets[logical_id], access)
+            self._grant_bucket(buckets[logical_id], logical_id, access)
         for logical_id, access in spec.keys.items():
             self._add(
                 KEY_ACTIONS[access],
@@ -134,20 +161,19 @@ class TrainingRole(Construct):
         self._add(["ecr:GetAuthorizationToken"], ["*"])
         self._add(ECR_PULL_ACTIONS, [image_repository_arn])
 
-    def _grant_bucket(self, bucket: s3.IBucket, access: platform.Access) -> None:
+    def _grant_bucket(self, bucket: s3.IBucket, logical_id: str, access: platform.Access) -> None:
+        reads = read_prefixes(logical_id)
+        writes = write_prefixes(logical_id, access)
         self._add(
             ["s3:ListBucket"],
             [bucket.bucket_arn],
-            {"StringLike": {"s3:prefix": [f"{prefix}*" for prefix in READ_PREFIXES]}},
+            None
+            if reads == WHOLE_BUCKET
+            else {"StringLike": {"s3:prefix": [f"{prefix}*" for prefix in reads]}},
         )
-        self._add(
-            ["s3:GetObject"], [bucket.arn_for_objects(f"{prefix}*") for prefix in READ_PREFIXES]
-        )
-        if access is platform.Access.READ_WRITE:
-            self._add(
-                ["s3:PutObject"],
-                [bucket.arn_for_objects(f"{prefix}*") for prefix in WRITE_PREFIXES],
-            )
+        self._add(["s3:GetObject"], [bucket.arn_for_objects(f"{prefix}*") for prefix in reads])
+        if writes:
+            self._add(["s3:PutObject"], [bucket.arn_for_objects(f"{prefix}*") for prefix in writes])
 
     def _add(
         self,

@@ -76,11 +76,11 @@ def test_every_table_has_point_in_time_recovery_and_kms_encryption_on_demand(
 
 
 def _data_key_id(template: Template) -> str:
-    (key_id,) = [
-        k
-        for k in template.find_resources("AWS::KMS::Key")
-        if k.startswith(platform.DATA_KEY.logical_id)
-    ]
+    return _key_id(template, platform.DATA_KEY.logical_id)
+
+
+def _key_id(template: Template, logical_id: str) -> str:
+    (key_id,) = [k for k in template.find_resources("AWS::KMS::Key") if k.startswith(logical_id)]
     return key_id
 
 
@@ -115,7 +115,7 @@ def test_data_bucket_is_versioned_kms_encrypted_private_and_logged(
     (rule,) = props["BucketEncryption"]["ServerSideEncryptionConfiguration"]
     assert rule["ServerSideEncryptionByDefault"] == {
         "SSEAlgorithm": "aws:kms",
-        "KMSMasterKeyID": {"Fn::GetAtt": [_data_key_id(data_template), "Arn"]},
+        "KMSMasterKeyID": {"Fn::GetAtt": [_key_id(data_template, spec.key), "Arn"]},
     }
     assert props["PublicAccessBlockConfiguration"] == _BLOCK_ALL
     log_bucket = data.get_logical_id(_cfn(data.access_log_bucket))

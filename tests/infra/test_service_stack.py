@@ -159,16 +159,17 @@ def test_function_environment_is_platform_function_environment_with_imported_nam
     variables = _resources(service_template)[_logical_id(synth, _function(synth, spec).function)][
         "Properties"
     ]["Environment"]["Variables"]
-    names = {
+    names: dict[str, Any] = {
         logical_id: {"Fn::ImportValue": data.export_name(logical_id, "Name")}
-        for logical_id in [*spec.tables, *spec.buckets, *spec.buses]
+        for logical_id in [*spec.tables, *spec.buckets, *spec.bucket_names, *spec.buses]
     }
     names |= {
         logical_id: {"Fn::ImportValue": data.export_name(logical_id, "Arn")}
         for logical_id in spec.keys
     }
-    names[platform.TRAINING_ROLE.logical_id] = {
-        "Fn::GetAtt": [_logical_id(synth, service.training_role.role), "Arn"]
+    names |= {
+        logical_id: {"Fn::GetAtt": [_logical_id(synth, role.role), "Arn"]}
+        for logical_id, role in service.sagemaker_roles.items()
     }
     names |= {
         logical_id: {"Ref": _logical_id(synth, machine.state_machine)}
@@ -203,8 +204,10 @@ def test_function_policies_reference_only_the_resources_its_spec_names(
     referenced = {name for s in statements for name in _import_values(s["Resource"])}
     declared = {data.export_name(logical_id, "Name") for logical_id in spec.tables}
     declared |= {data.export_name(logical_id, "Name") for logical_id in spec.buckets}
-    if declared:
-        declared.add(data.export_name("DataKey", "Arn"))
+    # Tables are encrypted with the data key, each bucket with the key its spec names.
+    if spec.tables:
+        declared.add(data.export_name(platform.DATA_KEY.logical_id, "Arn"))
+    declared |= {data.export_name(platform.bucket(b).key, "Arn") for b in spec.buckets}
     declared |= {data.export_name(logical_id, "Arn") for logical_id in spec.keys}
     declared |= {data.export_name(logical_id, "Name") for logical_id in spec.buses}
     assert referenced == declared

@@ -295,7 +295,12 @@ def test_training_role_names_follow_the_training_service() -> None:
 
 
 def _pass_training_role(synth: Synthesized) -> Permission:
-    role_arn = {"Fn::GetAtt": [_logical_id(synth, _service(synth).training_role.role), "Arn"]}
+    return _pass_role(synth, platform.TRAINING_ROLE)
+
+
+def _pass_role(synth: Synthesized, spec: platform.RoleSpec) -> Permission:
+    role = _service(synth).sagemaker_roles[spec.logical_id].role
+    role_arn = {"Fn::GetAtt": [_logical_id(synth, role), "Arn"]}
     return _permission(
         "iam:PassRole", role_arn, {"StringEquals": {"iam:PassedToService": SAGEMAKER}}
     )
@@ -329,6 +334,8 @@ def _grant_permissions(synth: Synthesized, grant: platform.Grant) -> set[Permiss
             ),
             _permission("sagemaker:AddTags", JOBS),
             _pass_training_role(synth),
+            # Jobs allowed to read a raw PII dataset in escrow run as the raw-PII job role.
+            _pass_role(synth, platform.RAW_PII_JOB_ROLE),
         }
     if grant is platform.Grant.SERVING:
         return {

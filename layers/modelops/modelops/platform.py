@@ -28,6 +28,12 @@ class Access(StrEnum):
     # Keys only: READ is kms:GetPublicKey (signatures are verified offline, never with
     # kms:Verify); SIGN is kms:Sign and kms:GetPublicKey.
     SIGN = "sign"
+    # Buckets only: put objects (single PUTs whose SHA-256 S3 checks) and list them, never
+    # read them (GetObjectAttributes and HeadObject are reads to IAM); through S3, the
+    # bucket's key may encrypt but not decrypt.
+    WRITE = "write"
+    # HMAC keys only: kms:GenerateMac (the key never leaves KMS).
+    MAC = "mac"
 
 
 # SageMaker training jobs the platform creates are named TRAINING_JOB_PREFIX + job id, so
@@ -96,6 +102,9 @@ class KeySpec:
     key_usage: str = "ENCRYPT_DECRYPT"
     rotation: bool = True  # asymmetric keys cannot rotate automatically
     env_var: str | None = None  # how functions that may use the key learn its ARN
+    # When set, only these functions (by name) may use the key: its policy denies its use
+    # (``KEY_USE_ACTIONS``) to every other principal, whatever its IAM policies say.
+    users: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -128,6 +137,14 @@ class BucketSpec:
     # Object Lock default retention in days (WORM): compliance mode where the environment
     # asks for it (staging, prod), governance mode where it must be tearable (dev).
     object_lock_days: int | None = None
+    # The KMS key (logical id) that encrypts its objects: the data key, unless the bucket
+    # holds data that must stay apart (escrow has its own key).
+    key: str = "DataKey"
+    # When set, only these may read its objects: role logical ids (ROLES) and function names
+    # (their execution roles). The bucket policy denies s3:GetObject, and the key policy
+    # kms:Decrypt, to every other principal, whatever its IAM policies say
+    # (``reader_statements``). Empty: IAM grants alone decide.
+    readers: tuple[str, ...] = ()
 
     def lifecycle_rules(self) -> tuple[LifecycleRule, ...]:
         if not self.expirations:
@@ -178,6 +195,9 @@ class FunctionSpec:
     description: str
     tables: dict[str, Access] = field(default_factory=dict)
     buckets: dict[str, Access] = field(default_factory=dict)
+    # Buckets (logical ids) whose names it learns without any access: to name them to a
+    # service that acts with its own role (a SageMaker job reading escrow).
+    bucket_names: tuple[str, ...] = ()
     # Top-level API path segments routed to this function ("models" -> /models, /models/...).
     api_routes: tuple[str, ...] = ()
     # KMS keys by logical id (Access.READ or Access.SIGN) and event buses it may publish to.
@@ -242,7 +262,22 @@ MODEL_SIGNING_KEY = KeySpec(
     env_var="MODEL_SIGNING_KEY_ARN",
 )
 
-KEYS: tuple[KeySpec, ...] = (DATA_KEY, SIGNING_KEY, MODEL_SIGNING_KEY)
+SANITIZER_FUNCTION = "dataset-sanitizer"
+ESCROW_KEY = KeySpec(
+    logical_id="EscrowKey",
+    description="Encrypts raw PII datasets in escrow; only escrow readers may decrypt.",
+)
+PSEUDONYM_KEY = KeySpec(
+    logical_id="PseudonymKey",
+    description="HMAC-SHA-256 (GenerateMac): keyed pseudonyms of identifiers in sanitized data.",
+    key_spec="HMAC_256",
+    key_usage="GENERATE_VERIFY_MAC",
+    rotation=False,  # HMAC keys cannot rotate automatically; a new key is a new scope
+    env_var="PSEUDONYM_KEY_ARN",
+    # Whoever may GenerateMac can pseudonymise a guessed e-mail address and find its rows.
+    users=(SANITIZER_FUNCTION,),
+)
+KEYS: tuple[KeySpec, ...] = (DATA_KEY, SIGNING_KEY, MODEL_SIGNING_KEY, ESCROW_KEY, PSEUDONYM_KEY)
 # The audit ledger: one hash chain per stream, seq zero-padded so items sort by it;
 # checkpoints live under pk "CHECKPOINT#<stream>".
 LEDGER_TABLE = TableSpec(
@@ -259,8 +294,66 @@ AUDIT_BUCKET = BucketSpec(
     object_lock_days=3650,
 )
 
+# Raw datasets flagged as personal data (PII), apart from everything else: its own key, and
+# readable only by the break-glass role, the sanitizer that derives sanitized datasets from
+# them, and jobs an approver allowed to use a raw PII dataset (RAW_PII_JOB_ROLE). Uploads
+# land here directly (presigned PUTs whose SHA-256 S3 checks); nothing copies them out.
+ESCROW_BUCKET = BucketSpec(
+    logical_id="EscrowBucket",
+    env_var="ESCROW_BUCKET",
+    key=ESCROW_KEY.logical_id,
+    readers=("BreakGlassRole", "RawPiiJobRole", SANITIZER_FUNCTION),
+)
+
 TABLES: tuple[TableSpec, ...] = (REGISTRY_TABLE, IDEMPOTENCY_TABLE, LEDGER_TABLE)
-BUCKETS: tuple[BucketSpec, ...] = (ARTIFACT_BUCKET, AUDIT_BUCKET)
+BUCKETS: tuple[BucketSpec, ...] = (ARTIFACT_BUCKET, AUDIT_BUCKET, ESCROW_BUCKET)
+
+
+# What using a key means, by its usage, for ``KeySpec.users``.
+KEY_USE_ACTIONS = {
+    "GENERATE_VERIFY_MAC": ("kms:GenerateMac", "kms:VerifyMac"),
+    "ENCRYPT_DECRYPT": ("kms:Decrypt", "kms:Encrypt", "kms:GenerateDataKey"),
+    "SIGN_VERIFY": ("kms:Sign",),
+}
+
+
+def deny_all_but(
+    sid: str, actions: Sequence[str], resource: str, principal_arns: Sequence[str]
+) -> dict[str, Any]:
+    """A resource-policy statement denying ``actions`` on ``resource`` to every principal
+    but ``principal_arns`` (role ARNs; aws:PrincipalArn of a role session is its role's
+    ARN). IAM policy JSON, shared by CDK and the local cloud."""
+    return {
+        "Sid": sid,
+        "Effect": "Deny",
+        "Principal": {"AWS": "*"},
+        "Action": list(actions),
+        "Resource": resource,
+        "Condition": {"ArnNotEquals": {"aws:PrincipalArn": sorted(principal_arns)}},
+    }
+
+
+def reader_statements(
+    bucket_arn: str, reader_arns: Sequence[str]
+) -> tuple[dict[str, Any], dict[str, Any]]:
+    """For a bucket with ``readers``: the bucket-policy statement and the key-policy
+    statement that deny reading its objects (s3:GetObject*) and decrypting with its key
+    (kms:Decrypt) to every principal but ``reader_arns``."""
+    return (
+        deny_all_but(
+            "OnlyEscrowReadersMayRead",
+            ("s3:GetObject", "s3:GetObjectVersion"),
+            f"{bucket_arn}/*",
+            reader_arns,
+        ),
+        deny_all_but("OnlyEscrowReadersMayDecrypt", ("kms:Decrypt",), "*", reader_arns),
+    )
+
+
+def key_user_statement(spec: KeySpec, user_arns: Sequence[str]) -> dict[str, Any]:
+    """For a key with ``users``: the key-policy statement denying its use to all others."""
+    return deny_all_but("OnlyKeyUsersMayUseIt", KEY_USE_ACTIONS[spec.key_usage], "*", user_arns)
+
 
 EVENT_BUS = BusSpec(
     logical_id="EventBus",
@@ -283,12 +376,37 @@ REGISTRY_API = FunctionSpec(
         IDEMPOTENCY_TABLE.logical_id: Access.READ_WRITE,
         **LEDGER_WRITER_TABLES,
     },
-    buckets={ARTIFACT_BUCKET.logical_id: Access.READ_WRITE, **LEDGER_WRITER_BUCKETS},
+    # Escrow: presigns the uploads of raw PII and lists what arrived, never reads them.
+    buckets={
+        ARTIFACT_BUCKET.logical_id: Access.READ_WRITE,
+        ESCROW_BUCKET.logical_id: Access.WRITE,
+        **LEDGER_WRITER_BUCKETS,
+    },
     # + the P-256 key: promotions sign an OpenSSF model-signing bundle of the artifact
     keys={**LEDGER_WRITER_KEYS, MODEL_SIGNING_KEY.logical_id: Access.SIGN},
     buses=(EVENT_BUS.logical_id,),
     api_routes=("artifact", "dataset", "models", "approvers"),
+    invokes=(SANITIZER_FUNCTION,),
     memory_mb=1024,
+)
+
+# Reads a raw PII dataset from escrow, sanitizes it (modelops.domain.sanitize) with keyed
+# pseudonyms from the HMAC key, stores the derivative as an artifact and registers it with
+# lineage to the raw dataset. Invoked asynchronously by the registry API.
+DATASET_SANITIZER = FunctionSpec(
+    name=SANITIZER_FUNCTION,
+    handler="registry_tasks.sanitize.handler",
+    description="Sanitizes a raw PII dataset in escrow into a registered derivative dataset.",
+    tables={REGISTRY_TABLE.logical_id: Access.READ_WRITE, **LEDGER_WRITER_TABLES},
+    buckets={
+        ESCROW_BUCKET.logical_id: Access.READ,
+        ARTIFACT_BUCKET.logical_id: Access.READ_WRITE,
+        **LEDGER_WRITER_BUCKETS,
+    },
+    keys={**LEDGER_WRITER_KEYS, PSEUDONYM_KEY.logical_id: Access.MAC},
+    buses=(EVENT_BUS.logical_id,),
+    timeout_s=900,
+    memory_mb=2048,
 )
 
 AUDIT_API = FunctionSpec(
@@ -324,7 +442,9 @@ class RoleSpec:
 
     logical_id: str
     env_var: str
-    service: str
+    # The service principal that assumes it; None: people of this account, with MFA, for
+    # at most an hour (break-glass).
+    service: str | None
     description: str
     buckets: dict[str, Access] = field(default_factory=dict)
     keys: dict[str, Access] = field(default_factory=dict)
@@ -340,7 +460,29 @@ TRAINING_ROLE = RoleSpec(
     buckets={ARTIFACT_BUCKET.logical_id: Access.READ_WRITE},
     keys={DATA_KEY.logical_id: Access.READ_WRITE},
 )
-ROLES: tuple[RoleSpec, ...] = (TRAINING_ROLE,)
+# The execution role of jobs whose datasets include a raw PII dataset an approver allowed
+# for the job's purpose and period: the training role's access plus reading escrow. The
+# platform passes it only for such jobs; every other job, evaluation and endpoint runs as
+# TRAINING_ROLE, which the escrow bucket's policy refuses.
+RAW_PII_JOB_ROLE = RoleSpec(
+    logical_id="RawPiiJobRole",
+    env_var="RAW_PII_JOB_ROLE_ARN",
+    service="sagemaker.amazonaws.com",
+    description="SageMaker jobs approved to read a raw PII dataset in escrow.",
+    buckets={ARTIFACT_BUCKET.logical_id: Access.READ_WRITE, ESCROW_BUCKET.logical_id: Access.READ},
+    keys={DATA_KEY.logical_id: Access.READ_WRITE, ESCROW_KEY.logical_id: Access.READ},
+)
+# People reading raw PII in escrow, under break-glass: assumed with MFA for an hour at most;
+# CloudTrail data events record every object read and the key's decrypts.
+BREAK_GLASS_ROLE = RoleSpec(
+    logical_id="BreakGlassRole",
+    env_var="BREAK_GLASS_ROLE_ARN",
+    service=None,
+    description="Break-glass reads of raw PII in escrow (MFA, one hour, every read logged).",
+    buckets={ESCROW_BUCKET.logical_id: Access.READ},
+    keys={ESCROW_KEY.logical_id: Access.READ},
+)
+ROLES: tuple[RoleSpec, ...] = (TRAINING_ROLE, RAW_PII_JOB_ROLE, BREAK_GLASS_ROLE)
 
 # Deployment parameters: environment variable -> meaning. cdk.json sets them per
 # environment; the local cloud sets its own.
@@ -433,6 +575,7 @@ def _training_task(
     timeout_s: int = 60,
     memory_mb: int = 512,
     schedule: str | None = None,
+    bucket_names: tuple[str, ...] = (),
 ) -> FunctionSpec:
     module = name.removeprefix("train-").replace("-", "_")
     return FunctionSpec(
@@ -440,6 +583,7 @@ def _training_task(
         handler=f"training_tasks.{module}.handler",
         description=description,
         buckets=buckets,
+        bucket_names=bucket_names,
         grants=grants,
         parameters=(*parameters, *_POOL_PARAMETERS),
         timeout_s=timeout_s,
@@ -511,6 +655,7 @@ TRAINING_FUNCTIONS: tuple[FunctionSpec, ...] = (
         "train-start-job",
         "Training step: stage inputs and create the SageMaker training job.",
         buckets=_ARTIFACTS_WRITE,
+        bucket_names=(ESCROW_BUCKET.logical_id,),  # approved raw-PII jobs read it in place
         grants=(Grant.TRAINING_JOBS,),
         timeout_s=300,
     ),
@@ -723,6 +868,7 @@ DRIFT_API = FunctionSpec(
 DRIFT_FUNCTIONS: tuple[FunctionSpec, ...] = (DRIFT_API, DRIFT_BASELINE, DRIFT_MONITOR, DRIFT_ALERTS)
 
 FUNCTIONS: tuple[FunctionSpec, ...] = (
+    DATASET_SANITIZER,  # before the registry API, which invokes it
     REGISTRY_API,
     AUDIT_API,
     AUDIT_CHECKPOINTS,
@@ -801,7 +947,7 @@ def function_environment(
     }
     for logical_id in fn.tables:
         env[table(logical_id).env_var] = physical_names[logical_id]
-    for logical_id in fn.buckets:
+    for logical_id in (*fn.buckets, *fn.bucket_names):
         env[bucket(logical_id).env_var] = physical_names[logical_id]
     for logical_id in fn.keys:
         env_var = key(logical_id).env_var
@@ -812,6 +958,8 @@ def function_environment(
         env[bus(logical_id).env_var] = physical_names[logical_id]
     if {Grant.TRAINING_JOBS, Grant.SERVING} & set(fn.grants):
         env[TRAINING_ROLE.env_var] = physical_names[TRAINING_ROLE.logical_id]
+    if Grant.TRAINING_JOBS in fn.grants:
+        env[RAW_PII_JOB_ROLE.env_var] = physical_names[RAW_PII_JOB_ROLE.logical_id]
     for machine in STATE_MACHINES:
         if fn.name in STARTS.get(machine.logical_id, ()):
             env[machine.env_var] = physical_names[machine.logical_id]
