@@ -262,6 +262,8 @@ class Sandbox:
         for bus in platform.BUSES:
             self.names[bus.logical_id] = f"{self.prefix}-{bus.logical_id.lower()}"
             self.client("events").create_event_bus(Name=self.names[bus.logical_id])
+        for invoked in platform.REGISTRY_API.invokes:  # named; the campaign invokes none
+            self.names[invoked] = f"{self.prefix}-{invoked}"
 
     def _delete(self) -> None:
         from modelops import platform

@@ -129,8 +129,11 @@ class ModelOpsClient:
         name: str,
         part_bytes: int | None = None,
         progress: Callable[[str, int], None] | None = None,
+        *,
+        escrow: bool = False,
     ) -> dict[str, Any]:
-        """Upload a file or a directory: hash locally, PUT to presigned URLs, verify."""
+        """Upload a file or a directory: hash locally, PUT to presigned URLs, verify.
+        ``escrow``: raw personal data, into escrow (single PUTs carrying their SHA-256)."""
         root = source if source.is_dir() else source.parent
         manifest = (
             Manifest.of_directory(source)
@@ -141,6 +144,8 @@ class ModelOpsClient:
         body: dict[str, Any] = {"name": name, "files": files}
         if part_bytes:
             body["partBytes"] = part_bytes
+        if escrow:
+            body["escrow"] = True
         started = self.call(
             "POST", "/artifact/upload", body, headers={"Idempotency-Key": str(uuid.uuid4())}
         )
@@ -149,7 +154,9 @@ class ModelOpsClient:
             path = root / target["path"]
             if target.get("url"):
                 with path.open("rb") as stream:
-                    self.put_presigned(target["url"], stream, path.stat().st_size)
+                    self.put_presigned(
+                        target["url"], stream, path.stat().st_size, target.get("headers")
+                    )
                 if progress:
                     progress(target["path"], path.stat().st_size)
                 continue
@@ -173,10 +180,20 @@ class ModelOpsClient:
         )
         return dict(completed["artifact"])
 
-    def put_presigned(self, url: str, data: bytes | BinaryIO, size: int) -> str:
-        """PUT bytes to a presigned URL; returns the ETag."""
+    def put_presigned(
+        self,
+        url: str,
+        data: bytes | BinaryIO,
+        size: int,
+        headers: Mapping[str, str] | None = None,
+    ) -> str:
+        """PUT bytes to a presigned URL (with the headers its signature covers); returns
+        the ETag."""
         response = self._http.put(
-            url, data=data, headers={"Content-Length": str(size)}, timeout=self._timeout
+            url,
+            data=data,
+            headers={"Content-Length": str(size), **(headers or {})},
+            timeout=self._timeout,
         )
         if response.status_code >= 300:
             raise ApiError(

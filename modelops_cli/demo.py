@@ -13,7 +13,10 @@ standard AWS credential chain) and, over SigV4-signed HTTP only:
 11. reproduces that job from its recorded inputs and prints the signed attestation;
 12. shows what training refuses before anything starts;
 13. shows a job refused for passing its team's GPU-hour quota (Resource Allocator);
-14. prints the cost per model version and per pool from the usage records.
+14. prints the cost per model version and per pool from the usage records;
+15-20. evaluates, deploys with canaries and rollback, and watches for drift;
+21-24. governs a PII dataset: escrow, refusal, sanitization, training on the derivative
+    with the restrictions it inherits.
 """
 
 from __future__ import annotations
@@ -32,6 +35,7 @@ from typing import Any
 
 from modelops_cli import cost, training
 from modelops_cli.client import ApiError, ModelOpsClient
+from modelops_cli.demo_governance import run_governance_flow
 from modelops_cli.demo_monitoring import evaluate_quietly, run_drift_flow, run_evaluation_flow
 
 Say = Callable[[str], None]
@@ -126,7 +130,7 @@ def run_flow(client: ModelOpsClient, workdir: Path, say: Say) -> dict[str, Any]:
         piiFlags=[],
         usageRestrictions={
             "commercialUse": True,
-            "permittedPurposes": ["training", "evaluation", "inference"],
+            "permittedPurposes": ["training", "evaluation", "inference", "monitoring"],
         },
         description="Fisher's Iris data as shipped by scikit-learn.",
     )
@@ -608,6 +612,25 @@ def rows_invoker(runtime: Any) -> Callable[[str, list[list[float]], str], tuple[
     return invoke
 
 
+def _escrow_probe(cloud: Any) -> Callable[[str], str]:
+    """What reading an escrow object as the training role (training, evaluation and
+    endpoints run as it) gets from the local cloud's S3: its bucket policy's answer."""
+    from botocore.exceptions import ClientError
+
+    from modelops import platform
+
+    def probe(key: str) -> str:
+        session = cloud.role_session(cloud.names[platform.TRAINING_ROLE.logical_id], "demo")
+        s3 = session.client("s3", endpoint_url=cloud.endpoint_url)
+        try:
+            s3.get_object(Bucket=cloud.names[platform.ESCROW_BUCKET.logical_id], Key=key)
+        except ClientError as refused:
+            return f"{refused.response['Error']['Code']} for {platform.TRAINING_ROLE.logical_id}"
+        return "read (the bucket policy is not enforced here)"
+
+    return probe
+
+
 def main() -> int:
     started = time.perf_counter()
     say: Say = lambda line: print(line, flush=True)  # noqa: E731
@@ -621,6 +644,7 @@ def main() -> int:
 
             runtime = boto3.client("sagemaker-runtime")
             run_serving_flow(client, trained, Path(tmp), say, invoke=runtime_invoker(runtime))
+            run_governance_flow(client, Path(tmp), say, seed=SEED)
         else:
             from localcloud.cloud import LocalCloud
 
@@ -669,6 +693,9 @@ def main() -> int:
                     invoke_rows=lambda endpoint, rows, inference_id: str(
                         send(endpoint, rows, inference_id)[1]
                     ),
+                )
+                run_governance_flow(
+                    engineer, Path(tmp), say, seed=SEED, escrow_probe=_escrow_probe(cloud)
                 )
     say(f"Done in {time.perf_counter() - started:.1f} s.")
     return 0

@@ -13,10 +13,20 @@ Contract (every path from the SageMaker environment, defaults in brackets):
   SM_CHECKPOINT_DIR     [/opt/ml/checkpoints]       checkpoint-epoch-NNNNNN.json, one per epoch
   SM_OUTPUT_DIR         [/opt/ml/output]            failure (reason of a failed run)
 
+Data: a CSV with a header row; ``species`` is the label and every other column is a float
+feature, except the columns named in ``exclude_columns``.
+
 Hyperparameters (strings, as SageMaker passes them): epochs, learning_rate, seed,
-batch_size, l2, min_epoch_seconds. Keys starting with ``sagemaker_`` are ignored; any other
-key is an error. ``min_epoch_seconds`` (default 0) only paces the run: an epoch that finishes
-sooner sleeps for the rest (demos, interruption tests). It never enters the numbers.
+batch_size, l2, min_epoch_seconds, exclude_columns. Keys starting with ``sagemaker_`` are
+ignored; any other key is an error. ``min_epoch_seconds`` (default 0) only paces the run: an
+epoch that finishes sooner sleeps for the rest (demos, interruption tests). It never enters
+the numbers. ``exclude_columns`` (default empty) is a comma-separated list of columns that
+are identifiers or codes, not features (e.g. a pseudonym or a postcode district left by
+sanitization): they are ignored in the train and test CSVs, and each must be in each CSV's
+header (a name that is not is an error, as is the label). It is recorded normalised (names
+stripped, deduplicated, sorted, comma-joined) and, as it changes the features, it is part of
+the run fingerprint. A feature cell that is not a number fails the run with the file, line
+and column (never the cell's value) and a hint to exclude the column.
 
 Fine-tuning: when the parent channel holds a ``model.json`` written by this script (alone, or
 with the other files of its model.tar.gz), training starts from its weights and bias instead
@@ -92,6 +102,11 @@ class Hyperparameters:
     batch_size: int = 16
     l2: float = 0.0001
     min_epoch_seconds: float = 0.0
+    exclude_columns: str = ""
+
+    @property
+    def excluded(self) -> frozenset[str]:
+        return frozenset(name for name in self.exclude_columns.split(",") if name)
 
 
 @dataclass(frozen=True)
@@ -186,6 +201,17 @@ def _parse_float(name: str, raw: str, *, positive: bool) -> float:
     return value
 
 
+def _parse_columns(name: str, raw: str) -> str:
+    """A comma-separated list of column names, normalised: stripped, unique, sorted."""
+    names = sorted({part.strip() for part in raw.split(",")} - {""})
+    if LABEL_COLUMN in names:
+        raise TrainingError(
+            f"invalid hyperparameter {name}={raw!r}: the label column {LABEL_COLUMN!r} "
+            "cannot be excluded"
+        )
+    return ",".join(names)
+
+
 def load_hyperparameters(config_dir: Path) -> Hyperparameters:
     path = config_dir / "hyperparameters.json"
     if not path.exists():
@@ -224,10 +250,13 @@ def load_hyperparameters(config_dir: Path) -> Hyperparameters:
             values.get("min_epoch_seconds", repr(defaults.min_epoch_seconds)),
             positive=False,
         ),
+        exclude_columns=_parse_columns(
+            "exclude_columns", values.get("exclude_columns", defaults.exclude_columns)
+        ),
     )
 
 
-def load_csv(path: Path) -> Dataset:
+def load_csv(path: Path, exclude: frozenset[str] = frozenset()) -> Dataset:
     data = path.read_bytes()
     rows = list(csv.reader(data.decode("utf-8").splitlines()))
     if not rows:
@@ -236,7 +265,16 @@ def load_csv(path: Path) -> Dataset:
     if LABEL_COLUMN not in header:
         raise TrainingError(f"{path.name}: no {LABEL_COLUMN!r} column in header {header}")
     label_at = header.index(LABEL_COLUMN)
-    features = [h for i, h in enumerate(header) if i != label_at]
+    unknown = sorted(exclude - set(header))
+    if unknown:
+        raise TrainingError(
+            f"{path.name}: exclude_columns names columns not in the header: {unknown} "
+            f"(header: {header})"
+        )
+    used = [i for i, h in enumerate(header) if i != label_at and h not in exclude]
+    if not used:
+        raise TrainingError(f"{path.name}: no feature column left besides {LABEL_COLUMN!r}")
+    features = [header[i] for i in used]
     x: list[list[float]] = []
     labels: list[str] = []
     for line_no, row in enumerate(rows[1:], start=2):
@@ -244,10 +282,17 @@ def load_csv(path: Path) -> Dataset:
             continue
         if len(row) != len(header):
             raise TrainingError(f"{path.name}:{line_no}: {len(row)} fields, expected {len(header)}")
-        try:
-            values = [float(v) for i, v in enumerate(row) if i != label_at]
-        except ValueError as exc:
-            raise TrainingError(f"{path.name}:{line_no}: {exc}") from None
+        values: list[float] = []
+        for i in used:
+            try:
+                values.append(float(row[i]))
+            except ValueError:
+                # The cell's value stays out of the message: it may be personal data.
+                raise TrainingError(
+                    f"{path.name}:{line_no}: column {header[i]!r} is not a number; if it is "
+                    "an identifier or a code, not a feature, name it in the exclude_columns "
+                    "hyperparameter"
+                ) from None
         if not all(math.isfinite(v) for v in values):
             raise TrainingError(f"{path.name}:{line_no}: non-finite feature value")
         x.append(values)
@@ -433,8 +478,8 @@ class Problem:
 def prepare(paths: Paths) -> Problem:
     hp = load_hyperparameters(paths.config)
     train_file, test_file = find_data(paths)
-    train_set = load_csv(train_file)
-    test_set = load_csv(test_file) if test_file else None
+    train_set = load_csv(train_file, hp.excluded)
+    test_set = load_csv(test_file, hp.excluded) if test_file else None
     classes = sorted(set(train_set.labels))
     if len(classes) < 2:
         raise TrainingError(f"need at least two classes in {LABEL_COLUMN!r}, found {classes}")

@@ -47,6 +47,9 @@ def approver_keys(
     return keys
 
 
+APPROVE_FOR_INFERENCE = {"purposes": ["inference"], "validDays": 30}
+
+
 def _model(
     client: ModelOpsClient,
     tmp_path: Path,
@@ -74,7 +77,7 @@ def _model(
 def _dataset(client: ModelOpsClient, tmp_path: Path, name: str, **fields: Any) -> str:
     (tmp_path / name).mkdir()
     (tmp_path / name / "rows.csv").write_text(f"{uuid.uuid4()}\n")
-    artifact = client.upload_artifact(tmp_path / name, "rows")
+    artifact = client.upload_artifact(tmp_path / name, "rows", escrow=bool(fields.get("piiFlags")))
     return str(
         client.register_dataset(
             name=name, artifactId=artifact["artifactId"], license="MIT", **fields
@@ -169,9 +172,11 @@ def test_pii_dataset_blocks_promotion_until_an_approver_approves_it(
         "POST", f"/models/{model_id}/promote", {"targetStage": "staging"}
     )
     assert status == 409 and "dataset.pii-not-approved" in blocked["error"]["message"]
-    assert engineer.request("POST", f"/dataset/{pii}/approve", {})[0] == 403
+    assert engineer.request("POST", f"/dataset/{pii}/approve", APPROVE_FOR_INFERENCE)[0] == 403
     assert (
-        as_role["approver"].request("POST", f"/dataset/{pii}/approve", {"note": "DPIA-42"})[0]
+        as_role["approver"].request(
+            "POST", f"/dataset/{pii}/approve", {**APPROVE_FOR_INFERENCE, "note": "DPIA-42"}
+        )[0]
         == 200
     )
     assert (

@@ -104,7 +104,7 @@ def test_dataset_registration_is_idempotent_and_new_content_is_a_new_version(
         "artifactId": first_art["artifactId"],
         "license": "BSD-3-Clause",
         "sourceRefs": ["sklearn://iris"],
-        "piiFlags": ["email"],
+        "usageRestrictions": {"exportRegions": ["eu"]},
     }
     status, first = client.request("POST", "/dataset/register", body)
     assert status == 201 and first["created"] and first["dataset"]["version"] == 1
@@ -115,7 +115,8 @@ def test_dataset_registration_is_idempotent_and_new_content_is_a_new_version(
         "POST", "/dataset/register", {**body, "artifactId": second_art["artifactId"]}
     )
     assert status == 201 and second["dataset"]["version"] == 2
-    assert client.get_dataset(first["dataset"]["datasetId"])["piiFlags"] == ["email"]
+    stored = client.get_dataset(first["dataset"]["datasetId"])
+    assert stored["usageRestrictions"]["exportRegions"] == ["eu"]
     listed = client.call("GET", "/dataset", query={"name": name})
     assert [d["version"] for d in listed["items"]] == [1, 2]
 
@@ -356,7 +357,12 @@ def test_local_cloud_provisions_what_the_platform_definition_declares(
     for role in platform.ROLES:
         arn = local_cloud.names[role.logical_id]
         trust = iam.get_role(RoleName=arn.rsplit("/", 1)[-1])["Role"]["AssumeRolePolicyDocument"]
-        assert trust["Statement"][0]["Principal"] == {"Service": role.service}
+        expected = (
+            {"Service": role.service}
+            if role.service is not None
+            else {"AWS": f"arn:aws:iam::{local_cloud.account_id}:root"}  # people, with MFA
+        )
+        assert trust["Statement"][0]["Principal"] == expected
 
 
 def test_correlation_id_is_taken_from_the_caller_and_returned(client: ModelOpsClient) -> None:

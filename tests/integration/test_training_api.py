@@ -29,7 +29,7 @@ def engineer(local_cloud: LocalCloud) -> ModelOpsClient:
 
 
 def _dataset(client: ModelOpsClient, directory: Path, name: str, **fields: Any) -> str:
-    artifact = client.upload_artifact(directory, name)
+    artifact = client.upload_artifact(directory, name, escrow=bool(fields.get("piiFlags")))
     registered = client.register_dataset(
         name=name, artifactId=artifact["artifactId"], license="CC-BY-4.0", **fields
     )

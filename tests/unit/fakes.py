@@ -21,6 +21,7 @@ from modelops.domain.entities import (
     UploadStatus,
 )
 from modelops.domain.evaluation import EvaluationRecord
+from modelops.domain.governance import SanitizationRun
 from modelops.domain.ledger import Checkpoint, LedgerRecord
 from modelops.domain.monitoring import (
     DriftAlert,
@@ -72,12 +73,28 @@ class MemoryBlobStore:
     def __init__(self) -> None:
         self.objects: dict[str, bytes] = {}
         self.multipart: dict[str, dict[int, bytes]] = {}
+        self.declared: dict[str, str] = {}  # key -> SHA-256 a presigned PUT must carry
+        self.checksums: dict[str, str] = {}  # key -> SHA-256 verified at PUT
 
     def put(self, key: str, data: bytes) -> None:
         self.objects[key] = data
 
-    def presign_put(self, key: str, expires_s: int) -> str:
+    def presign_put(self, key: str, expires_s: int, sha256: str | None = None) -> str:
+        if sha256 is not None:
+            self.declared[key] = sha256
         return f"memory://put/{key}"
+
+    def put_declared(self, key: str, data: bytes) -> None:
+        """A PUT to a URL with a declared SHA-256, as S3 answers it: refused if it differs."""
+        if hashlib.sha256(data).hexdigest() != self.declared.get(key):
+            raise ValueError("BadDigest")
+        self.objects[key] = data
+        self.checksums[key] = self.declared[key]
+
+    def checked_size(self, key: str) -> int | None:
+        if key not in self.objects or key not in self.checksums:
+            return None
+        return len(self.objects[key])
 
     def start_multipart(self, key: str) -> str:
         upload_id = f"mpu-{len(self.multipart)}"
@@ -311,6 +328,7 @@ class MemoryPlatform(MemoryRegistry):
 
     def __init__(self) -> None:
         super().__init__()
+        self.sanitizations: dict[str, SanitizationRun] = {}
         self.policies: dict[str, FamilyPolicy] = {}
         self.approver_keys: dict[str, ApproverKey] = {}
         self.dataset_approvals: dict[str, DatasetApproval] = {}
@@ -324,6 +342,19 @@ class MemoryPlatform(MemoryRegistry):
         self.proposals: Records[RetrainProposal] = Records(lambda r: r.proposalId)
         self.quarantines: Records[Quarantine] = Records(lambda r: r.modelId)
         self.labels: dict[tuple[str, str], str] = {}
+
+    # sanitization runs
+
+    def create_sanitization(self, run: SanitizationRun) -> None:
+        if run.runId in self.sanitizations:
+            raise AlreadyExists(run.runId)
+        self.sanitizations[run.runId] = run
+
+    def get_sanitization(self, run_id: str) -> SanitizationRun | None:
+        return self.sanitizations.get(run_id)
+
+    def save_sanitization(self, run: SanitizationRun) -> None:
+        self.sanitizations[run.runId] = run
 
     # evaluations and drift (the same single table in DynamoDB)
 
@@ -543,6 +574,16 @@ class MemoryLedgerStore:
             for end in sorted(archived)
             if end >= from_seq and (to_seq is None or archived[end].fromSeq <= to_seq)
         ]
+
+
+class FakeInvoker:
+    """Asynchronous invocations, recorded (function name, payload)."""
+
+    def __init__(self) -> None:
+        self.invoked: list[tuple[str, Mapping[str, Any]]] = []
+
+    def invoke(self, function: str, payload: Mapping[str, Any]) -> None:
+        self.invoked.append((function, payload))
 
 
 class MemoryPublisher:

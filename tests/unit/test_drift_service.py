@@ -15,6 +15,7 @@ from typing import Any
 import pytest
 
 from modelops import platform
+from modelops.adapters.cedar_policy import CedarPolicyEngine
 from modelops.contracts.registry import RegisterDatasetRequest
 from modelops.domain.crypto import verify_ed25519
 from modelops.domain.monitoring import GroundTruth
@@ -28,7 +29,9 @@ from modelops.services.drift import (
     LabelsRequest,
     Retraining,
 )
-from tests.unit.fakes import MemoryDeployments
+from modelops.services.governance import Governance
+from modelops.services.lineage import LineageService
+from tests.unit.fakes import FakeInvoker, MemoryDeployments
 from tests.unit.test_training_service import APPROVER, ENGINEER, Setup
 
 HEADER = "sepal_length,sepal_width,petal_length,petal_width,species"
@@ -47,14 +50,6 @@ def iris_like(count: int, seed: int, petal_shift: float = 0.0) -> list[list[floa
         ]
         for _ in range(count)
     ]
-
-
-class FakeInvoker:
-    def __init__(self) -> None:
-        self.invoked: list[tuple[str, Mapping[str, Any]]] = []
-
-    def invoke(self, function: str, payload: Mapping[str, Any]) -> None:
-        self.invoked.append((function, payload))
 
 
 class FakeVariants:
@@ -102,6 +97,9 @@ class Drift:
             audit=setup.audit.append,
             clock=setup.clock,
             settings=DriftSettings(window_hours=3),
+            governance=Governance(
+                setup.repo, LineageService(setup.repo), setup.repo, CedarPolicyEngine(), setup.clock
+            ),
         )
 
     def capture(self, hours_ago: int, rows: list[list[float]], prefix: str = "req") -> None:

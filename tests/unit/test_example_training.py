@@ -51,6 +51,15 @@ class Run:
     def failure(self) -> Path:
         return self.root / "output" / "failure"
 
+    @property
+    def failure_text(self) -> str:
+        return self.failure.read_text()
+
+    @property
+    def model(self) -> dict[str, Any]:
+        model: dict[str, Any] = json.loads((self.root / "model" / "model.json").read_bytes())
+        return model
+
 
 @pytest.fixture(scope="module")
 def iris_split(tmp_path_factory: pytest.TempPathFactory) -> Path:
@@ -220,11 +229,6 @@ def _checkpoints(run: Run) -> dict[str, bytes]:
     return {p.name: p.read_bytes() for p in sorted((run.root / "checkpoints").iterdir())}
 
 
-def _model(run: Run) -> dict[str, Any]:
-    model: dict[str, Any] = json.loads((run.root / "model" / "model.json").read_bytes())
-    return model
-
-
 def test_min_epoch_seconds_paces_epochs_without_changing_any_other_output_byte(
     baseline: Run, iris_split: Path, tmp_path: Path
 ) -> None:
@@ -234,7 +238,7 @@ def test_min_epoch_seconds_paces_epochs_without_changing_any_other_output_byte(
 
     assert paced.returncode == 0, paced.stderr
     assert elapsed >= 6 * 0.1
-    paced_model, baseline_model = _model(paced), _model(baseline)
+    paced_model, baseline_model = paced.model, baseline.model
     assert paced_model.pop("hyperparameters") == {
         **baseline_model.pop("hyperparameters"),
         "min_epoch_seconds": 0.1,
@@ -265,7 +269,7 @@ def test_fine_tuning_from_a_parent_is_deterministic_and_differs_from_training_fr
     assert second.returncode == 0, second.stderr
     assert first.model_digest == second.model_digest
     assert first.model_digest != baseline.model_digest
-    tuned, parent = _model(first), _model(baseline)
+    tuned, parent = first.model, baseline.model
     assert tuned["parent_model_sha256"] == baseline.model_digest
     assert parent["parent_model_sha256"] is None
     assert tuned["standardization"] == parent["standardization"]
@@ -306,7 +310,7 @@ def test_parent_model_that_does_not_match_the_training_data_fails_clearly(
 ) -> None:
     parent = tmp_path / "parent"
     parent.mkdir()
-    (parent / "model.json").write_text(json.dumps(_model(baseline) | change))
+    (parent / "model.json").write_text(json.dumps(baseline.model | change))
 
     run = run_training(tmp_path / "job", iris_split, parent=parent)
 

@@ -32,6 +32,7 @@ PII = "dataset.pii-not-approved"
 NON_COMMERCIAL = "dataset.non-commercial-in-prod"
 EXPORT = "dataset.export-region"
 PURPOSE = "dataset.purpose-not-permitted"
+RETENTION = "dataset.retention-expired"
 ACTIONS = ("train", "promote", "deploy")
 
 ENGINE = CedarPolicyEngine()
@@ -64,10 +65,10 @@ def denied(decision: PolicyDecision) -> list[tuple[str, str | None]]:
 # The policy set kept in the repo
 
 
-def test_bundled_policy_set_holds_the_default_permit_and_four_forbids() -> None:
+def test_bundled_policy_set_holds_the_default_permit_and_five_forbids() -> None:
     text = bundled_policies()
     ids = {line.split('"')[1] for line in text.splitlines() if line.startswith("@id(")}
-    assert ids == {"default.permit", PII, NON_COMMERCIAL, EXPORT, PURPOSE}
+    assert ids == {"default.permit", PII, NON_COMMERCIAL, EXPORT, PURPOSE, RETENTION}
     assert text.count("@reason(") == len(ids)
 
 
@@ -102,6 +103,13 @@ def test_unapproved_pii_dataset_is_denied_for_every_action(action: str) -> None:
 def test_approved_pii_dataset_is_allowed() -> None:
     pii = facts("ds-pii", piiFlags=(PiiFlag.HEALTH, PiiFlag.NAME), piiApproved=True)
     assert ENGINE.decide(request(pii)).allowed
+
+
+@pytest.mark.parametrize("action", ACTIONS)
+def test_dataset_past_its_retention_is_denied_for_every_action(action: str) -> None:
+    expired = facts("ds-old", retentionExpired=True)
+    decision = ENGINE.decide(request(expired, facts(), action=action))
+    assert denied(decision) == [(RETENTION, "ds-old")]
 
 
 # (2) Licence and commercial use in production

@@ -19,14 +19,16 @@ from modelops.contracts.promotion import (
 )
 from modelops.contracts.registry import RegisterDatasetRequest, RegisterModelRequest
 from modelops.domain.access import Caller, Role
-from modelops.domain.entities import Artifact, ModelStatus
+from modelops.domain.entities import Artifact, ModelStatus, Storage
 from modelops.domain.manifest import FileEntry, Manifest
 from modelops.domain.promotion import MetricRule
 from modelops.domain.signing import ManifestSignature, verify_statement
 from modelops.errors import Conflict, Forbidden, PromotionBlocked, SignatureInvalid
+from modelops.services.governance import Governance
 from modelops.services.lineage import LineageService
 from modelops.services.promotion import PromotionService
 from modelops.services.registry import RegistryService
+from modelops.services.serving_gate import DeploymentGate
 from tests.unit.fakes import (
     FixedClock,
     MemoryBlobStore,
@@ -64,8 +66,22 @@ class Setup:
             region="us-east-1",
         )
         self.approver_keys: dict[str, tuple[Ed25519PrivateKey, str]] = {}
+        self.governance = Governance(
+            self.repo, LineageService(self.repo), self.repo, CedarPolicyEngine(), self.clock
+        )
 
-    def artifact(self, content: bytes) -> Artifact:
+    def gate(self, signer: MemorySigner | None = None) -> DeploymentGate:
+        return DeploymentGate(
+            self.repo,
+            self.repo,
+            self.blobs,
+            signer or self.signer,
+            self.repo,
+            governance=self.governance,
+            region="us-east-1",
+        )
+
+    def artifact(self, content: bytes, storage: Storage = "standard") -> Artifact:
         entry = FileEntry(path="m", size=len(content), sha256=hashlib.sha256(content).hexdigest())
         manifest = Manifest(files=(entry,))
         artifact = Artifact(
@@ -78,6 +94,7 @@ class Setup:
             createdBy=ENGINEER.principal,
             createdAt=self.clock.now(),
             uploadId="upl-" + "0" * 32,
+            storage=storage,
         )
         self.repo.create_artifact(artifact)
         return artifact
@@ -86,7 +103,9 @@ class Setup:
         request = RegisterDatasetRequest.model_validate(
             {
                 "name": name,
-                "artifactId": self.artifact(name.encode()).artifactId,
+                "artifactId": self.artifact(
+                    name.encode(), "escrow" if fields.get("piiFlags") else "standard"
+                ).artifactId,
                 "license": "MIT",
                 **fields,
             }
@@ -194,10 +213,25 @@ def test_unapproved_pii_dataset_blocks_promotion_until_an_approver_allows_it(set
     assert blocked.value.details == [
         {"gate": "policy", "message": blocked.value.details[0]["message"]}
     ]
+    allow = DatasetApprovalRequest(purposes=["inference"], validDays=30, note="DPIA-7")
     with pytest.raises(Forbidden):
-        setup.service.approve_dataset(pii, DatasetApprovalRequest(), ENGINEER)
-    setup.service.approve_dataset(pii, DatasetApprovalRequest(note="DPIA-7"), APPROVERS[0])
+        setup.service.approve_dataset(pii, allow, ENGINEER)
+    setup.service.approve_dataset(pii, allow, APPROVERS[0])
     assert setup.promote(model_id, ModelStatus.STAGING).model.status is ModelStatus.STAGING
+
+
+def test_a_pii_approval_covers_only_its_purposes_and_period(setup: Setup) -> None:
+    pii = setup.dataset("customers", piiFlags=["email"])
+    model_id = setup.model("1.0.0", 0.9, (pii,))
+    training_only = DatasetApprovalRequest(purposes=["training"], validDays=30)
+    setup.service.approve_dataset(pii, training_only, APPROVERS[0])
+    with pytest.raises(PromotionBlocked, match=r"dataset\.pii-not-approved"):
+        setup.promote(model_id, ModelStatus.STAGING)
+    serving = DatasetApprovalRequest(purposes=["inference", "training"], validDays=1)
+    setup.service.approve_dataset(pii, serving, APPROVERS[0])
+    setup.clock.current += timedelta(days=2)
+    with pytest.raises(PromotionBlocked, match=r"dataset\.pii-not-approved"):
+        setup.promote(model_id, ModelStatus.STAGING)
 
 
 def test_non_commercial_data_can_reach_staging_but_not_prod(setup: Setup) -> None:

@@ -7,9 +7,16 @@ import pytest
 
 from modelops.contracts.registry import RegisterDatasetRequest, RegisterModelRequest
 from modelops.domain.access import Caller, Role
-from modelops.domain.entities import Artifact, ModelLineage, ModelStatus, PiiFlag
+from modelops.domain.entities import Artifact, ModelLineage, ModelStatus, PiiFlag, Storage
 from modelops.domain.manifest import FileEntry, Manifest
-from modelops.errors import Conflict, DigestMismatch, Forbidden, ReferenceNotFound, ValidationFailed
+from modelops.errors import (
+    Conflict,
+    DigestMismatch,
+    Forbidden,
+    PiiNotEscrowed,
+    ReferenceNotFound,
+    ValidationFailed,
+)
 from modelops.services.lineage import LineageService
 from modelops.services.registry import RegistryService
 from tests.unit.fakes import FixedClock, MemoryRegistry
@@ -17,7 +24,7 @@ from tests.unit.fakes import FixedClock, MemoryRegistry
 ALICE = Caller("arn:aws:iam::123456789012:user/alice", frozenset({Role.ML_ENGINEER}))
 
 
-def add_artifact(repo: MemoryRegistry, content: bytes) -> Artifact:
+def add_artifact(repo: MemoryRegistry, content: bytes, storage: Storage = "standard") -> Artifact:
     manifest = Manifest(
         files=(FileEntry(path="f", size=len(content), sha256=hashlib.sha256(content).hexdigest()),)
     )
@@ -31,6 +38,7 @@ def add_artifact(repo: MemoryRegistry, content: bytes) -> Artifact:
         createdBy=ALICE.principal,
         createdAt=FixedClock().now(),
         uploadId="upl-" + "0" * 32,
+        storage=storage,
     )
     repo.create_artifact(artifact)
     return artifact
@@ -80,7 +88,20 @@ def test_same_content_with_different_metadata_conflicts(registry) -> None:  # ty
     artifact = add_artifact(repo, b"rows")
     service.register_dataset(dataset_request(artifact), ALICE)
     with pytest.raises(Conflict):
-        service.register_dataset(dataset_request(artifact, piiFlags=["email"]), ALICE)
+        service.register_dataset(dataset_request(artifact, license="MIT"), ALICE)
+
+
+def test_pii_is_registered_only_from_escrow_and_escrow_only_holds_pii(registry) -> None:  # type: ignore[no-untyped-def]
+    service, repo = registry
+    with pytest.raises(PiiNotEscrowed, match="escrow"):
+        service.register_dataset(
+            dataset_request(add_artifact(repo, b"rows"), piiFlags=["email"]), ALICE
+        )
+    raw = add_artifact(repo, b"raw rows", "escrow")
+    with pytest.raises(ValidationFailed, match="piiFlags"):
+        service.register_dataset(dataset_request(raw), ALICE)
+    dataset = service.register_dataset(dataset_request(raw, piiFlags=["email"]), ALICE).dataset
+    assert dataset.escrowed and dataset.storage == "escrow"
 
 
 def test_declared_checksum_must_match_the_uploaded_content(registry) -> None:  # type: ignore[no-untyped-def]
@@ -194,7 +215,7 @@ def test_lineage_returns_every_ancestor_with_round_trips_proportional_to_depth(r
 def test_openlineage_export_carries_digest_licence_and_pii_facets(registry) -> None:  # type: ignore[no-untyped-def]
     service, repo = registry
     ds = service.register_dataset(
-        dataset_request(add_artifact(repo, b"rows"), piiFlags=[PiiFlag.EMAIL]), ALICE
+        dataset_request(add_artifact(repo, b"rows", "escrow"), piiFlags=[PiiFlag.EMAIL]), ALICE
     ).dataset
     model = service.register_model(
         model_request(add_artifact(repo, b"w"), lineage=ModelLineage(datasets=(ds.datasetId,))),

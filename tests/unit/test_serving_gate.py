@@ -22,7 +22,7 @@ def setup() -> Setup:
 
 
 def _gate(setup: Setup, signer: MemorySigner | None = None) -> DeploymentGate:
-    return DeploymentGate(setup.repo, setup.repo, setup.blobs, signer or setup.signer, setup.repo)
+    return setup.gate(signer)
 
 
 def _stored(setup: Setup, model_id: str) -> None:

@@ -19,7 +19,6 @@ from modelops.domain.serving import (
 )
 from modelops.errors import DeploymentRefused, Forbidden, InvalidState, ValidationFailed
 from modelops.services.serving import DeploymentService, ServingSettings
-from modelops.services.serving_gate import DeploymentGate
 from tests.unit.fakes import MemoryDeployments
 from tests.unit.test_promotion_service import ENGINEER, Setup
 from tests.unit.test_serving_gate import _stored
@@ -92,7 +91,7 @@ class World(Setup):
         self.serving = DeploymentService(
             deployments=self.deployments,
             registry=self.repo,
-            gate=DeploymentGate(self.repo, self.repo, self.blobs, self.signer, self.repo),
+            gate=self.gate(),
             blobs=self.blobs,
             backend=self.hosting,
             telemetry=self.telemetry,

@@ -21,7 +21,7 @@ from modelops.config import Settings
 from modelops.contracts.promotion import DatasetApprovalRequest
 from modelops.contracts.registry import RegisterDatasetRequest
 from modelops.domain.access import Caller, Role
-from modelops.domain.entities import Artifact, ModelStatus
+from modelops.domain.entities import Artifact, ModelStatus, Storage
 from modelops.domain.ledger import AuditEvent
 from modelops.domain.manifest import FileEntry, Manifest
 from modelops.domain.pools import PoolConfig
@@ -248,7 +248,7 @@ class Setup:
             {"sourcedir.tar.gz": b"source archive", "training.json": json.dumps(SPEC).encode()}
         )
 
-    def artifact(self, files: dict[str, bytes]) -> Artifact:
+    def artifact(self, files: dict[str, bytes], storage: Storage = "standard") -> Artifact:
         entries = []
         for path, data in files.items():
             sha = hashlib.sha256(data).hexdigest()
@@ -265,6 +265,7 @@ class Setup:
             createdBy=ENGINEER.principal,
             createdAt=self.clock.now(),
             uploadId="upl-" + "0" * 32,
+            storage=storage,
         )
         stored = self.repo.get_artifact(artifact.artifactId)
         if stored is None:
@@ -272,7 +273,8 @@ class Setup:
         return stored or artifact
 
     def dataset(self, name: str, **fields: Any) -> str:
-        artifact = self.artifact({"train.csv": f"{name}\n1,2\n".encode()})
+        storage: Storage = "escrow" if fields.get("piiFlags") else "standard"
+        artifact = self.artifact({"train.csv": f"{name}\n1,2\n".encode()}, storage)
         request = RegisterDatasetRequest.model_validate(
             {"name": name, "artifactId": artifact.artifactId, "license": "MIT", **fields}
         )
@@ -362,7 +364,11 @@ def test_unapproved_pii_dataset_is_refused_by_policy_and_allowed_once_approved(
     dataset_id = setup.dataset("people", piiFlags=["email"])
     error = _rejected(setup, PolicyDenied, setup.request(dataset_id))
     assert error.details[0]["policyId"] == "dataset.pii-not-approved"
-    setup.promotions.approve_dataset(dataset_id, DatasetApprovalRequest(note="consented"), APPROVER)
+    setup.promotions.approve_dataset(
+        dataset_id,
+        DatasetApprovalRequest(purposes=["training"], validDays=30, note="consented"),
+        APPROVER,
+    )
     assert setup.service.submit(setup.request(dataset_id), ENGINEER, "c").status is JobStatus.QUEUED
 
 
@@ -709,7 +715,9 @@ def test_the_workflow_checks_the_policies_again_on_the_datasets_the_job_pinned(
     setup: Setup,
 ) -> None:
     dataset_id = setup.dataset("people", piiFlags=["email"])
-    setup.promotions.approve_dataset(dataset_id, DatasetApprovalRequest(note="ok"), APPROVER)
+    setup.promotions.approve_dataset(
+        dataset_id, DatasetApprovalRequest(purposes=["training"], validDays=30, note="ok"), APPROVER
+    )
     job = setup.service.submit(setup.request(dataset_id), ENGINEER, "c")
     setup.service.check_policy(job.jobId)
     assert setup.service.get(job.jobId).policyDecision["allowed"] is True

@@ -1,4 +1,6 @@
-"""POST /dataset/register, GET /dataset, GET /dataset/{id}, GET /dataset/{id}/lineage."""
+"""POST /dataset/register, GET /dataset, GET /dataset/{id}, its lineage, consumers and
+effective restrictions, and the sanitization of raw PII datasets (POST
+/dataset/{id}/sanitize, GET /dataset/{id}/sanitizations/{runId})."""
 
 from __future__ import annotations
 
@@ -11,7 +13,14 @@ from aws_lambda_powertools.event_handler.openapi.params import Query
 from aws_lambda_powertools.metrics import MetricUnit
 
 from modelops import wiring
-from modelops.api import JSON, caller, read_responses, write_responses
+from modelops.api import (
+    JSON,
+    accepted_responses,
+    caller,
+    correlation_id,
+    read_responses,
+    write_responses,
+)
 from modelops.contracts.registry import (
     Consumers,
     DatasetList,
@@ -20,6 +29,9 @@ from modelops.contracts.registry import (
     RegisterDatasetRequest,
 )
 from modelops.domain.entities import Dataset
+from modelops.domain.governance import SanitizationRun, SanitizeRequest
+from modelops.domain.restrictions import EffectiveRestrictions
+from modelops.errors import NotFound
 
 router = Router()
 metrics = Metrics()
@@ -79,3 +91,44 @@ def dataset_lineage(dataset_id: str) -> LineageGraph:
 def dataset_consumers(dataset_id: str) -> Consumers:
     wiring.registry_service().get_dataset(dataset_id)
     return wiring.lineage_service().consumers(dataset_id)
+
+
+@router.get(
+    "/dataset/<dataset_id>/restrictions",
+    summary="What the dataset's lineage obliges it to: licences, commercial use, purposes, "
+    "regions, retention, PII (the union over its ancestors).",
+    responses=read_responses(),
+    tags=["governance"],
+)
+def dataset_restrictions(dataset_id: str) -> EffectiveRestrictions:
+    wiring.registry_service().get_dataset(dataset_id)
+    return wiring.governance().restrictions(dataset_id)
+
+
+@router.post(
+    "/dataset/<dataset_id>/sanitize",
+    summary="Sanitize a raw PII dataset in escrow into a registered derivative (202; "
+    "idempotent per dataset, name and configuration).",
+    responses=accepted_responses("Accepted: the sanitizer runs; poll the run for its outcome."),
+    tags=["governance"],
+)
+def sanitize_dataset(dataset_id: str, request: SanitizeRequest) -> Response[SanitizationRun]:
+    run, created = wiring.sanitization_service().request(
+        dataset_id, request, caller(router), correlation_id(router)
+    )
+    if created:
+        metrics.add_metric(name="SanitizationsRequested", unit=MetricUnit.Count, value=1)
+    return Response(status_code=202 if created else 200, content_type=JSON, body=run)
+
+
+@router.get(
+    "/dataset/<dataset_id>/sanitizations/<run_id>",
+    summary="A sanitization run: status, uniqueness report, the derivative dataset.",
+    responses=read_responses(),
+    tags=["governance"],
+)
+def sanitization(dataset_id: str, run_id: str) -> SanitizationRun:
+    run = wiring.sanitization_service().get(run_id)
+    if run.datasetId != dataset_id:
+        raise NotFound(f"sanitization {run_id} is not of dataset {dataset_id}")
+    return run

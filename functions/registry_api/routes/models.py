@@ -58,7 +58,7 @@ def list_models(
 
 @router.get(
     "/models/<model_id>",
-    summary="A model version with its full lineage graph.",
+    summary="A model version with its full lineage graph and effective restrictions.",
     responses=read_responses(),
     tags=["models"],
 )
@@ -68,6 +68,7 @@ def get_model(model_id: str) -> ModelDetail:
         model=model,
         lineage=wiring.lineage_service().ancestors(model_id),
         promotions=wiring.promotion_service().promotions(model_id),
+        effectiveRestrictions=wiring.governance().restrictions(model_id),
     )
 
 

@@ -17,6 +17,10 @@ class Settings:
     registry_table: str | None = None
     idempotency_table: str | None = None
     artifact_bucket: str | None = None
+    # Raw PII datasets (escrow) and the HMAC key of sanitized datasets' pseudonyms.
+    escrow_bucket: str | None = None
+    pseudonym_key_arn: str | None = None
+    raw_pii_job_role_arn: str | None = None
     # The audit ledger and where its events go (modelops.services.audit).
     ledger_table: str | None = None
     audit_bucket: str | None = None
@@ -71,6 +75,9 @@ def settings() -> Settings:
         registry_table=env.get(platform.REGISTRY_TABLE.env_var),
         idempotency_table=env.get(platform.IDEMPOTENCY_TABLE.env_var),
         artifact_bucket=env.get(platform.ARTIFACT_BUCKET.env_var),
+        escrow_bucket=env.get(platform.ESCROW_BUCKET.env_var),
+        pseudonym_key_arn=env.get(str(platform.PSEUDONYM_KEY.env_var)),
+        raw_pii_job_role_arn=env.get(platform.RAW_PII_JOB_ROLE.env_var),
         ledger_table=env.get(platform.LEDGER_TABLE.env_var),
         audit_bucket=env.get(platform.AUDIT_BUCKET.env_var),
         event_bus_name=env.get(platform.EVENT_BUS.env_var),

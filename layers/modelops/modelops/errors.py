@@ -34,9 +34,21 @@ class ValidationFailed(ModelOpsError):
     status = 400
 
 
+class PiiNotEscrowed(ValidationFailed):
+    """Raw personal data registered outside escrow."""
+
+    code = "PII_NOT_ESCROWED"
+
+
 class Forbidden(ModelOpsError):
     code = "FORBIDDEN"
     status = 403
+
+
+class Escrowed(Forbidden):
+    """Raw personal data in escrow: not downloadable, not readable by jobs."""
+
+    code = "ESCROWED"
 
 
 class NotFound(ModelOpsError):

@@ -26,6 +26,7 @@ from modelops.domain.promotion import (
 
 if TYPE_CHECKING:
     from modelops.domain.evaluation import EvaluationRecord
+    from modelops.domain.governance import SanitizationRun
     from modelops.domain.ledger import Checkpoint, LedgerRecord
     from modelops.domain.monitoring import (
         DriftAlert,
@@ -87,7 +88,16 @@ class Clock(Protocol):
 class BlobStore(Protocol):
     """Object storage for artifact bytes (S3)."""
 
-    def presign_put(self, key: str, expires_s: int) -> str: ...
+    def presign_put(self, key: str, expires_s: int, sha256: str | None = None) -> str:
+        """A PUT URL; with ``sha256`` (hex), the PUT must declare it and S3 refuses a body
+        that hashes otherwise."""
+        ...
+
+    def checked_size(self, key: str) -> int | None:
+        """The object's size if S3 verified a SHA-256 on its PUT (without reading it);
+        None if absent or put without one."""
+        ...
+
     def start_multipart(self, key: str) -> str: ...
     def presign_part(self, key: str, upload_id: str, part_number: int, expires_s: int) -> str: ...
     def complete_multipart(self, key: str, upload_id: str, parts: list[tuple[int, str]]) -> None:
@@ -306,6 +316,23 @@ class EvaluationRepository(Protocol):
 
     def evaluations_of(self, model_id: str) -> list[EvaluationRecord]:
         """The model's evaluations, oldest first."""
+        ...
+
+
+class AsyncInvoker(Protocol):
+    def invoke(self, function: str, payload: Mapping[str, Any]) -> None:
+        """Invoke ``function`` (a platform function name) asynchronously."""
+        ...
+
+
+class SanitizationRepository(Protocol):
+    def create_sanitization(self, run: SanitizationRun) -> None:
+        """Raise AlreadyExists if the run id is taken."""
+        ...
+
+    def get_sanitization(self, run_id: str) -> SanitizationRun | None: ...
+    def save_sanitization(self, run: SanitizationRun) -> None:
+        """Record a run's outcome (only the sanitizer writes after creation)."""
         ...
 
 

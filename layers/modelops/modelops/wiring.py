@@ -19,7 +19,9 @@ if TYPE_CHECKING:
     from modelops.services.compute import ComputeService
     from modelops.services.drift import DriftService, Retraining
     from modelops.services.evaluation import EvaluationResults, EvaluationService
+    from modelops.services.governance import Governance
     from modelops.services.promotion import PromotionService
+    from modelops.services.sanitization import SanitizationService
     from modelops.services.serving import DeploymentService
     from modelops.services.training import TrainingService
 
@@ -73,8 +75,19 @@ def blob_store() -> Any:
 
 
 @cache
+def escrow_store() -> Any:
+    """The escrow bucket (raw PII), in functions granted it; else None."""
+    from modelops.adapters.s3 import S3BlobStore
+
+    bucket = settings().escrow_bucket
+    return S3BlobStore(client("s3"), bucket) if bucket else None
+
+
+@cache
 def artifact_service() -> ArtifactService:
-    return ArtifactService(registry_repository(), blob_store(), SystemClock(), settings())
+    return ArtifactService(
+        registry_repository(), blob_store(), SystemClock(), settings(), escrow=escrow_store()
+    )
 
 
 @cache
@@ -114,6 +127,40 @@ def policy_engine() -> Any:
     from modelops.adapters.cedar_policy import CedarPolicyEngine
 
     return CedarPolicyEngine()
+
+
+@cache
+def sanitization_service() -> SanitizationService:
+    from modelops.adapters.kms import KmsMac
+    from modelops.adapters.lambda_invoke import LambdaInvoker
+    from modelops.services.sanitization import SanitizationService
+
+    key = settings().pseudonym_key_arn
+    return SanitizationService(
+        registry=registry_repository(),
+        runs=registry_repository(),
+        registry_service=registry_service(),
+        artifacts=artifact_service(),
+        blobs=blob_store(),
+        escrow=escrow_store(),
+        mac=KmsMac(client("kms"), key) if key else None,
+        invoker=LambdaInvoker(client("lambda"), settings().function_names),
+        audit=lambda event: audit_service().record(event),
+        clock=SystemClock(),
+    )
+
+
+@cache
+def governance() -> Governance:
+    from modelops.services.governance import Governance
+
+    return Governance(
+        registry_repository(),
+        lineage_service(),
+        registry_repository(),
+        policy_engine(),
+        SystemClock(),
+    )
 
 
 @cache
@@ -207,6 +254,8 @@ def training_service() -> TrainingService:
             role_arn=config.training_role_arn or "",
             default_image=config.training_image_uri or "",
             poll_seconds=config.training_poll_seconds,
+            escrow_bucket=config.escrow_bucket,
+            raw_pii_role_arn=config.raw_pii_job_role_arn,
         ),
     )
 
@@ -255,7 +304,8 @@ def drift_service() -> DriftService:
         publish=lambda detail_type, detail: event_publisher().publish(detail_type, detail),
         audit=lambda event: audit_service().record(event),
         clock=SystemClock(),
-        settings=DriftSettings(),
+        settings=DriftSettings(region=settings().region),
+        governance=governance(),
     )
 
 
@@ -325,6 +375,8 @@ def deployment_service() -> DeploymentService:
             blob_store(),
             statement_signer(),
             registry_repository(),
+            governance=governance(),
+            region=config.region,
         ),
         blobs=blob_store(),
         backend=SageMakerHosting(client("sagemaker"), client("application-autoscaling")),

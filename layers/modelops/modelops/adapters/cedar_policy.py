@@ -60,6 +60,7 @@ namespace ModelOps {
     commercialUse: Bool,
     permittedPurposes: Set<String>,
     exportRegions: Set<String>,
+    retentionExpired: Bool,
   };
   type UseContext = {
     modelFamily: String,
@@ -165,6 +166,7 @@ def _dataset_entity(facts: DatasetFacts) -> dict[str, Any]:
             "commercialUse": facts.commercialUse,
             "permittedPurposes": list(facts.permittedPurposes),
             "exportRegions": list(facts.exportRegions),
+            "retentionExpired": facts.retentionExpired,
         },
         "parents": [],
     }

@@ -62,6 +62,7 @@ from modelops.domain.entities import (
     semver_sort_key,
 )
 from modelops.domain.evaluation import EvaluationRecord
+from modelops.domain.governance import SanitizationRun
 from modelops.domain.monitoring import (
     DriftAlert,
     DriftBaseline,
@@ -547,6 +548,15 @@ class RegistryTable:
         )
 
     # --- evaluations ----------------------------------------------------------------------
+
+    def create_sanitization(self, run: SanitizationRun) -> None:
+        self._put_new(_item(f"SANITIZE#{run.runId}", "RUN", "sanitization", run))
+
+    def get_sanitization(self, run_id: str) -> SanitizationRun | None:
+        return _entity(self._get(f"SANITIZE#{run_id}", "RUN"), SanitizationRun)
+
+    def save_sanitization(self, run: SanitizationRun) -> None:
+        _item(f"SANITIZE#{run.runId}", "RUN", "sanitization", run).save()
 
     def create_evaluation(self, record: EvaluationRecord) -> None:
         self._put_new(self._evaluation_item(record))

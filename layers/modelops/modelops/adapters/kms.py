@@ -1,4 +1,4 @@
-"""``Signer`` over KMS asymmetric keys.
+"""``Signer`` over KMS asymmetric keys, and ``KmsMac`` over KMS HMAC keys.
 
 Ed25519 (``ECC_NIST_EDWARDS25519``) signs RAW messages of 1-4096 bytes with
 ``ED25519_SHA_512``: a plain RFC 8032 signature any verifier accepts. P-256 signs a SHA-256
@@ -63,3 +63,19 @@ class KmsSigner:
             SigningAlgorithm=algorithm,
         )
         return bytes(response["Signature"])
+
+
+class KmsMac:
+    """HMAC-SHA-256 with a KMS HMAC key (``GenerateMac``): the key never leaves KMS."""
+
+    def __init__(self, client: Any, key_arn: str) -> None:
+        self._kms = client
+        self._key_arn = key_arn
+
+    def __call__(self, message: bytes) -> bytes:
+        if not 1 <= len(message) <= MAX_RAW_BYTES:
+            raise ValueError(f"KMS MACs messages of 1-{MAX_RAW_BYTES} bytes, not {len(message)}")
+        response = self._kms.generate_mac(
+            KeyId=self._key_arn, Message=message, MacAlgorithm="HMAC_SHA_256"
+        )
+        return bytes(response["Mac"])

@@ -7,7 +7,7 @@ from typing import Any
 
 from botocore.exceptions import ClientError
 
-from modelops.domain.digests import sha256_stream
+from modelops.domain.digests import sha256_base64, sha256_stream
 
 _MISSING = {"404", "NoSuchKey", "NotFound"}
 
@@ -24,12 +24,23 @@ class S3BlobStore:
             raise RuntimeError("this function is not configured with the artifact bucket")
         return self._bucket_name
 
-    def presign_put(self, key: str, expires_s: int) -> str:
+    def presign_put(self, key: str, expires_s: int, sha256: str | None = None) -> str:
+        params = {"Bucket": self._bucket, "Key": key}
+        if sha256 is not None:  # signed: the PUT must carry it, and S3 checks the body
+            params["ChecksumSHA256"] = sha256_base64(sha256)
         return str(
-            self._s3.generate_presigned_url(
-                "put_object", Params={"Bucket": self._bucket, "Key": key}, ExpiresIn=expires_s
-            )
+            self._s3.generate_presigned_url("put_object", Params=params, ExpiresIn=expires_s)
         )
+
+    def checked_size(self, key: str) -> int | None:
+        """The size of ``key`` if S3 verified a SHA-256 on its PUT (it lists the object
+        with ChecksumAlgorithm SHA256); None if absent or put without one. A listing, not
+        a read: s3:ListBucket, where GetObjectAttributes and HeadObject need s3:GetObject."""
+        listed = self._s3.list_objects_v2(Bucket=self._bucket, Prefix=key, MaxKeys=1)
+        for item in listed.get("Contents", []):
+            if item["Key"] == key and "SHA256" in item.get("ChecksumAlgorithm", []):
+                return int(item["Size"])
+        return None
 
     def start_multipart(self, key: str) -> str:
         return str(self._s3.create_multipart_upload(Bucket=self._bucket, Key=key)["UploadId"])

@@ -4,14 +4,15 @@ from __future__ import annotations
 
 import base64
 import binascii
-from typing import Any
+from typing import Annotated, Any
 
-from pydantic import Field, field_validator
+from pydantic import Field, StringConstraints, field_validator
 
 from modelops.contracts.registry import Contract
 from modelops.domain.entities import ModelStatus, ModelVersion
 from modelops.domain.policy import RiskTier
 from modelops.domain.promotion import (
+    PURPOSE_PATTERN,
     ApproverKey,
     FamilyPolicy,
     MetricRule,
@@ -81,6 +82,13 @@ class ApproverResponse(Contract):
 
 
 class DatasetApprovalRequest(Contract):
+    purposes: list[Annotated[str, StringConstraints(pattern=PURPOSE_PATTERN)]] = Field(
+        min_length=1,
+        max_length=16,
+        description="Uses allowed: training, evaluation, monitoring (drift baselines), "
+        "inference (promotion and serving), or a purpose a dataset's restrictions name.",
+    )
+    validDays: int = Field(ge=1, le=366, description="The approval lapses after this.")
     note: str = Field(default="", max_length=1024)
 
 

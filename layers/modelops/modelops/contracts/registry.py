@@ -23,6 +23,7 @@ from modelops.domain.entities import (
 from modelops.domain.ids import ID_PATTERN
 from modelops.domain.manifest import MAX_FILES, FileEntry, require_unique_paths
 from modelops.domain.promotion import Promotion
+from modelops.domain.restrictions import EffectiveRestrictions
 
 MAX_PARENTS = 32
 ARTIFACT_ID = r"^art-[0-9a-f]{32}$"
@@ -61,6 +62,12 @@ class StartUploadRequest(Contract):
         le=5 * 1024 * MiB,
         description="Part size; files larger than this are uploaded in parts (S3 multipart).",
     )
+    escrow: bool = Field(
+        default=False,
+        description="Raw personal data: store it in escrow (its own bucket and KMS key, read "
+        "only by break-glass and the sanitizer). Files are single PUTs of at most 5 GiB "
+        "whose SHA-256 S3 checks.",
+    )
 
     @field_validator("files")
     @classmethod
@@ -85,6 +92,9 @@ class UploadTarget(Contract):
     url: str | None = Field(default=None, description="Single PUT URL (small files).")
     multipart: MultipartTarget | None = Field(
         default=None, description="Part URLs (large files); send ETags to complete."
+    )
+    headers: dict[str, str] = Field(
+        default_factory=dict, description="Headers the PUT must carry (they are signed)."
     )
 
 
@@ -236,6 +246,10 @@ class ModelDetail(Contract):
         default_factory=list,
         description="Signed promotions (statement, KMS signature, approvals); keys and the "
         "OpenSSF bundle at /models/{id}/provenance.",
+    )
+    effectiveRestrictions: EffectiveRestrictions = Field(
+        description="What its lineage obliges it to: the union of every ancestor dataset's "
+        "licence, usage restrictions and PII flags."
     )
 
 

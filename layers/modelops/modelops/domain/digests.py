@@ -8,6 +8,7 @@ S3 ETags and multipart checksums are not content hashes and are never used as su
 
 from __future__ import annotations
 
+import base64
 import hashlib
 import re
 from collections.abc import Iterable
@@ -36,6 +37,11 @@ def sha256_stream(stream: BinaryIO, chunk_bytes: int = CHUNK_BYTES) -> tuple[str
             hasher.update(chunk)
             size += len(chunk)
     return hasher.hexdigest(), size
+
+
+def sha256_base64(sha256_hex: str) -> str:
+    """A SHA-256 as S3's ``x-amz-checksum-sha256`` carries it: base64 of the digest bytes."""
+    return base64.b64encode(bytes.fromhex(sha256_hex)).decode()
 
 
 def sha256_file(path: Path) -> tuple[str, int]:

@@ -60,6 +60,10 @@ class PiiFlag(StrEnum):
     OTHER = "other"
 
 
+# Where an artifact's bytes live: the artifact bucket, or escrow (raw PII, apart).
+Storage = Literal["standard", "escrow"]
+
+
 class UploadStatus(StrEnum):
     OPEN = "OPEN"
     COMPLETED = "COMPLETED"
@@ -93,6 +97,7 @@ class UploadSession(Entity):
     requestDigest: str
     artifactId: str | None = None
     failure: str | None = None
+    escrow: bool = False
 
 
 class Artifact(Entity):
@@ -105,6 +110,11 @@ class Artifact(Entity):
     createdBy: str
     createdAt: datetime
     uploadId: str
+    storage: Storage = Field(
+        default="standard",
+        description="escrow: raw personal data, readable only by escrow readers (never "
+        "downloadable through the API).",
+    )
 
 
 class Transformation(Entity):
@@ -155,10 +165,22 @@ class Dataset(Entity):
     createdAt: datetime
     createdBy: str
     requestDigest: str
+    storage: Storage = Field(
+        default="standard", description="escrow: raw PII (only sanitized derivatives leave)."
+    )
+    sanitization: str | None = Field(
+        default=None,
+        description="The sanitization run that produced it (set by the sanitizer only): its "
+        "ancestors' PII does not reach its uses, their licences and restrictions do.",
+    )
 
     @property
     def pii(self) -> bool:
         return bool(self.piiFlags)
+
+    @property
+    def escrowed(self) -> bool:
+        return self.storage == "escrow"
 
 
 class ModelLineage(Entity):

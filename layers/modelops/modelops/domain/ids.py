@@ -9,7 +9,10 @@ import re
 ARTIFACT, DATASET, MODEL, SOURCE, UPLOAD = "art", "ds", "mdl", "src", "upl"
 PROMOTION, APPROVER_KEY, TRAINING_JOB, DEPLOYMENT = "prm", "apk", "trn", "dep"
 EVALUATION, DRIFT_FINDING, DRIFT_ALERT, RETRAIN_PROPOSAL = "evl", "dft", "alr", "rtp"
-ID_PATTERN = re.compile(r"^(art|ds|mdl|src|upl|prm|apk|trn|dep|evl|dft|alr|rtp)-[0-9a-f]{24,32}$")
+SANITIZATION = "san"
+ID_PATTERN = re.compile(
+    r"^(art|ds|mdl|src|upl|prm|apk|trn|dep|evl|dft|alr|rtp|san)-[0-9a-f]{24,32}$"
+)
 TRAINING_JOB_PATTERN = r"^trn-[0-9a-f]{24}$"
 
 
@@ -20,6 +23,16 @@ def _derive(prefix: str, *parts: str, length: int = 24) -> str:
 
 def artifact_id(manifest_digest: str) -> str:
     return _derive(ARTIFACT, manifest_digest, length=32)
+
+
+def escrow_artifact_id(manifest_digest: str) -> str:
+    """The same files uploaded to escrow are another artifact than outside it."""
+    return _derive(ARTIFACT, "escrow", manifest_digest, length=32)
+
+
+def sanitization_id(dataset_id: str, name: str, config_digest: str) -> str:
+    """One run per raw dataset, derivative name and sanitizer configuration."""
+    return _derive(SANITIZATION, dataset_id, name, config_digest)
 
 
 def dataset_id(name: str, root_digest: str) -> str:

@@ -14,6 +14,7 @@ sorted and deduplicated), so equal requests have equal canonical JSON and the sa
 from __future__ import annotations
 
 import re
+from datetime import datetime, timedelta
 from typing import Literal, Protocol
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
@@ -57,6 +58,9 @@ class DatasetFacts(_PolicyModel):
         description="Regions the data may be used in (an AWS region such as eu-west-1, or a "
         "geography prefix such as eu that covers every region starting eu-); empty means any.",
     )
+    retentionExpired: bool = Field(
+        default=False, description="The dataset's retention period has passed."
+    )
 
     @field_validator("piiFlags")
     @classmethod
@@ -69,8 +73,10 @@ class DatasetFacts(_PolicyModel):
         return _sorted_unique(value)
 
 
-def facts_of(dataset: Dataset, pii_approved: bool) -> DatasetFacts:
-    """The policy facts of a registered dataset (``pii_approved``: an approval is on file)."""
+def facts_of(dataset: Dataset, *, pii_approved: bool, now: datetime) -> DatasetFacts:
+    """The policy facts of a registered dataset at ``now`` (``pii_approved``: an approval on
+    file covers this use's purpose and is in force)."""
+    days = dataset.usageRestrictions.retentionDays
     return DatasetFacts(
         datasetId=dataset.datasetId,
         license=dataset.license,
@@ -80,6 +86,7 @@ def facts_of(dataset: Dataset, pii_approved: bool) -> DatasetFacts:
         and not is_non_commercial(dataset.license),
         permittedPurposes=dataset.usageRestrictions.permittedPurposes,
         exportRegions=dataset.usageRestrictions.exportRegions,
+        retentionExpired=days is not None and now >= dataset.createdAt + timedelta(days=days),
     )
 
 

@@ -164,13 +164,25 @@ class Promotion(Entity):
     revision: int = Field(default=1, description="Optimistic concurrency on approvals.")
 
 
+PURPOSE_PATTERN = r"^[a-z][a-z0-9-]{0,63}$"
+
+
 class DatasetApproval(Entity):
-    """An approver allowed a PII dataset's use (the policies read it as piiApproved)."""
+    """An approver allowed a PII dataset's use for named purposes until a time (the policies
+    read it as piiApproved for a use whose purpose it names, while it is in force). A new
+    approval of the dataset replaces the previous one."""
 
     datasetId: str
     approvedBy: str
     approvedAt: datetime
+    purposes: tuple[str, ...] = Field(
+        default=(), description="What the data may be used for, e.g. training, evaluation."
+    )
+    expiresAt: datetime | None = Field(default=None, description="Not in force from then on.")
     note: str = ""
+
+    def allows(self, purpose: str, now: datetime) -> bool:
+        return purpose in self.purposes and self.expiresAt is not None and now < self.expiresAt
 
 
 class StageChange(Entity):

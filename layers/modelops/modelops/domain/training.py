@@ -333,13 +333,25 @@ class JobStatus(StrEnum):
         return self in {JobStatus.COMPLETED, JobStatus.FAILED, JobStatus.CANCELLED}
 
 
+# The location of an escrowed dataset's files, resolved to the escrow bucket when the job
+# is created (the function that creates it is the one told the bucket's name).
+ESCROW_SCHEME = "escrow://"
+
+
 class DatasetRef(Entity):
     datasetId: str
     channel: str
     artifactId: str
     checksum: str = Field(description="The dataset's root digest (OpenSSF, over its files).")
     manifestDigest: str
-    s3Uri: str = Field(description="Where the channel's files are laid out for SageMaker.")
+    s3Uri: str = Field(
+        description="Where the channel's files are laid out for SageMaker; escrow:// for raw "
+        "PII read in place from the escrow bucket (only by the raw-PII job role)."
+    )
+
+    @property
+    def escrowed(self) -> bool:
+        return self.s3Uri.startswith(ESCROW_SCHEME)
 
 
 class ParentModelRef(Entity):

@@ -22,20 +22,23 @@ from modelops.contracts.registry import (
 )
 from modelops.domain import ids
 from modelops.domain.access import Caller, Permission
-from modelops.domain.digests import canonical_digest
+from modelops.domain.digests import canonical_digest, sha256_base64
 from modelops.domain.entities import Artifact, UploadPart, UploadSession, UploadStatus
 from modelops.domain.manifest import FileEntry, Manifest
 from modelops.errors import (
     Conflict,
     DigestMismatch,
+    Escrowed,
     Forbidden,
     NotFound,
+    ServiceUnavailable,
     UploadNotComplete,
     ValidationFailed,
 )
 from modelops.ports import AlreadyExists, BlobStore, Clock, RegistryRepository
 
 MAX_PARTS = 10_000
+MAX_SINGLE_PUT = 5 * 1024**3  # S3's largest PutObject
 
 
 COPY_WORKERS = 8  # S3 calls are latency-bound: overlap them (boto3 clients are thread-safe)
@@ -56,23 +59,38 @@ def blob_key(sha256: str) -> str:
     return f"blobs/sha256/{sha256}"
 
 
+def escrow_prefix(artifact_id: str) -> str:
+    """Where an escrowed artifact's files live in the escrow bucket, under their paths (so
+    a job allowed to read raw data takes the prefix as its channel, nothing copied)."""
+    return f"raw/{artifact_id}/"
+
+
 class ArtifactService:
     def __init__(
-        self, repo: RegistryRepository, blobs: BlobStore, clock: Clock, settings: Settings
+        self,
+        repo: RegistryRepository,
+        blobs: BlobStore,
+        clock: Clock,
+        settings: Settings,
+        *,
+        escrow: BlobStore | None = None,
     ) -> None:
+        """``escrow``: the escrow bucket, in functions that upload raw PII to it."""
         self._repo = repo
         self._blobs = blobs
+        self._escrow = escrow
         self._clock = clock
         self._settings = settings
 
     def start_upload(self, request: StartUploadRequest, caller: Caller) -> StartUploadResponse:
         caller.require(Permission.REGISTER)
         manifest = Manifest(files=tuple(request.files))  # validates unique paths
+        if request.escrow:
+            return self._start_escrow_upload(request, caller, manifest)
         upload_id = f"{ids.UPLOAD}-{uuid.uuid4().hex}"
         part_bytes = request.partBytes or self._settings.multipart_part_bytes
         # A client that names a part size gets multipart for every file larger than it.
         threshold = request.partBytes or self._settings.multipart_threshold_bytes
-        now = self._clock.now()
         expiry = self._settings.presign_expiry_seconds
         parts: list[UploadPart] = []
         targets: list[UploadTarget] = []
@@ -110,6 +128,44 @@ class ArtifactService:
                     path=entry.path, multipart=MultipartTarget(partBytes=part_bytes, parts=urls)
                 )
             )
+        return self._open(request, caller, upload_id, manifest, (parts, targets))
+
+    def _start_escrow_upload(
+        self, request: StartUploadRequest, caller: Caller, manifest: Manifest
+    ) -> StartUploadResponse:
+        """Raw PII goes straight to escrow, each file at its final key with a PUT URL
+        signed over its SHA-256: S3 refuses other bytes, so completing reads nothing."""
+        escrow = self._escrow_store()
+        too_large = [f.path for f in manifest.files if f.size > MAX_SINGLE_PUT]
+        if too_large:
+            raise ValidationFailed(
+                f"escrow files are single PUTs of at most 5 GiB: split {', '.join(too_large)}",
+                details=[{"field": path, "message": "larger than 5 GiB"} for path in too_large],
+            )
+        prefix = escrow_prefix(ids.escrow_artifact_id(manifest.manifest_digest))
+        expiry = self._settings.presign_expiry_seconds
+        parts = [UploadPart(file=f.path, s3Key=f"{prefix}{f.path}") for f in manifest.files]
+        targets = [
+            UploadTarget(
+                path=f.path,
+                url=escrow.presign_put(part.s3Key, expiry, f.sha256),
+                headers={"x-amz-checksum-sha256": sha256_base64(f.sha256)},
+            )
+            for f, part in zip(manifest.files, parts, strict=True)
+        ]
+        upload_id = f"{ids.UPLOAD}-{uuid.uuid4().hex}"
+        return self._open(request, caller, upload_id, manifest, (parts, targets))
+
+    def _open(
+        self,
+        request: StartUploadRequest,
+        caller: Caller,
+        upload_id: str,
+        manifest: Manifest,
+        plan: tuple[list[UploadPart], list[UploadTarget]],
+    ) -> StartUploadResponse:
+        parts, targets = plan
+        now = self._clock.now()
         session = UploadSession(
             uploadId=upload_id,
             name=request.name,
@@ -118,8 +174,9 @@ class ArtifactService:
             status=UploadStatus.OPEN,
             createdBy=caller.principal,
             createdAt=now,
-            expiresAt=now + timedelta(seconds=expiry),
+            expiresAt=now + timedelta(seconds=self._settings.presign_expiry_seconds),
             requestDigest=canonical_digest(request.model_dump(mode="json")),
+            escrow=request.escrow,
         )
         self._repo.create_upload(session)
         return StartUploadResponse(
@@ -128,6 +185,22 @@ class ArtifactService:
             expiresAt=session.expiresAt.isoformat(),
             targets=targets,
         )
+
+    def _observed(
+        self, session: UploadSession, key: str, entry: FileEntry
+    ) -> tuple[str, int] | None:
+        """SHA-256 and size of an uploaded file, None if it is not there. In escrow, where
+        nothing reads: S3 refused any body but the one whose SHA-256 the signed PUT
+        declared, so that it verified one, and the size, are all a listing need show."""
+        if not session.escrow:
+            return self._blobs.sha256_of(key)
+        size = self._escrow_store().checked_size(key)
+        return None if size is None else (entry.sha256, size)
+
+    def _escrow_store(self) -> BlobStore:
+        if self._escrow is None:
+            raise ServiceUnavailable("this deployment has no escrow bucket for raw PII")
+        return self._escrow
 
     def complete_upload(
         self, upload_id: str, request: CompleteUploadRequest, caller: Caller
@@ -144,12 +217,12 @@ class ArtifactService:
             raise Conflict(
                 f"upload {upload_id} failed verification ({session.failure}); start a new upload"
             )
-        self._complete_multipart(session, request)
-
+        if not session.escrow:
+            self._complete_multipart(session, request)
         mismatches: list[dict[str, object]] = []
         missing: list[str] = []
         for entry, part in zip(session.files, session.parts, strict=True):
-            observed = self._blobs.sha256_of(part.s3Key)
+            observed = self._observed(session, part.s3Key, entry)
             if observed is None:
                 missing.append(entry.path)
             elif observed != (entry.sha256, entry.size):
@@ -170,18 +243,22 @@ class ArtifactService:
             )
         if mismatches:
             failure = f"{len(mismatches)} file(s) failed SHA-256 verification"
-            self._discard(session)
+            if not session.escrow:  # escrow writers may not delete: its lifecycle does
+                self._discard(session)
             self._finish(
                 session.model_copy(update={"status": UploadStatus.FAILED, "failure": failure})
             )
             raise DigestMismatch(failure, details=mismatches)
 
-        artifact = self.record_files(
-            session.name,
-            [(entry, part.s3Key) for entry, part in zip(session.files, session.parts, strict=True)],
-            principal=caller.principal,
-            origin=upload_id,
-        )
+        if session.escrow:
+            artifact = self._record_escrowed(session)
+        else:
+            artifact = self.record_files(
+                session.name,
+                [(e, p.s3Key) for e, p in zip(session.files, session.parts, strict=True)],
+                principal=caller.principal,
+                origin=upload_id,
+            )
         self._finish(
             session.model_copy(
                 update={"status": UploadStatus.COMPLETED, "artifactId": artifact.artifactId}
@@ -229,9 +306,36 @@ class ArtifactService:
             return self._existing_artifact(artifact.artifactId)
         return artifact
 
+    def _record_escrowed(self, session: UploadSession) -> Artifact:
+        manifest = Manifest(files=session.files)
+        artifact = Artifact(
+            artifactId=ids.escrow_artifact_id(manifest.manifest_digest),
+            name=session.name,
+            rootDigest=manifest.root_digest,
+            manifestDigest=manifest.manifest_digest,
+            totalSize=manifest.total_size,
+            files=manifest.files,
+            createdBy=session.createdBy,
+            createdAt=self._clock.now(),
+            uploadId=session.uploadId,
+            storage="escrow",
+        )
+        try:
+            self._repo.create_artifact(artifact)
+        except AlreadyExists:
+            return self._existing_artifact(artifact.artifactId)
+        return artifact
+
     def get(self, artifact_id: str, download: bool) -> ArtifactResponse:
         artifact = self._existing_artifact(artifact_id)
         downloads = None
+        if download and artifact.storage == "escrow":
+            raise Escrowed(
+                f"artifact {artifact_id} is raw personal data in escrow: it is never "
+                "downloaded through the API; sanitize its dataset (POST "
+                "/dataset/{datasetId}/sanitize), or read it under break-glass",
+                details=[{"field": "download", "message": "escrowed"}],
+            )
         if download:
             expiry = self._settings.presign_expiry_seconds
             downloads = {

@@ -31,7 +31,7 @@ import uuid
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any, Protocol
+from typing import Any
 
 from pydantic import Field
 
@@ -64,14 +64,17 @@ from modelops.domain.signing import sign_statement
 from modelops.domain.training import SubmitTrainingJobRequest, TrainingJob
 from modelops.errors import (
     Conflict,
+    Escrowed,
     InvalidState,
     NotFound,
+    PolicyDenied,
     ReferenceNotFound,
     ServiceUnavailable,
     ValidationFailed,
 )
 from modelops.ports import (
     AlreadyExists,
+    AsyncInvoker,
     BlobStore,
     Clock,
     DeploymentRepository,
@@ -83,7 +86,9 @@ from modelops.ports import (
     TrainingRepository,
     UsageLedger,
 )
+from modelops.services import governance
 from modelops.services.artifacts import blob_key, each
+from modelops.services.governance import Governance, Use
 from modelops.services.revisions import revise
 
 AUDIT_STREAM = "drift"
@@ -92,12 +97,6 @@ PROPOSAL_TYPE = "modelops.retrain-proposal/v1"
 MIN_LABELLED = 30
 PERFORMANCE_WARN, PERFORMANCE_ALARM = 0.05, 0.10
 HOUR_FORMAT = "%Y/%m/%d/%H"
-
-
-class AsyncInvoker(Protocol):
-    def invoke(self, function: str, payload: Mapping[str, Any]) -> None:
-        """Invoke ``function`` (a platform function name) asynchronously."""
-        ...
 
 
 class BaselineRequest(Contract):
@@ -157,6 +156,7 @@ class LabelsAccepted(Contract):
 @dataclass(frozen=True)
 class DriftSettings:
     window_hours: int = 24
+    region: str = "us-east-1"  # where baselines are computed (the data is used there)
 
 
 @dataclass(frozen=True)
@@ -186,7 +186,9 @@ class DriftService:
         audit: Callable[[AuditEvent], object],
         clock: Clock,
         settings: DriftSettings,
+        governance: Governance,
     ) -> None:
+        self._governance = governance
         self._monitoring = monitoring
         self._registry = registry
         self._promotions = promotions
@@ -251,7 +253,17 @@ class DriftService:
         if self._monitoring.get_baseline(model_id) is not None:
             return
         principal = self._model(model_id).createdBy
-        self._pending_baseline(model_id, BaselineRequest(), principal, correlation_id)
+        try:
+            self._pending_baseline(model_id, BaselineRequest(), principal, correlation_id)
+        except (PolicyDenied, Escrowed) as denied:  # e.g. trained on approved raw PII
+            self._record(
+                principal,
+                "drift.baseline.refused",
+                (model_id,),
+                correlation_id,
+                {"reason": denied.message[:1024]},
+            )
+            return
         self.compute_baseline(model_id, BaselineRequest())
 
     def _pending_baseline(
@@ -265,6 +277,24 @@ class DriftService:
                 f"dataset {dataset_id} does not exist",
                 details=[{"field": "datasetId", "message": "unknown dataset"}],
             )
+        if dataset.escrowed:
+            raise Escrowed(
+                f"dataset {dataset.datasetId} is raw personal data in escrow, which the drift "
+                "functions never read: baseline on its sanitized derivative",
+                details=[{"field": "datasetId", "message": "escrowed"}],
+            )
+        family = self._promotions.get_family_policy(model.family)
+        use = Use(
+            action="train",  # a baseline is built from the data, like a model
+            purpose=governance.MONITORING,
+            principal=principal,
+            roles=(),
+            family=model.family,
+            risk_tier=family.riskTier if family else "low",
+            target_env="sandbox",
+            region=self._settings.region,
+        )
+        self._governance.require(use, self._governance.lineage_datasets([dataset.datasetId]))
         baseline = DriftBaseline(
             modelId=model_id,
             datasetId=dataset.datasetId,

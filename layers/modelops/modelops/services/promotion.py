@@ -9,7 +9,7 @@ import hashlib
 import json
 import re
 import uuid
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 from modelops.contracts.promotion import (
@@ -35,8 +35,6 @@ from modelops.domain.openssf import statement as openssf_statement
 from modelops.domain.policy import (
     PolicyDecision,
     PolicyEngine,
-    PolicyRequest,
-    facts_of,
 )
 from modelops.domain.promotion import (
     STATEMENT_TYPE,
@@ -73,10 +71,10 @@ from modelops.ports import (
     Signer,
     StaleWrite,
 )
+from modelops.services import governance
 from modelops.services.evaluation import latest_completed
+from modelops.services.governance import Governance, Use, refusal
 from modelops.services.lineage import LineageService
-
-PURPOSE = "inference"  # what a promoted model's data is used for from now on
 
 
 class PromotionService:
@@ -98,7 +96,7 @@ class PromotionService:
         self._registry = registry
         self._promotions = promotions
         self._lineage = lineage
-        self._policy = policy
+        self._governance = Governance(registry, lineage, promotions, policy, clock)
         self._signer = signer
         self._model_signer = model_signer
         self._blobs = blobs
@@ -167,10 +165,13 @@ class PromotionService:
             raise NotFound(f"dataset {dataset_id} does not exist")
         if not dataset.pii:
             raise ValidationFailed(f"dataset {dataset_id} is not flagged PII; nothing to approve")
+        now = self._clock.now()
         approval = DatasetApproval(
             datasetId=dataset_id,
             approvedBy=caller.principal,
-            approvedAt=self._clock.now(),
+            approvedAt=now,
+            purposes=tuple(sorted(set(request.purposes))),
+            expiresAt=now + timedelta(days=request.validDays),
             note=request.note,
         )
         self._promotions.put_dataset_approval(approval)
@@ -196,7 +197,7 @@ class PromotionService:
             return PromotionResponse(model=moved, change=change)
 
         policy = self.family_policy(model.family)
-        datasets = self._lineage_datasets(model_id)
+        datasets = self._governance.lineage_datasets([model_id])
         prod = self._current(model.family, ModelStatus.PROD)
         gates = [
             GateResult(
@@ -229,16 +230,16 @@ class PromotionService:
                 message="; ".join(failures) or f"{len(policy.gates.get(target, ()))} rule(s) met",
             )
         )
-        decision = self._decide(caller, model, policy, target, datasets)
+        decision, use = self._decide(caller, model, policy, target, datasets)
         gates.append(
             GateResult(
                 gate="policy",
                 passed=decision.allowed,
-                message="; ".join(
-                    f"{d.policyId}: {d.reason}" + (f" ({d.datasetId})" if d.datasetId else "")
-                    for d in decision.denials
-                )
-                or f"allowed by {decision.engine}",
+                message=(
+                    f"allowed by {decision.engine}"
+                    if decision.allowed
+                    else refusal(use, decision, {d.datasetId: d for d in datasets}).message
+                ),
             )
         )
         failed = [g for g in gates if not g.passed]
@@ -378,16 +379,6 @@ class PromotionService:
             evaluation = latest_completed(self._evaluations, model.modelId)
         return {**model.metrics, **(evaluation.metrics if evaluation else {})}
 
-    def _lineage_datasets(self, model_id: str) -> list[Dataset]:
-        graph = self._lineage.ancestors(model_id)
-        datasets = []
-        for node in graph.nodes:
-            if node.kind == "dataset":
-                dataset = self._registry.get_dataset(node.nodeId)
-                if dataset is not None:
-                    datasets.append(dataset)
-        return sorted(datasets, key=lambda d: d.datasetId)
-
     def _decide(
         self,
         caller: Caller,
@@ -395,24 +386,18 @@ class PromotionService:
         policy: FamilyPolicy,
         target: ModelStatus,
         datasets: list[Dataset],
-    ) -> PolicyDecision:
-        facts = tuple(
-            facts_of(d, d.pii and self._promotions.get_dataset_approval(d.datasetId) is not None)
-            for d in datasets
+    ) -> tuple[PolicyDecision, Use]:
+        use = Use(
+            action="promote",
+            purpose=governance.INFERENCE,
+            principal=caller.principal,
+            roles=tuple(sorted(caller.roles)),
+            family=model.family,
+            risk_tier=policy.riskTier,
+            target_env=TARGET_ENV[target],
+            region=self._region,
         )
-        return self._policy.decide(
-            PolicyRequest(
-                action="promote",
-                principal=caller.principal,
-                roles=tuple(sorted(caller.roles)),
-                modelFamily=model.family,
-                riskTier=policy.riskTier,
-                targetEnv=TARGET_ENV[target],
-                region=self._region,
-                purpose=PURPOSE,
-                datasets=facts,
-            )
-        )
+        return self._governance.decide(use, datasets), use
 
     def _statement(
         self,

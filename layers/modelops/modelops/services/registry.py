@@ -20,7 +20,14 @@ from modelops.domain.entities import (
     ModelStatus,
     ModelVersion,
 )
-from modelops.errors import Conflict, DigestMismatch, NotFound, ReferenceNotFound, ValidationFailed
+from modelops.errors import (
+    Conflict,
+    DigestMismatch,
+    NotFound,
+    PiiNotEscrowed,
+    ReferenceNotFound,
+    ValidationFailed,
+)
 from modelops.ports import (
     AlreadyExists,
     Clock,
@@ -52,6 +59,31 @@ class RegistryService:
     def register_dataset(self, request: RegisterDatasetRequest, caller: Caller) -> DatasetResponse:
         caller.require(Permission.REGISTER)
         artifact = self._artifact(request.artifactId)
+        if request.piiFlags and artifact.storage != "escrow":
+            raise PiiNotEscrowed(
+                "a dataset flagged PII must be uploaded to escrow (POST /artifact/upload with "
+                '"escrow": true) and registered from there; models are trained on its '
+                "sanitized derivative (POST /dataset/{id}/sanitize)",
+                details=[{"field": "artifactId", "message": "not in escrow"}],
+            )
+        if artifact.storage == "escrow" and not request.piiFlags:
+            raise ValidationFailed(
+                f"artifact {artifact.artifactId} is in escrow, which holds raw personal data "
+                "only: declare the dataset's piiFlags",
+                details=[{"field": "piiFlags", "message": "required for escrowed content"}],
+            )
+        return self.record_dataset(request, caller.principal, artifact)
+
+    def record_dataset(
+        self,
+        request: RegisterDatasetRequest,
+        principal: str,
+        artifact: Artifact,
+        sanitization: str | None = None,
+    ) -> DatasetResponse:
+        """Register ``request`` (content ``artifact``) for ``principal`` without the API's
+        checks: for the sanitizer (``sanitization``: its run), whose derivative may keep
+        PII flags outside escrow (what sanitization left, for approvers to decide on)."""
         if request.checksum is not None and request.checksum != artifact.rootDigest:
             raise DigestMismatch(
                 "checksum does not match the artifact's root digest",
@@ -93,8 +125,10 @@ class RegistryService:
                 usageRestrictions=request.usageRestrictions,
                 description=request.description,
                 createdAt=now,
-                createdBy=caller.principal,
+                createdBy=principal,
                 requestDigest=digest,
+                storage=artifact.storage,
+                sanitization=sanitization,
             )
             node = LineageNode(
                 nodeId=dataset_id,

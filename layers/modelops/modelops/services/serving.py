@@ -105,10 +105,15 @@ class DeploymentService:
         caller.require(Permission.DEPLOY)
         model = self._model(request.modelId, "modelId")
         provenance = self._gate.verify(model, request.env)
+        self._gate.check_data(model, request.env, caller)
         for variant in request.variants:
-            self._gate.verify(self._model(variant.modelId, "variants"), request.env)
+            other = self._model(variant.modelId, "variants")
+            self._gate.verify(other, request.env)
+            self._gate.check_data(other, request.env, caller)
         if request.shadow is not None:  # a shadow sees the traffic, never answers it
-            self._gate.verify(self._model(request.shadow.modelId, "shadow"), "sandbox")
+            shadow = self._model(request.shadow.modelId, "shadow")
+            self._gate.verify(shadow, "sandbox")
+            self._gate.check_data(shadow, request.env, caller)
         endpoint = endpoint_name(request.route, request.env)
         live_id = self._deployments.live_deployment(endpoint)
         live = self._deployments.get_deployment(live_id) if live_id else None

@@ -6,13 +6,16 @@ platform's public key; and the artifact's root digest, recomputed from the bytes
 storage, must equal the signed one. So an unsigned model never reaches prod and a tampered
 artifact is refused, even if the registry record was left untouched. Sandbox needs only
 the recomputed digest to match the registry's. A version of a high-risk family that drift
-quarantined is refused everywhere until an approver releases it (human sign-off).
+quarantined is refused everywhere until an approver releases it (human sign-off). And the
+data policies must allow serving it here (``check_data``): a model inherits the
+restrictions of every dataset in its lineage.
 """
 
 from __future__ import annotations
 
 import json
 
+from modelops.domain.access import Caller
 from modelops.domain.digests import root_digest
 from modelops.domain.entities import ModelVersion
 from modelops.domain.serving import REQUIRED_STAGES, DeployProvenance, Env
@@ -25,7 +28,9 @@ from modelops.ports import (
     RegistryRepository,
     Signer,
 )
+from modelops.services import governance
 from modelops.services.artifacts import blob_key, each
+from modelops.services.governance import Governance, Use
 
 
 class DeploymentGate:
@@ -36,7 +41,12 @@ class DeploymentGate:
         blobs: BlobStore,
         signer: Signer,
         monitoring: MonitoringRepository,
+        *,
+        governance: Governance,
+        region: str,
     ) -> None:
+        self._governance = governance
+        self._region = region
         self._registry = registry
         self._promotions = promotions
         self._blobs = blobs
@@ -94,6 +104,23 @@ class DeploymentGate:
             f"{model.modelId} may not serve in {env}: {reason}",
             details=[{"field": "env", "message": reason}],
         )
+
+    def check_data(self, model: ModelVersion, env: Env, caller: Caller) -> None:
+        """The data policies for serving ``model`` in ``env`` from this region: every
+        dataset of its lineage (export regions, commercial use in prod, PII approvals for
+        inference, retention). PolicyDenied names the dataset, restriction and policy."""
+        policy = self._promotions.get_family_policy(model.family)
+        use = Use(
+            action="deploy",
+            purpose=governance.INFERENCE,
+            principal=caller.principal,
+            roles=tuple(sorted(caller.roles)),
+            family=model.family,
+            risk_tier=policy.riskTier if policy else "low",
+            target_env=env,
+            region=self._region,
+        )
+        self._governance.require(use, self._governance.lineage_datasets([model.modelId]))
 
     def _stored_root_digest(self, model: ModelVersion) -> str:
         artifact = self._registry.get_artifact(model.artifactId)

@@ -32,10 +32,11 @@ from modelops.domain.digests import canonical_json, sha256_file
 from modelops.domain.entities import Artifact, Dataset, ModelLineage
 from modelops.domain.ledger import AuditEvent, Outcome
 from modelops.domain.manifest import FileEntry
-from modelops.domain.policy import PolicyEngine, PolicyRequest, facts_of
+from modelops.domain.policy import PolicyEngine
 from modelops.domain.pools import PoolConfig, period_of, usage_record
 from modelops.domain.signing import sign_statement
 from modelops.domain.training import (
+    ESCROW_SCHEME,
     MODEL_CHANNEL,
     PARENT_CHANNEL,
     SOURCE_ARCHIVE,
@@ -61,7 +62,6 @@ from modelops.errors import (
     InvalidState,
     JobCancelled,
     NotFound,
-    PolicyDenied,
     QuotaExceeded,
     ReferenceNotFound,
     ServiceUnavailable,
@@ -84,8 +84,10 @@ from modelops.ports import (
     UsageLedger,
     Workflow,
 )
-from modelops.services.artifacts import ArtifactService, blob_key, each
+from modelops.services import governance
+from modelops.services.artifacts import ArtifactService, blob_key, each, escrow_prefix
 from modelops.services.evaluation import EvaluationResults
+from modelops.services.governance import Governance, Use
 from modelops.services.lineage import LineageService
 from modelops.services.registry import RegistryService
 from modelops.services.revisions import revise
@@ -104,6 +106,9 @@ class TrainingSettings:
     role_arn: str
     default_image: str
     poll_seconds: int
+    # Raw PII: where escrowed datasets live and the only job role that may read them.
+    escrow_bucket: str | None = None
+    raw_pii_role_arn: str | None = None
 
 
 @dataclass(frozen=True)
@@ -158,7 +163,7 @@ class TrainingService:
         self._compute = compute_pool
         self._ledger = usage
         self._pools = pools
-        self._policy = policy
+        self._governance = Governance(registry, lineage, promotions, policy, clock)
         self._signer = signer
         self._evaluations = evaluations
         self._publish = publish
@@ -213,6 +218,7 @@ class TrainingService:
             caller.principal,
             tuple(sorted(caller.roles)),
             purpose=purpose,
+            region=self._region_of(resolved.reproducibility.compute.pool),
         )
         job = self._new_job(request, resolved, caller, correlation_id, None)
         return job.model_copy(update={"policyDecision": decision, "purpose": purpose})
@@ -339,8 +345,14 @@ class TrainingService:
             job.createdBy,
             job.createdByRoles,
             purpose=job.purpose,
+            region=self._region_of(job.computeRequirements.pool),
         )
         self._transition(job_id, _LIVE, lambda j: {"policyDecision": decision})
+
+    def _region_of(self, pool: str | None) -> str:
+        """Where a job runs: its pool's region (the data is used there)."""
+        found = self._pools.pools.get(pool or "")
+        return found.region if found is not None else self._settings.region
 
     def request_compute(self, job_id: str) -> dict[str, Any]:
         """Hold the job's quota (already held since admission: this confirms it)."""
@@ -370,7 +382,8 @@ class TrainingService:
         if job.status is JobStatus.TRAINING:
             return
         for ref in job.datasetRefs:
-            self._stage(ref.artifactId, ref.s3Uri)
+            if not ref.escrowed:  # raw PII is read in place, never copied out of escrow
+                self._stage(ref.artifactId, ref.s3Uri)
         if job.parentModel is not None:
             self._stage(job.parentModel.artifactId, job.parentModel.s3Uri)
         # AlreadyExists: a retry of this step, the first attempt created the job
@@ -567,7 +580,11 @@ class TrainingService:
                     artifactId=artifact.artifactId,
                     checksum=dataset.checksum,
                     manifestDigest=artifact.manifestDigest,
-                    s3Uri=f"s3://{bucket}/inputs/{artifact.artifactId}/",
+                    s3Uri=(
+                        f"{ESCROW_SCHEME}{escrow_prefix(artifact.artifactId)}"
+                        if artifact.storage == "escrow"
+                        else f"s3://{bucket}/inputs/{artifact.artifactId}/"
+                    ),
                 )
             )
         parent = None
@@ -652,46 +669,25 @@ class TrainingService:
         roles: tuple[str, ...],
         *,
         purpose: Purpose,
+        region: str,
     ) -> dict[str, Any]:
-        datasets = {d.datasetId: d for d in job_datasets}
-        if parent_model_id is not None:  # a fine-tune inherits its parent's data obligations
-            for node in self._lineage.ancestors(parent_model_id).nodes:
-                if node.kind == "dataset" and node.nodeId not in datasets:
-                    found = self._registry.get_dataset(node.nodeId)
-                    if found is not None:
-                        datasets[found.datasetId] = found
+        """The policies on every dataset the job's data derives from, and, for a fine-tune,
+        every dataset of its parent's lineage (it inherits their obligations)."""
+        roots = [d.datasetId for d in job_datasets]
+        if parent_model_id is not None:
+            roots.append(parent_model_id)
         policy = self._promotions.get_family_policy(family)
-        decision = self._policy.decide(
-            PolicyRequest(
-                action="train",
-                principal=principal,
-                roles=roles,
-                modelFamily=family,
-                riskTier=policy.riskTier if policy else "low",
-                targetEnv="sandbox",
-                region=self._settings.region,
-                purpose="training" if purpose == "train" else "evaluation",
-                datasets=tuple(
-                    facts_of(
-                        d, d.pii and self._promotions.get_dataset_approval(d.datasetId) is not None
-                    )
-                    for d in datasets.values()
-                ),
-            )
+        use = Use(
+            action="train",
+            purpose=governance.TRAINING if purpose == "train" else governance.EVALUATION,
+            principal=principal,
+            roles=roles,
+            family=family,
+            risk_tier=policy.riskTier if policy else "low",
+            target_env="sandbox",
+            region=region,
         )
-        if not decision.allowed:
-            raise PolicyDenied(
-                "policy forbids this training: "
-                + "; ".join(f"{d.policyId}: {d.reason}" for d in decision.denials),
-                details=[
-                    {
-                        "field": f"datasets.{d.datasetId}" if d.datasetId else "request",
-                        "message": d.reason,
-                        "policyId": d.policyId,
-                    }
-                    for d in decision.denials
-                ],
-            )
+        decision = self._governance.require(use, self._governance.lineage_datasets(roots))
         return decision.model_dump(mode="json")
 
     def _new_job(
@@ -767,7 +763,8 @@ class TrainingService:
         bucket = self._settings.bucket
         pinned = job.reproducibility
         requirements = job.computeRequirements
-        channels = [(ref.channel, ref.s3Uri) for ref in job.datasetRefs]
+        escrowed = any(ref.escrowed for ref in job.datasetRefs)
+        channels = [(ref.channel, self._channel_uri(ref)) for ref in job.datasetRefs]
         if job.parentModel is not None:
             channels.append((_model_channel(job.purpose), job.parentModel.s3Uri))
         stopping: dict[str, int] = {"MaxRuntimeInSeconds": requirements.maxRuntimeSeconds}
@@ -782,7 +779,8 @@ class TrainingService:
                 "TrainingInputMode": "File",
                 "MetricDefinitions": [m.model_dump() for m in job.metricDefinitions],
             },
-            "RoleArn": self._settings.role_arn,
+            # Only jobs on raw PII an approver allowed (admission checked) read escrow.
+            "RoleArn": self._raw_pii_role() if escrowed else self._settings.role_arn,
             "HyperParameters": {
                 **job.hyperparameters,
                 # script mode, as the SageMaker framework containers read it (JSON strings)
@@ -847,6 +845,18 @@ class TrainingService:
         if described is None:
             raise TrainingOutputMissing(f"SageMaker has no training job {job.trainingJobName}")
         return described
+
+    def _channel_uri(self, ref: DatasetRef) -> str:
+        if not ref.escrowed:
+            return ref.s3Uri
+        if not self._settings.escrow_bucket:
+            raise ServiceUnavailable("this function is not told the escrow bucket's name")
+        return f"s3://{self._settings.escrow_bucket}/{ref.s3Uri.removeprefix(ESCROW_SCHEME)}"
+
+    def _raw_pii_role(self) -> str:
+        if not self._settings.raw_pii_role_arn:
+            raise ServiceUnavailable("this deployment has no raw-PII job role")
+        return self._settings.raw_pii_role_arn
 
     def _stage(self, artifact_id: str, s3_uri: str) -> None:
         """Lay an artifact's files out under its input prefix (names as registered), once."""
