@@ -5,7 +5,7 @@ PY := $(VENV)/bin/python
 UV_VERSION := 0.13.9
 export JSII_SILENCE_WARNING_DEPRECATED_NODE_VERSION := 1
 
-.PHONY: chaos verifier bench-peers setup demo test lint typecheck unit integration infra e2e layer synth schemas bench clean local-up
+.PHONY: docs chaos verifier bench-peers setup demo test lint typecheck unit integration infra e2e layer synth schemas bench clean local-up
 
 setup: $(VENV)/.installed node_modules/.installed
 
@@ -54,6 +54,9 @@ typecheck: setup
 
 schemas: setup
 	$(PY) scripts/generate_schemas.py
+	$(PY) scripts/generate_docs.py
+
+docs: schemas
 
 synth: setup layer
 	npx --no-install cdk synth --quiet --no-notices

@@ -150,32 +150,43 @@ def print_report(
 
 
 def run_verify(args: argparse.Namespace) -> int:
+    from modelops_cli import cli
+
     export_dir = Path(args.export_dir) if args.export_dir else None
-    api_url = args.api_url or (None if export_dir else os.environ.get("MODELOPS_API_URL"))
+    api_url = args.endpoint_url or (None if export_dir else os.environ.get("MODELOPS_API_URL"))
     if api_url is None and export_dir is None:
-        print("give --api-url (or MODELOPS_API_URL) or --export-dir", file=sys.stderr)
-        return 2
-    pinned = public_key_der(Path(args.public_key).read_text()) if args.public_key else None
+        raise cli.CliError(
+            cli.EXIT_USAGE, "USAGE", "give --endpoint-url (or MODELOPS_API_URL) or --export-dir"
+        )
+    try:
+        pinned = public_key_der(Path(args.public_key).read_text()) if args.public_key else None
+    except (OSError, ValueError) as error:
+        raise cli.CliError(cli.EXIT_USAGE, "USAGE", f"--public-key: {error}") from error
+    say = cli.progress_for(args) if args.output == "json" else print
 
     client: Any = None
     if api_url is not None:
-        from modelops_cli.client import ApiError, ModelOpsClient
+        from modelops_cli.client import ApiError
 
-        client = ModelOpsClient(api_url)
+        args.endpoint_url = api_url
+        client = cli.make_client(args)
         streams = [args.stream] if args.stream else client.call("GET", "/audit/streams")["streams"]
         try:
             export = Export.download(client, streams)
         except ApiError as error:
             if error.code != "LEDGER_CORRUPT":
                 raise
-            print(f"ledger verification FAILED: the export stopped: {error.message}")
-            return 1
+            say(f"ledger verification FAILED: the export stopped: {error.message}")
+            return cli.EXIT_ERROR
         if export_dir is not None:
             export.write(export_dir)
-            print(f"exported {len(export.records)} records to {export_dir}")
+            say(f"exported {len(export.records)} records to {export_dir}")
     else:
         assert export_dir is not None
-        export = Export.read(export_dir)
+        try:
+            export = Export.read(export_dir)
+        except FileNotFoundError as error:
+            raise cli.CliError(cli.EXIT_USAGE, "USAGE", str(error)) from error
         if args.stream:
             export = _only(export, args.stream)
 
@@ -184,11 +195,17 @@ def run_verify(args: argparse.Namespace) -> int:
     elif client is not None:
         keys = fetch_public_keys(client)
     else:
-        print("offline verification needs --public-key (or --api-url to fetch keys)")
-        return 2
+        raise cli.CliError(
+            cli.EXIT_USAGE,
+            "USAGE",
+            "offline verification needs --public-key (or --endpoint-url to fetch keys)",
+        )
     report = export.verify(keys)
-    print_report(report, keys)
-    return 0 if report.ok else 1
+    if args.output == "json":
+        cli.emit(args, report.model_dump(mode="json"))
+    else:
+        print_report(report, keys)
+    return cli.EXIT_OK if report.ok else cli.EXIT_ERROR
 
 
 def _only(export: Export, stream: str) -> Export:
@@ -204,19 +221,18 @@ def _only(export: Export, stream: str) -> Export:
     )
 
 
-def add_parser(commands: Any) -> None:
+def add_parser(commands: Any, common: argparse.ArgumentParser) -> None:
     audit = commands.add_parser("audit", help="the audit ledger").add_subparsers(
         dest="action", required=True
     )
     verify = audit.add_parser(
         "verify",
+        parents=[common],
         help="verify the ledger offline: chains, Merkle roots, checkpoint signatures",
         description="Downloads the ledger export (or reads --export-dir) and verifies it "
-        "with public keys only. Exit status 0: intact; 1: the first problem is printed.",
-    )
-    verify.add_argument(
-        "--api-url",
-        help="API base URL (default: $MODELOPS_API_URL, unless --export-dir is read)",
+        "with public keys only. Exit status 0: intact; 1: the first problem is printed. "
+        "The API is used when --endpoint-url or $MODELOPS_API_URL is set, unless "
+        "--export-dir is read.",
     )
     verify.add_argument("--stream", help="one stream (default: every stream)")
     verify.add_argument(

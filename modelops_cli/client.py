@@ -59,6 +59,28 @@ class SigV4RequestAuth(requests.auth.AuthBase):
         return request
 
 
+class _Reading:
+    """A file being sent, reporting each block read (``requests`` streams it)."""
+
+    def __init__(
+        self, stream: BinaryIO, size: int, path: str, progress: Callable[[str, int], None]
+    ) -> None:
+        self._stream, self._size, self._path, self._progress = stream, size, path, progress
+
+    def __len__(self) -> int:
+        return self._size
+
+    def read(self, amount: int = -1) -> bytes:
+        block = self._stream.read(amount)
+        if block:
+            self._progress(self._path, len(block))
+        return block
+
+    def __iter__(self) -> Iterator[bytes]:
+        while block := self.read(64 * 1024):
+            yield block
+
+
 class ModelOpsClient:
     def __init__(
         self,
@@ -133,7 +155,9 @@ class ModelOpsClient:
         escrow: bool = False,
     ) -> dict[str, Any]:
         """Upload a file or a directory: hash locally, PUT to presigned URLs, verify.
-        ``escrow``: raw personal data, into escrow (single PUTs carrying their SHA-256)."""
+        ``escrow``: raw personal data, into escrow (single PUTs carrying their SHA-256).
+        ``progress(path, nbytes)`` is called as bytes are sent: per block of a single PUT,
+        per part of a multipart upload."""
         root = source if source.is_dir() else source.parent
         manifest = (
             Manifest.of_directory(source)
@@ -153,12 +177,12 @@ class ModelOpsClient:
         for target in started["targets"]:
             path = root / target["path"]
             if target.get("url"):
+                size = path.stat().st_size
                 with path.open("rb") as stream:
-                    self.put_presigned(
-                        target["url"], stream, path.stat().st_size, target.get("headers")
-                    )
-                if progress:
-                    progress(target["path"], path.stat().st_size)
+                    data: BinaryIO | _Reading = stream
+                    if progress:
+                        data = _Reading(stream, size, target["path"], progress)
+                    self.put_presigned(target["url"], data, size, target.get("headers"))
                 continue
             multipart = target["multipart"]
             size = multipart["partBytes"]
@@ -183,7 +207,7 @@ class ModelOpsClient:
     def put_presigned(
         self,
         url: str,
-        data: bytes | BinaryIO,
+        data: bytes | BinaryIO | _Reading,
         size: int,
         headers: Mapping[str, str] | None = None,
     ) -> str:

@@ -16,7 +16,8 @@ standard AWS credential chain) and, over SigV4-signed HTTP only:
 14. prints the cost per model version and per pool from the usage records;
 15-20. evaluates, deploys with canaries and rollback, and watches for drift;
 21-24. governs a PII dataset: escrow, refusal, sanitization, training on the derivative
-    with the restrictions it inherits.
+    with the restrictions it inherits;
+25. writes the run report of the deployed model (build/demo-report.html).
 """
 
 from __future__ import annotations
@@ -40,6 +41,7 @@ from modelops_cli.demo_monitoring import evaluate_quietly, run_drift_flow, run_e
 
 Say = Callable[[str], None]
 SEED = 20261130
+REPORT = Path("build") / "demo-report.html"
 
 
 def _write_iris(directory: Path) -> Path:
@@ -697,6 +699,20 @@ def main() -> int:
                 run_governance_flow(
                     engineer, Path(tmp), say, seed=SEED, escrow_probe=_escrow_probe(cloud)
                 )
+                from modelops import platform
+                from modelops_cli.report import s3_documents, write_report
+
+                model_id = served["live"]["modelId"]
+                say(f"25. The run report of {model_id}")
+                written = write_report(
+                    engineer,
+                    model_id,
+                    REPORT,
+                    documents=s3_documents(
+                        cloud.names[platform.ARTIFACT_BUCKET.logical_id], client=cloud.client("s3")
+                    ),
+                )
+                say(f"   {written} ({written.stat().st_size:,} bytes, self-contained): open it")
     say(f"Done in {time.perf_counter() - started:.1f} s.")
     return 0
 

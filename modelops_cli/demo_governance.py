@@ -12,6 +12,7 @@ from typing import Any
 
 from examples.governance.growers import DEMO_SANITIZE_CONFIG, growers_csv
 from modelops_cli import training
+from modelops_cli.cli import wait_for
 from modelops_cli.client import ModelOpsClient
 
 Say = Callable[[str], None]
@@ -26,19 +27,6 @@ RESTRICTIONS = {
 }
 # What the sanitized derivative keeps that a numeric model cannot use.
 NOT_FEATURES = "grower_email,postcode"
-
-
-def wait_for(
-    client: ModelOpsClient, path: str, done: Callable[[Mapping[str, Any]], bool], timeout_s: float
-) -> dict[str, Any]:
-    deadline = time.monotonic() + timeout_s
-    while True:
-        record = dict(client.call("GET", path))
-        if done(record):
-            return record
-        if time.monotonic() > deadline:
-            raise TimeoutError(f"{path} did not finish in {timeout_s} s: {record}")
-        time.sleep(0.2)
 
 
 def run_governance_flow(
@@ -100,12 +88,8 @@ def _sanitize(client: ModelOpsClient, raw: Mapping[str, Any], say: Say) -> dict[
         f"/dataset/{raw['datasetId']}/sanitize",
         {"name": "growers-clean", "config": DEMO_SANITIZE_CONFIG},
     )
-    run = wait_for(
-        client,
-        f"/dataset/{raw['datasetId']}/sanitizations/{started['runId']}",
-        lambda r: r["status"] != "PENDING",
-        timeout_s=120,
-    )
+    path = f"/dataset/{raw['datasetId']}/sanitizations/{started['runId']}"
+    run = wait_for(lambda: client.call("GET", path), lambda r: r["status"] != "PENDING")
     if run["status"] != "COMPLETED":
         raise RuntimeError(f"sanitization failed: {run.get('failure')}")
     report = run["reports"]["growers.csv"]

@@ -9,12 +9,12 @@ import hashlib
 import inspect
 import json
 import random
-import time
 from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
 from modelops_cli import evaluation
+from modelops_cli.cli import wait_for
 from modelops_cli.client import ApiError, ModelOpsClient
 
 Say = Callable[[str], None]
@@ -273,15 +273,3 @@ def _verify_proposal(client: ModelOpsClient, proposal: Mapping[str, Any]) -> str
         f"Ed25519 by {signature['keyId'].rsplit('/', 1)[-1]}, verified offline: {ok} "
         f"(binds manifest sha256 {statement['datasetManifestDigest'][:12]}...)"
     )
-
-
-def wait_for(read: Callable[[], Any], done: Callable[[Any], bool], timeout_s: float = 120) -> Any:
-    """Poll ``read`` until ``done`` says its value is what was awaited; TimeoutError else."""
-    deadline = time.monotonic() + timeout_s
-    while True:
-        value = read()
-        if done(value):
-            return value
-        if time.monotonic() > deadline:
-            raise TimeoutError(f"still waiting after {timeout_s:.0f} s: {value!r}"[:2000])
-        time.sleep(0.25)

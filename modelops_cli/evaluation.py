@@ -4,17 +4,16 @@ job running ``examples/evaluate``, or another evaluator directory), and read the
 from __future__ import annotations
 
 import argparse
-import json
 import time
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
+from modelops_cli import cli
 from modelops_cli.training import (
     DEFAULT_LOCK,
     REPO_ROOT,
     Say,
-    _client,
     file_digest,
     follow,
     git_commit,
@@ -66,9 +65,8 @@ def run(
 def _run(args: argparse.Namespace) -> int:
     import tempfile
 
-    client = _client(args)
-    config = json.loads(Path(args.config).read_text())
-    say: Say = lambda line: print(line, flush=True)  # noqa: E731
+    config = cli.read_json_file(args.config)
+    client = cli.make_client(args)
     with tempfile.TemporaryDirectory(prefix="modelops-eval-") as tmp:
         record = run(
             client,
@@ -76,25 +74,27 @@ def _run(args: argparse.Namespace) -> int:
             args.testset,
             config,
             Path(tmp),
-            say=say,
+            say=cli.progress_for(args),
             evaluator=Path(args.evaluator),
         )
-    print(json.dumps(record, indent=2))
-    return 0 if record["status"] == "COMPLETED" else 1
+    cli.emit(args, record)
+    if record["status"] != "COMPLETED":
+        raise cli.wait_failed(f"evaluation {record.get('evaluationId')} is {record['status']}")
+    return cli.EXIT_OK
 
 
 def _show(args: argparse.Namespace) -> int:
-    print(json.dumps(_client(args).call("GET", f"/eval/{args.evaluation_id}"), indent=2))
-    return 0
+    cli.emit(args, cli.make_client(args).call("GET", f"/eval/{args.evaluation_id}"))
+    return cli.EXIT_OK
 
 
-def add_parser(commands: Any) -> None:
+def add_parser(commands: Any, common: argparse.ArgumentParser) -> None:
     evaluate = commands.add_parser("eval", help="evaluations").add_subparsers(
         dest="action", required=True
     )
-    common = argparse.ArgumentParser(add_help=False)
-    common.add_argument("--api-url", help="the API (default: MODELOPS_API_URL)")
-    new = evaluate.add_parser("run", parents=[common], help="evaluate a model version")
+    new = evaluate.add_parser(
+        "run", parents=[common], help="evaluate a model version (waits for the result)"
+    )
     new.add_argument("--model", required=True, help="model id")
     new.add_argument("--testset", action="append", required=True, help="dataset id (1-3)")
     new.add_argument("--config", required=True, help="modelops.evaluation-config/1 JSON file")

@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import argparse
+import inspect
 import json
 import signal
 import sys
 import threading
 from pathlib import Path
+from typing import Any
 
 
 def _local_up(args: argparse.Namespace) -> int:
@@ -44,8 +46,28 @@ def _local_up(args: argparse.Namespace) -> int:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="modelops", description="ILLUVRSE ModelOps")
-    commands = parser.add_subparsers(dest="command", required=True)
+    from modelops_cli import (
+        artifacts,
+        audit,
+        cli,
+        cost,
+        datasets,
+        deploy,
+        drift,
+        evaluation,
+        models,
+        report,
+        training,
+        verify,
+    )
+
+    parser = argparse.ArgumentParser(
+        prog="modelops",
+        description="ILLUVRSE ModelOps: one command per intent, over the SigV4-signed API.",
+        epilog=cli.EXIT_CODES_HELP,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     local = commands.add_parser("local", help="the local cloud").add_subparsers(
         dest="action", required=True
     )
@@ -56,19 +78,35 @@ def build_parser() -> argparse.ArgumentParser:
     up.add_argument("--info-file", help="write the connection details as JSON here")
     up.set_defaults(run=_local_up)
 
-    from modelops_cli import audit, cost, evaluation, training, verify
-
-    audit.add_parser(commands)
-    cost.add_parser(commands)
-    evaluation.add_parser(commands)
-    training.add_parser(commands)
-    verify.add_parser(commands)
+    common = cli.common_options()
+    for module in (
+        artifacts,
+        datasets,
+        models,
+        training,
+        evaluation,
+        deploy,
+        drift,
+        audit,
+        cost,
+        verify,
+    ):
+        module.add_parser(commands, common)
+    # report.py is written separately: it takes the shared options once its add_parser
+    # accepts them (add_parser(commands, common)), its own until then.
+    add_report: Any = report.add_parser
+    if len(inspect.signature(add_report).parameters) > 1:
+        add_report(commands, common)
+    else:
+        add_report(commands)
     return parser
 
 
 def main(argv: list[str] | None = None) -> int:
+    from modelops_cli import cli
+
     args = build_parser().parse_args(argv)
-    return int(args.run(args))
+    return cli.run(args)
 
 
 if __name__ == "__main__":

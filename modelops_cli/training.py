@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import argparse
 import hashlib
-import os
 import shutil
 import subprocess
 import time
@@ -20,6 +19,7 @@ from typing import Any
 
 from modelops.domain.archive import write_targz
 from modelops.domain.training import SOURCE_ARCHIVE, SPEC_FILE, TrainingSpec
+from modelops_cli import cli
 
 Say = Callable[[str], None]
 TERMINAL = {"COMPLETED", "FAILED", "CANCELLED"}
@@ -95,17 +95,41 @@ def submit(
 
 
 def follow(
-    client: Any, job_id: str, say: Say, timeout_s: float = 600, interval_s: float = 0.5
+    client: Any,
+    job_id: str,
+    say: Say,
+    timeout_s: float = 600,
+    interval_s: float = 0.5,
+    *,
+    detail: bool = False,
 ) -> dict[str, Any]:
-    """Poll the job until it ends, saying each status change; returns the final record."""
+    """Poll the job until it ends, saying each status change; returns the final record.
+    ``detail``: also say each change of its status reason (the secondary status), the
+    per-epoch metrics as they are logged (``GET /train/jobs/{id}/metrics``, where the API
+    has it) and the final metrics as they appear in the record."""
     deadline = time.monotonic() + timeout_s
     seen = None
+    reason = ""
+    metrics: dict[str, Any] = {}
+    epochs = EpochMetrics(client, job_id, say) if detail else None
     while True:
         job = client.get_training(job_id)
         if job["status"] != seen:
             seen = job["status"]
-            reason = f" ({job['statusReason']})" if job.get("statusReason") else ""
-            say(f"   {job_id}: {seen}{reason}")
+            reason = job.get("statusReason") or ""
+            said = f" ({reason})" if reason else ""
+            say(f"   {job_id}: {seen}{said}")
+        elif detail and (job.get("statusReason") or "") != reason:
+            reason = job.get("statusReason") or ""
+            say(f"   {job_id}: {seen} - {reason}")
+        if epochs is not None:
+            epochs.poll(final=seen in TERMINAL)
+        if detail:
+            new = {k: v for k, v in (job.get("metrics") or {}).items() if metrics.get(k) != v}
+            if new:
+                metrics.update(new)
+                shown = ", ".join(f"{k}={_number(v)}" for k, v in sorted(new.items()))
+                say(f"   {job_id}: final metrics {shown}")
         if seen in TERMINAL:
             return dict(job)
         if time.monotonic() > deadline:
@@ -113,13 +137,40 @@ def follow(
         time.sleep(interval_s)
 
 
-def _client(args: argparse.Namespace) -> Any:
-    from modelops_cli.client import ModelOpsClient
+class EpochMetrics:
+    """Says the epochs' metrics not said yet, reading ``GET /train/jobs/{id}/metrics`` at
+    most every ``every_s`` seconds (and once more at the end). Stops asking if the API
+    does not answer it (an older deployment)."""
 
-    api_url = args.api_url or os.environ.get("MODELOPS_API_URL")
-    if not api_url:
-        raise SystemExit("give --api-url (or MODELOPS_API_URL)")
-    return ModelOpsClient(api_url)
+    def __init__(self, client: Any, job_id: str, say: Say, every_s: float = 2.0) -> None:
+        self._client, self._job_id, self._say, self._every = client, job_id, say, every_s
+        self._said: set[tuple[str, int]] = set()
+        self._last = float("-inf")
+        self.available = hasattr(client, "request")
+
+    def poll(self, final: bool = False) -> None:
+        now = time.monotonic()
+        if not self.available or (not final and now - self._last < self._every):
+            return
+        self._last = now
+        status, body = self._client.request("GET", f"/train/jobs/{self._job_id}/metrics")
+        if status != 200 or not isinstance(body, dict):
+            self.available = False
+            return
+        fresh: dict[int, dict[str, float]] = {}
+        for series in body.get("series") or []:
+            for point in series.get("points") or []:
+                key = (str(series["name"]), int(point["epoch"]))
+                if key not in self._said:
+                    self._said.add(key)
+                    fresh.setdefault(key[1], {})[key[0]] = point["value"]
+        for epoch, values in sorted(fresh.items()):
+            shown = ", ".join(f"{k}={_number(v)}" for k, v in sorted(values.items()))
+            self._say(f"   {self._job_id}: epoch {epoch}: {shown}")
+
+
+def _number(value: Any) -> str:
+    return f"{value:.6g}" if isinstance(value, float) else str(value)
 
 
 def _value(text: str) -> Any:
@@ -138,14 +189,18 @@ def _run_submit(args: argparse.Namespace) -> int:
         {"datasetId": dataset_id, "channel": channel or "train"}
         for dataset_id, _, channel in (ref.partition(":") for ref in args.dataset)
     ]
-    hyperparameters = {k: _value(v) for k, v in (item.split("=", 1) for item in args.hp)}
+    hyperparameters = {k: _value(v) for k, v in cli.key_values(args.hp, "--hp").items()}
     compute = {"instanceType": args.instance_type, "spot": not args.no_spot}
     extra = {"parentModelId": args.parent} if args.parent else {}
-    client = _client(args)
+    source = Path(args.source)
+    if not (source / SPEC_FILE).is_file():
+        raise cli.CliError(cli.EXIT_USAGE, "USAGE", f"{source} has no {SPEC_FILE}")
+    client = cli.make_client(args)
+    say = cli.progress_for(args)
     with tempfile.TemporaryDirectory(prefix="modelops-train-") as tmp:
         job = submit(
             client,
-            Path(args.source),
+            source,
             Path(tmp),
             family=args.family,
             version=args.version,
@@ -155,40 +210,62 @@ def _run_submit(args: argparse.Namespace) -> int:
             compute=compute,
             **extra,
         )
-    print(f"submitted {job['jobId']}", flush=True)
+    say(f"submitted {job['jobId']}")
     if args.wait:
-        job = follow(client, job["jobId"], print)
-    return 0 if job["status"] != "FAILED" else 1
+        job = follow(client, job["jobId"], say, timeout_s=args.timeout, detail=True)
+    return _finish(args, job)
+
+
+def _finish(args: argparse.Namespace, job: dict[str, Any]) -> int:
+    cli.emit(args, job)
+    if job["status"] in ("FAILED", "CANCELLED"):
+        failure = job.get("failure") or {}
+        why = failure.get("message") or job.get("statusReason") or ""
+        raise cli.wait_failed(f"job {job['jobId']} {job['status']}" + (f": {why}" if why else ""))
+    return cli.EXIT_OK
 
 
 def _run_status(args: argparse.Namespace) -> int:
-    import json
-
-    print(json.dumps(_client(args).get_training(args.job_id), indent=2))
-    return 0
+    client = cli.make_client(args)
+    job = client.get_training(args.job_id)
+    if args.wait:
+        say = cli.progress_for(args)
+        job = follow(client, args.job_id, say, timeout_s=args.timeout, detail=True)
+        return _finish(args, job)
+    cli.emit(args, job)
+    return cli.EXIT_OK
 
 
 def _run_cancel(args: argparse.Namespace) -> int:
-    print(_client(args).cancel_training(args.job_id)["status"])
-    return 0
+    cli.emit(args, cli.make_client(args).cancel_training(args.job_id))
+    return cli.EXIT_OK
 
 
 def _run_reproduce(args: argparse.Namespace) -> int:
-    client = _client(args)
+    client = cli.make_client(args)
+    say = cli.progress_for(args)
     job = client.reproduce_training(args.job_id)
-    print(f"reproducing {args.job_id} as {job['jobId']}", flush=True)
-    job = follow(client, job["jobId"], print)
+    say(f"reproducing {args.job_id} as {job['jobId']}")
+    job = follow(client, job["jobId"], say, timeout_s=args.timeout, detail=True)
+    if job["status"] != "COMPLETED":
+        return _finish(args, job)
+    cli.emit(args, job)
     report = job.get("reproduction") or {}
-    print(f"identical: {report.get('identical')}")
-    return 0 if report.get("identical") else 1
+    say(f"identical: {report.get('identical')}")
+    if not report.get("identical"):
+        raise cli.CliError(
+            cli.EXIT_ERROR,
+            "NOT_REPRODUCED",
+            f"{job['jobId']} did not reproduce {args.job_id} bit for bit",
+            [{"field": k, "message": str(report.get(k))} for k in sorted(report) if "Digest" in k],
+        )
+    return cli.EXIT_OK
 
 
-def add_parser(commands: Any) -> None:
+def add_parser(commands: Any, common: argparse.ArgumentParser) -> None:
     train = commands.add_parser("train", help="training jobs").add_subparsers(
         dest="action", required=True
     )
-    common = argparse.ArgumentParser(add_help=False)
-    common.add_argument("--api-url", help="the API (default: MODELOPS_API_URL)")
     new = train.add_parser("submit", parents=[common], help="package code and submit a job")
     new.add_argument("--source", required=True, help="training directory with training.json")
     new.add_argument("--family", required=True)
@@ -201,13 +278,22 @@ def add_parser(commands: Any) -> None:
     new.add_argument("--instance-type", default="ml.m5.large")
     new.add_argument("--no-spot", action="store_true", help="on-demand instead of managed spot")
     new.add_argument("--parent", help="fine-tune from this model id")
-    new.add_argument("--wait", action="store_true", help="follow the job until it ends")
+    cli.add_wait(new, "the job ends (status, secondary status and metrics as they come)")
     new.set_defaults(run=_run_submit)
-    for name, run, text in (
-        ("status", _run_status, "a job's record"),
-        ("cancel", _run_cancel, "cancel a job (checkpoints are kept)"),
-        ("reproduce", _run_reproduce, "re-run a job and print its reproduction attestation"),
-    ):
-        command = train.add_parser(name, parents=[common], help=text)
-        command.add_argument("job_id")
-        command.set_defaults(run=run)
+    status = train.add_parser("status", parents=[common], help="a job's record")
+    status.add_argument("job_id")
+    cli.add_wait(status, "the job ends")
+    status.set_defaults(run=_run_status)
+    cancel = train.add_parser(
+        "cancel", parents=[common], help="cancel a job (checkpoints are kept)"
+    )
+    cancel.add_argument("job_id")
+    cancel.set_defaults(run=_run_cancel)
+    reproduce = train.add_parser(
+        "reproduce",
+        parents=[common],
+        help="re-run a job and print its reproduction attestation (waits)",
+    )
+    reproduce.add_argument("job_id")
+    reproduce.add_argument("--timeout", type=float, default=1800, metavar="SECONDS")
+    reproduce.set_defaults(run=_run_reproduce)

@@ -12,14 +12,10 @@ from __future__ import annotations
 import argparse
 import base64
 import json
-import os
-import sys
 import tempfile
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
-
-import requests
 
 from modelops.domain.manifest import Manifest
 from modelops.domain.openssf import BundleError, verify_bundle
@@ -29,13 +25,10 @@ Say = Callable[[str], None]
 
 
 def download_model(client: Any, artifact_id: str, target: Path) -> Path:
-    files = client.get_artifact(artifact_id, download=True)["downloads"]
-    for path, url in files.items():
-        destination = target / path
-        destination.parent.mkdir(parents=True, exist_ok=True)
-        response = requests.get(url, timeout=60)
-        response.raise_for_status()
-        destination.write_bytes(response.content)
+    """Download the model's files (each checked against its registered SHA-256)."""
+    from modelops_cli.artifacts import download
+
+    download(client, artifact_id, target)
     return target
 
 
@@ -89,36 +82,45 @@ def verify_model(
 
 
 def run_verify_model(args: argparse.Namespace) -> int:
-    from modelops_cli.client import ModelOpsClient
+    from modelops_cli import cli
+    from modelops_cli.artifacts import DigestMismatch
 
-    api_url = args.api_url or os.environ.get("MODELOPS_API_URL")
-    if not api_url:
-        print("give --api-url (or MODELOPS_API_URL)", file=sys.stderr)
-        return 2
-    client = ModelOpsClient(api_url)
-    provenance = client.call("GET", f"/models/{args.model_id}/provenance")
-    statement_key = (
-        public_key_der(Path(args.statement_key).read_text()) if args.statement_key else None
-    )
-    model_key = public_key_der(Path(args.model_key).read_text()) if args.model_key else None
-    with tempfile.TemporaryDirectory(prefix="modelops-verify-") as tmp:
-        model_dir = (
-            Path(args.dir)
-            if args.dir
-            else download_model(client, provenance["model"]["artifactId"], Path(tmp) / "model")
+    try:
+        statement_key = (
+            public_key_der(Path(args.statement_key).read_text()) if args.statement_key else None
         )
-        ok = verify_model(provenance, model_dir, print, statement_key, model_key)
-    print("model VERIFIED" if ok else "model verification FAILED")
-    return 0 if ok else 1
+        model_key = public_key_der(Path(args.model_key).read_text()) if args.model_key else None
+    except (OSError, ValueError) as error:
+        raise cli.CliError(cli.EXIT_USAGE, "USAGE", f"a key file: {error}") from error
+    client = cli.make_client(args)
+    provenance = client.call("GET", f"/models/{args.model_id}/provenance")
+    lines: list[str] = []
+    say: Say = lines.append if args.output == "json" else print
+    with tempfile.TemporaryDirectory(prefix="modelops-verify-") as tmp:
+        try:
+            model_dir = (
+                Path(args.dir)
+                if args.dir
+                else download_model(client, provenance["model"]["artifactId"], Path(tmp) / "model")
+            )
+        except DigestMismatch as error:
+            raise cli.CliError(cli.EXIT_ERROR, "DIGEST_MISMATCH", str(error)) from error
+        ok = verify_model(provenance, model_dir, say, statement_key, model_key)
+    if args.output == "json":
+        cli.emit(args, {"modelId": args.model_id, "verified": ok, "checks": lines})
+    else:
+        print("model VERIFIED" if ok else "model verification FAILED")
+    return cli.EXIT_OK if ok else cli.EXIT_ERROR
 
 
-def add_parser(commands: Any) -> None:
+def add_parser(commands: Any, common: argparse.ArgumentParser) -> None:
     verify = commands.add_parser("verify", help="verify signatures offline").add_subparsers(
         dest="what", required=True
     )
-    model = verify.add_parser("model", help="a model version: files, promotions, OpenSSF bundle")
+    model = verify.add_parser(
+        "model", parents=[common], help="a model version: files, promotions, OpenSSF bundle"
+    )
     model.add_argument("model_id")
-    model.add_argument("--api-url", help="the API (default: MODELOPS_API_URL)")
     model.add_argument("--dir", help="the model's files, already downloaded (default: download)")
     model.add_argument("--statement-key", help="PEM of the Ed25519 key that signs statements")
     model.add_argument("--model-key", help="PEM of the P-256 key that signs model bundles")

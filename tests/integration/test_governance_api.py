@@ -16,9 +16,9 @@ from examples.governance.growers import DEMO_SANITIZE_CONFIG, growers_csv
 from localcloud.cloud import LocalCloud
 from modelops import platform
 from modelops_cli import training
+from modelops_cli.cli import wait_for
 from modelops_cli.client import ModelOpsClient
 from modelops_cli.demo import EXAMPLE
-from modelops_cli.demo_governance import wait_for
 
 pytestmark = pytest.mark.slow
 
@@ -127,12 +127,8 @@ def test_sanitizing_through_the_api_registers_a_derivative_that_inherits_restric
     assert status == 202 and run["status"] == "PENDING"
     again_status, again = engineer.request("POST", f"/dataset/{raw['datasetId']}/sanitize", request)
     assert again_status == 200 and again["runId"] == run["runId"]
-    done = wait_for(
-        engineer,
-        f"/dataset/{raw['datasetId']}/sanitizations/{run['runId']}",
-        lambda r: r["status"] != "PENDING",
-        timeout_s=60,
-    )
+    path = f"/dataset/{raw['datasetId']}/sanitizations/{run['runId']}"
+    done = wait_for(lambda: engineer.call("GET", path), lambda r: r["status"] != "PENDING", 60)
     assert done["status"] == "COMPLETED", done.get("failure")
     derived = engineer.get_dataset(done["derivedDatasetId"])
     assert derived["storage"] == "standard" and derived["sourceRefs"] == [raw["datasetId"]]

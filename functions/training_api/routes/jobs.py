@@ -1,4 +1,4 @@
-"""POST /train/jobs, GET /train/jobs[/{jobId}], POST .../cancel and .../reproduce."""
+"""POST /train/jobs, GET /train/jobs[/{jobId}[/metrics]], POST .../cancel and .../reproduce."""
 
 from __future__ import annotations
 
@@ -13,6 +13,7 @@ from aws_lambda_powertools.metrics import MetricUnit
 from modelops import wiring
 from modelops.api import JSON, accepted_responses, caller, correlation_id, read_responses
 from modelops.contracts.training import SubmitTrainingJobRequest, TrainingJob, TrainingJobList
+from modelops.services.training import TrainingMetricHistory
 
 router = Router()
 metrics = Metrics()
@@ -52,6 +53,16 @@ def list_jobs(
 )
 def get_job(job_id: str) -> TrainingJob:
     return wiring.training_service().get(job_id)
+
+
+@router.get(
+    "/train/jobs/<job_id>/metrics",
+    summary="A job's metrics per epoch, parsed from its log lines by its MetricDefinitions.",
+    responses=read_responses(),
+    tags=["training"],
+)
+def get_metrics(job_id: str) -> TrainingMetricHistory:
+    return wiring.training_service().metric_history(job_id)
 
 
 @router.post(

@@ -606,7 +606,8 @@ TRAINING_API = FunctionSpec(
     keys=dict(LEDGER_WRITER_KEYS),
     buses=(EVENT_BUS.logical_id,),
     api_routes=("train", "eval"),
-    grants=(Grant.TRAIN_WORKFLOW, Grant.TRAINING_IMAGES, Grant.TRAINING_JOBS),
+    # + the training log group: GET /train/jobs/{id}/metrics reads the per-epoch lines
+    grants=(Grant.TRAIN_WORKFLOW, Grant.TRAINING_IMAGES, Grant.TRAINING_JOBS, Grant.TRAINING_LOGS),
     parameters=(TRAINING_IMAGE_PARAMETER, TRAINING_POLL_PARAMETER, *_POOL_PARAMETERS),
     memory_mb=1024,
 )

@@ -12,6 +12,8 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import json
+import math
+import re
 import tempfile
 import uuid
 from collections.abc import Callable, Mapping, Sequence
@@ -21,9 +23,11 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Any, Literal
 
+from pydantic import Field
+
 from modelops import platform
 from modelops.contracts.events import STATE_CHANGE, USAGE, TrainingJobStateChange
-from modelops.contracts.registry import RegisterModelRequest
+from modelops.contracts.registry import Contract, RegisterModelRequest
 from modelops.contracts.training import TrainingJobList
 from modelops.domain import compute, ids
 from modelops.domain.access import Caller, Permission
@@ -47,6 +51,7 @@ from modelops.domain.training import (
     Failure,
     FileDiff,
     JobStatus,
+    MetricDefinition,
     ParentModelRef,
     Purpose,
     Reproducibility,
@@ -1088,6 +1093,23 @@ class TrainingService:
             )
         )
 
+    def metric_history(self, job_id: str) -> TrainingMetricHistory:
+        """Each MetricDefinition's value per epoch, parsed from the job's log lines as
+        SageMaker parses them for FinalMetricDataList (the first group of a regex search).
+        The lines are those of the job's newest log stream: after a spot interruption, the
+        epochs since the resume."""
+        job = self.get(job_id)
+        lines = self._logs.tail(LOG_GROUP, f"{job.trainingJobName}/", METRIC_LOG_LINES)
+        return TrainingMetricHistory(
+            jobId=job.jobId,
+            status=job.status.value,
+            logsRef=job.logsRef,
+            linesRead=len(lines),
+            truncated=len(lines) >= METRIC_LOG_LINES,
+            series=metric_series(job.metricDefinitions, lines),
+            final=job.metrics,
+        )
+
 
 _LIVE = {JobStatus.QUEUED, JobStatus.TRAINING, JobStatus.CANCELLING}
 _ENDED = "the training workflow ended without finishing the job (found by reconciliation)"
@@ -1145,3 +1167,65 @@ def _failure_reason(error: Mapping[str, Any] | None, described: Mapping[str, Any
     if described.get("FailureReason"):
         return str(described["FailureReason"])[:1024]
     return f"SageMaker stopped the job ({described.get('SecondaryStatus', 'Stopped')})"
+
+
+# --- per-epoch metrics (GET /train/jobs/{jobId}/metrics) -------------------------------------
+
+METRIC_LOG_LINES = 10_000  # GetLogEvents' largest page
+_EPOCH = re.compile(r"\bepoch[=: ]\s*(\d+)", re.IGNORECASE)
+
+
+class MetricPoint(Contract):
+    epoch: int = Field(description="The line's epoch=N, else the metric line's ordinal.")
+    value: float
+
+
+class MetricSeries(Contract):
+    name: str
+    regex: str
+    points: list[MetricPoint]
+
+
+class TrainingMetricHistory(Contract):
+    jobId: str
+    status: str
+    logsRef: str | None
+    linesRead: int = Field(description="Log lines read from the job's newest log stream.")
+    truncated: bool = Field(description="True when only the stream's last lines were read.")
+    series: list[MetricSeries]
+    final: dict[str, float] = Field(description="The job record's final metrics.")
+
+
+def metric_series(
+    definitions: Sequence[MetricDefinition], lines: Sequence[str]
+) -> list[MetricSeries]:
+    """Every definition's values, one point per epoch (the last value an epoch logged)."""
+    patterns = [(d.Name, d.Regex, re.compile(d.Regex)) for d in definitions]
+    found: dict[str, dict[int, float]] = {name: {} for name, _, _ in patterns}
+    ordinal = 0
+    for line in lines:
+        values: dict[str, float] = {}
+        for name, _, pattern in patterns:
+            match = pattern.search(line)
+            if match is None or match.group(1) is None:
+                continue
+            try:
+                value = float(match.group(1))
+            except ValueError:
+                continue
+            if math.isfinite(value):
+                values[name] = value
+        if not values:
+            continue
+        epoch = _EPOCH.search(line)
+        ordinal = int(epoch.group(1)) if epoch else ordinal + 1
+        for name, value in values.items():
+            found[name][ordinal] = value
+    return [
+        MetricSeries(
+            name=name,
+            regex=regex,
+            points=[MetricPoint(epoch=e, value=v) for e, v in sorted(found[name].items())],
+        )
+        for name, regex, _ in patterns
+    ]
