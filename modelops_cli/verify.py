@@ -4,7 +4,9 @@ Downloads (or reads) the model's files, then checks: the files' root digest is t
 registered one; every completed promotion's statement names that digest and carries a valid
 Ed25519 signature by the statement key; the OpenSSF model-signing bundle verifies against
 the files with the P-256 key (the same check as ``model_signing verify key``). Keys come from
-``--statement-key``/``--model-key`` PEM files when given (pin them), else from the API.
+``--statement-key``/``--model-key`` PEM files when given (pin them), else from the API; the
+provenance from ``--provenance`` (a saved ``GET /models/{id}/provenance``) when given. With
+``--provenance``, ``--dir`` and both keys, nothing touches the network.
 """
 
 from __future__ import annotations
@@ -92,8 +94,15 @@ def run_verify_model(args: argparse.Namespace) -> int:
         model_key = public_key_der(Path(args.model_key).read_text()) if args.model_key else None
     except (OSError, ValueError) as error:
         raise cli.CliError(cli.EXIT_USAGE, "USAGE", f"a key file: {error}") from error
-    client = cli.make_client(args)
-    provenance = client.call("GET", f"/models/{args.model_id}/provenance")
+    client = None
+    if args.provenance:  # with --dir and both keys, nothing is asked of the API
+        try:
+            provenance = json.loads(Path(args.provenance).read_text())
+        except (OSError, ValueError) as error:
+            raise cli.CliError(cli.EXIT_USAGE, "USAGE", f"--provenance: {error}") from error
+    else:
+        client = cli.make_client(args)
+        provenance = client.call("GET", f"/models/{args.model_id}/provenance")
     lines: list[str] = []
     say: Say = lines.append if args.output == "json" else print
     with tempfile.TemporaryDirectory(prefix="modelops-verify-") as tmp:
@@ -101,7 +110,11 @@ def run_verify_model(args: argparse.Namespace) -> int:
             model_dir = (
                 Path(args.dir)
                 if args.dir
-                else download_model(client, provenance["model"]["artifactId"], Path(tmp) / "model")
+                else download_model(
+                    client or cli.make_client(args),
+                    provenance["model"]["artifactId"],
+                    Path(tmp) / "model",
+                )
             )
         except DigestMismatch as error:
             raise cli.CliError(cli.EXIT_ERROR, "DIGEST_MISMATCH", str(error)) from error
@@ -124,4 +137,9 @@ def add_parser(commands: Any, common: argparse.ArgumentParser) -> None:
     model.add_argument("--dir", help="the model's files, already downloaded (default: download)")
     model.add_argument("--statement-key", help="PEM of the Ed25519 key that signs statements")
     model.add_argument("--model-key", help="PEM of the P-256 key that signs model bundles")
+    model.add_argument(
+        "--provenance",
+        help="GET /models/{id}/provenance saved as JSON (default: fetch it); with --dir and "
+        "both keys, verification needs no network at all",
+    )
     model.set_defaults(run=run_verify_model)

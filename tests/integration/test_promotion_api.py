@@ -238,6 +238,20 @@ def test_a_promoted_model_verifies_offline_with_the_stock_openssf_verifier_and_o
     p256 = next(k for k in provenance["keys"] if k["algorithm"] == "ECDSA_SHA_256")
     key_file = tmp_path / "model-key.pub"
     key_file.write_bytes(public_key_pem(base64.b64decode(p256["publicKeyDer"])))
+    # The CLI, offline: saved provenance, downloaded files, pinned keys, no endpoint at all.
+    ed25519 = next(k for k in provenance["keys"] if k["algorithm"] != "ECDSA_SHA_256")
+    statement_key = tmp_path / "statement-key.pub"
+    statement_key.write_bytes(public_key_pem(base64.b64decode(ed25519["publicKeyDer"])))
+    saved = tmp_path / "provenance.json"
+    saved.write_text(json.dumps(provenance))
+    offline = [
+        "verify", "model", model_id, "--provenance", str(saved), "--dir", str(model_dir),
+        "--statement-key", str(statement_key), "--model-key", str(key_file),
+        "--endpoint-url", "http://127.0.0.1:9",  # nothing listens: any call would fail
+    ]  # fmt: skip
+    from modelops_cli.main import main as modelops
+
+    assert modelops(offline) == 0
     signature = model_dir / "model.sig"
     signature.write_text(json.dumps(provenance["modelSigningBundle"]))
     verifier = Path(__file__).resolve().parents[2] / "build" / "verifier" / "bin" / "model_signing"
