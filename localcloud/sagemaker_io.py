@@ -24,7 +24,6 @@ from __future__ import annotations
 
 import contextlib
 import logging
-import math
 import re
 import shutil
 import threading
@@ -41,6 +40,7 @@ from botocore.exceptions import ClientError
 
 from localcloud.resource_policies import known_access_key
 from localcloud.sagemaker_container import Channel, S3Location, channel_relative_path
+from modelops.domain.training import metric_value
 
 __all__ = [
     "LOG_GROUP",
@@ -311,14 +311,8 @@ class MetricParser:
 
     def observe(self, line: str, timestamp: float) -> None:
         for name, pattern in self._definitions:
-            match = pattern.search(line)
-            if match is None or match.group(1) is None:
-                continue
-            try:
-                value = float(match.group(1))
-            except ValueError:
-                continue
-            if math.isfinite(value):
+            value = metric_value(pattern, line)
+            if value is not None:
                 when = datetime.fromtimestamp(timestamp, UTC).replace(tzinfo=None)
                 with self._lock:
                     self._last[name] = _Observation(value, when)

@@ -34,6 +34,20 @@ from pathlib import Path
 from typing import Any, Protocol
 
 Documents = Callable[[str], bytes | None]
+# Every chart the report draws (its data-chart name), given the data for it.
+CHARTS = (
+    "lineage",
+    "training-loss",
+    "training-accuracy",
+    "evaluation-metrics",
+    "canary-timeline",
+    "canary-latency",
+    "canary-errors",
+    "drift-distance",
+    "drift-histogram",
+    "cost-model",
+    "cost-pools",
+)
 MAX_DEPLOYMENTS = 12
 MAX_AUDIT_PAGES = 40
 MAX_CANDIDATES = 30  # other versions' deployments read to find canaries against this one

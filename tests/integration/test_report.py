@@ -22,6 +22,7 @@ import pytest
 from localcloud.cloud import LocalCloud
 from modelops import platform
 from modelops_cli import evaluation, report
+from modelops_cli.cli import wait_for
 from modelops_cli.client import ModelOpsClient
 from modelops_cli.demo import Traffic, iris_rows, runtime_invoker
 from modelops_cli.demo_monitoring import (
@@ -35,19 +36,7 @@ from tests.integration.test_training_api import _request, _train, engineer, iris
 pytestmark = pytest.mark.slow
 __all__ = ["engineer", "iris"]
 ARTIFACTS = Path(__file__).resolve().parents[2] / "build" / "test-artifacts"
-CHARTS = (
-    "lineage",
-    "training-loss",
-    "training-accuracy",
-    "evaluation-metrics",
-    "canary-timeline",
-    "canary-latency",
-    "canary-errors",
-    "drift-distance",
-    "drift-histogram",
-    "cost-model",
-    "cost-pools",
-)
+CHARTS = report.CHARTS
 
 
 # --- the data: a minimal run of the example flow ---------------------------------------
@@ -60,16 +49,6 @@ CANARY = {
     "thresholds": {"minInvocations": 10, "maxErrorRate": 0.05, "maxPredictionDivergence": 0.5},
 }
 Say = Callable[[str], None]
-
-
-def wait_for(read: Callable[[], Any], done: Callable[[Any], bool], timeout_s: float = 120) -> Any:
-    deadline = time.monotonic() + timeout_s
-    while True:
-        value = read()
-        if done(value):
-            return value
-        assert time.monotonic() < deadline, f"still waiting after {timeout_s:.0f} s: {value!r}"
-        time.sleep(0.25)
 
 
 def _deploy(client: ModelOpsClient, model_id: str, **fields: Any) -> dict[str, Any]:

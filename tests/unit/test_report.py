@@ -342,19 +342,7 @@ def test_every_section_is_there_with_its_charts() -> None:
     parsed = Charts()
     parsed.feed(page)
     drawn = dict(parsed.charts)
-    for name in (
-        "lineage",
-        "training-loss",
-        "training-accuracy",
-        "evaluation-metrics",
-        "canary-timeline",
-        "canary-latency",
-        "canary-errors",
-        "drift-distance",
-        "drift-histogram",
-        "cost-model",
-        "cost-pools",
-    ):
+    for name in report.CHARTS:
         assert drawn.get(name, 0) >= 3, (name, parsed.charts)
     assert parsed.scripts == [report.SCRIPT]  # the one allowed by the page's CSP hash
     assert f"'sha256-{report.SCRIPT_HASH}'" in page

@@ -470,3 +470,16 @@ class TrainingJob(Entity):
 def sagemaker_job_name(job_id: str) -> str:
     """SageMaker TrainingJobName: ``^[a-zA-Z0-9](-*[a-zA-Z0-9]){0,62}``, unique per account."""
     return f"{platform.TRAINING_JOB_PREFIX}{job_id}"
+
+
+def metric_value(pattern: re.Pattern[str], line: str) -> float | None:
+    """A MetricDefinition's value in one log line, as SageMaker reads it: the first group of
+    the regex's first match, if it parses to a finite number."""
+    match = pattern.search(line)
+    if match is None or match.group(1) is None:
+        return None
+    try:
+        value = float(match.group(1))
+    except ValueError:
+        return None
+    return value if math.isfinite(value) else None

@@ -12,7 +12,6 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import json
-import math
 import re
 import tempfile
 import uuid
@@ -60,6 +59,7 @@ from modelops.domain.training import (
     TrainingJob,
     TrainingSpec,
     Usage,
+    metric_value,
     sagemaker_job_name,
 )
 from modelops.errors import (
@@ -1206,14 +1206,8 @@ def metric_series(
     for line in lines:
         values: dict[str, float] = {}
         for name, _, pattern in patterns:
-            match = pattern.search(line)
-            if match is None or match.group(1) is None:
-                continue
-            try:
-                value = float(match.group(1))
-            except ValueError:
-                continue
-            if math.isfinite(value):
+            value = metric_value(pattern, line)
+            if value is not None:
                 values[name] = value
         if not values:
             continue
