@@ -127,16 +127,22 @@ def make_report_data(
     for batch in range(12):
         rows(drifted_rows(25, seed=70 + batch))
 
-    def checked() -> dict[str, Any]:
+    def checked() -> dict[str, Any] | None:
+        """The finding of one check, or None when the monitor found nothing to compare yet
+        (data capture reaches S3 in the background: on a loaded machine, later)."""
         before = {f["findingId"] for f in engineer.call("GET", f"/drift/{model}")["findings"]}
         engineer.call("POST", f"/drift/{model}/check", {"hours": 1})
-        view = wait_for(
-            lambda: engineer.call("GET", f"/drift/{model}"),
-            lambda v: any(f["findingId"] not in before for f in v["findings"]),
-        )
+        try:
+            view = wait_for(
+                lambda: engineer.call("GET", f"/drift/{model}"),
+                lambda v: any(f["findingId"] not in before for f in v["findings"]),
+                20,
+            )
+        except TimeoutError:
+            return None
         return dict(view["findings"][0])
 
-    finding = wait_for(checked, lambda f: f["rows"] >= 150 + 300, 60)
+    finding = wait_for(checked, lambda f: f is not None and f["rows"] >= 150 + 300, 180)
     say(f"drift finding {finding['findingId']} ({time.monotonic() - started:.1f} s)")
 
     canary = _deploy(engineer, candidate, canary=CANARY)
