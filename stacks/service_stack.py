@@ -23,7 +23,10 @@ is subscribed to it once the functions exist.
 
 Quota alarms (``stacks/constructs/quota_alarms.py``) watch each team's GPU-hour use in each
 pool of the environment's pool configuration; the drift alarm
-(``stacks/constructs/drift_alarms.py``) the drift monitor's features at alarm.
+(``stacks/constructs/drift_alarms.py``) the drift monitor's features at alarm. The
+operations dashboard and the operators' alarms (``stacks/constructs/observability.py``)
+watch the API, functions, state machines, dead-letter queues and training jobs; the quota
+alarms at 100% notify operators too.
 """
 
 from __future__ import annotations
@@ -50,6 +53,7 @@ from stacks.constructs import grants
 from stacks.constructs.break_glass_role import BreakGlassRole
 from stacks.constructs.drift_alarms import DriftAlarms
 from stacks.constructs.event_queues import EventQueues
+from stacks.constructs.observability import Observability, dashboard_name
 from stacks.constructs.python_function import ARCHITECTURE, RUNTIME, PythonFunction
 from stacks.constructs.quota_alarms import QuotaAlarms
 from stacks.constructs.state_machine import WorkflowStateMachine
@@ -307,6 +311,38 @@ class ServiceStack(Stack):
             self, "QuotaAlarms", pools=settings.pools, removal_policy=settings.removal_policy
         )
         self.drift_alarms = DriftAlarms(self, "DriftAlarms", environment=settings.name)
+        self.observability = Observability(
+            self,
+            "Observability",
+            environment=settings.name,
+            api=self.api,
+            functions={name: fn.function for name, fn in self.functions.items()},
+            state_machines={
+                logical_id: machine.state_machine
+                for logical_id, machine in self.state_machines.items()
+            },
+            # by construct id: <queue>Dlq, <rule>Dlq, <Function>InvocationDlq
+            dead_letter_queues={
+                queue.node.id: queue
+                for dlqs in (
+                    self.event_queues.dead_letter_queues,
+                    self.event_queues.delivery_dlqs,
+                    self.event_queues.invocation_dlqs,
+                )
+                for queue in dlqs.values()
+            },
+            quota_alarms=self.quota_alarms.alarms,
+            other_alarms=[self.drift_alarms.alarm],
+            removal_policy=settings.removal_policy,
+        )
+        CfnOutput(
+            self,
+            "OperationsAlarmsTopicArn",
+            value=self.observability.topic.topic_arn,
+            description="Operations alarms (API 5xx, throttles, failed executions, dead-letter "
+            "queues, stale checkpoints, exhausted quotas) notify this SNS topic: subscribe to "
+            f"it. Dashboard: {dashboard_name(settings.name)}.",
+        )
         CfnOutput(
             self,
             "QuotaAlarmsTopicArn",

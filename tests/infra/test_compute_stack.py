@@ -221,8 +221,11 @@ def test_quota_alarms_at_80_and_100_percent_for_every_pool_team_and_reporter(
         r["Properties"]
         for r in _resources(service_template).values()
         if r["Type"] == "AWS::CloudWatch::Alarm"
-        and r["Properties"]["MetricName"] != platform.DRIFT_ALARM_METRIC  # test_drift_stack
+        # the drift alarm (test_drift_stack) and the operations alarms (test_observability)
+        # watch other metrics
+        and r["Properties"].get("MetricName") == "QuotaUsedPercent"
     ]
+    operators = {"Ref": _logical_id(synth, _service(synth).observability.topic)}
 
     # cdk.json: the GPU pools' teams; cpu-standard has no GPU-hours for anyone.
     assert {pool for pool, _ in holders} == {"gpu-us-east", "gpu-europe"}
@@ -242,7 +245,10 @@ def test_quota_alarms_at_80_and_100_percent_for_every_pool_team_and_reporter(
         assert alarm["DatapointsToAlarm"] == 1
         assert alarm["ComparisonOperator"] == "GreaterThanOrEqualToThreshold"
         assert alarm["TreatMissingData"] == "notBreaching"
-        assert alarm["AlarmActions"] == [topic]
+        # exhausted quotas notify operators too (stacks/constructs/observability.py)
+        assert alarm["AlarmActions"] == (
+            [topic, operators] if alarm["Threshold"] == 100 else [topic]
+        )
     assert len(found) == len(alarms)
     assert found == {
         (pool, team, reporter, threshold)
