@@ -44,19 +44,17 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
 
-from aws_cdk import Aws, Duration, RemovalPolicy
+from aws_cdk import Duration, RemovalPolicy
 from aws_cdk import aws_apigateway as apigw
 from aws_cdk import aws_cloudwatch as cloudwatch
 from aws_cdk import aws_cloudwatch_actions as cloudwatch_actions
-from aws_cdk import aws_iam as iam
-from aws_cdk import aws_kms as kms
 from aws_cdk import aws_lambda as lambda_
-from aws_cdk import aws_sns as sns
 from aws_cdk import aws_sqs as sqs
 from aws_cdk import aws_stepfunctions as sfn
 from constructs import Construct
 
 from modelops import platform
+from stacks.constructs.alarm_topic import alarm_topic
 
 PERIOD = Duration.minutes(5)
 CLOUDWATCH = "cloudwatch.amazonaws.com"
@@ -138,7 +136,9 @@ class Observability(Construct):
         removal_policy: RemovalPolicy,
     ) -> None:
         super().__init__(scope, construct_id)
-        self.topic = self._topic(removal_policy)
+        self.key, self.topic = alarm_topic(
+            self, purpose="operations", removal_policy=removal_policy
+        )
         action = cloudwatch_actions.SnsAction(self.topic)
         self.alarms: dict[str, cloudwatch.Alarm] = {}
 
@@ -474,45 +474,3 @@ class Observability(Construct):
                 height=8,
             )
         )
-
-    def _topic(self, removal_policy: RemovalPolicy) -> sns.Topic:
-        key = kms.Key(
-            self,
-            "Key",
-            description="Encrypts the ModelOps operations alarm notifications (SNS).",
-            enable_key_rotation=True,
-            pending_window=Duration.days(30),
-            removal_policy=removal_policy,
-        )
-        # What SNS does for CloudWatch when an alarm publishes to the encrypted topic.
-        key.add_to_resource_policy(
-            iam.PolicyStatement(
-                principals=[iam.ServicePrincipal(CLOUDWATCH)],
-                actions=["kms:Decrypt", "kms:GenerateDataKey*"],
-                resources=["*"],
-                conditions={"StringEquals": {"aws:SourceAccount": Aws.ACCOUNT_ID}},
-            )
-        )
-        self.key = key
-        topic = sns.Topic(
-            self,
-            "Topic",
-            display_name="ModelOps operations alarms",
-            master_key=key,
-            enforce_ssl=True,
-        )
-        topic.add_to_resource_policy(
-            iam.PolicyStatement(
-                principals=[iam.ServicePrincipal(CLOUDWATCH)],
-                actions=["sns:Publish"],
-                resources=[topic.topic_arn],
-                conditions={
-                    "StringEquals": {"aws:SourceAccount": Aws.ACCOUNT_ID},
-                    "ArnLike": {
-                        "aws:SourceArn": f"arn:{Aws.PARTITION}:cloudwatch:{Aws.REGION}:"
-                        f"{Aws.ACCOUNT_ID}:alarm:*"
-                    },
-                },
-            )
-        )
-        return topic

@@ -16,16 +16,14 @@ CloudWatch), and the data key is not for notifications.
 
 from __future__ import annotations
 
-from aws_cdk import Aws, Duration, RemovalPolicy
+from aws_cdk import Duration, RemovalPolicy
 from aws_cdk import aws_cloudwatch as cloudwatch
 from aws_cdk import aws_cloudwatch_actions as cloudwatch_actions
-from aws_cdk import aws_iam as iam
-from aws_cdk import aws_kms as kms
-from aws_cdk import aws_sns as sns
 from constructs import Construct
 
 from modelops import platform
 from modelops.domain.pools import PoolConfig
+from stacks.constructs.alarm_topic import alarm_topic
 
 METRIC_NAME = "QuotaUsedPercent"
 # The functions that emit the metric (their Powertools service name is the dimension).
@@ -62,46 +60,7 @@ class QuotaAlarms(Construct):
         removal_policy: RemovalPolicy,
     ) -> None:
         super().__init__(scope, construct_id)
-        self.key = kms.Key(
-            self,
-            "Key",
-            description="Encrypts the ModelOps quota alarm notifications (SNS).",
-            enable_key_rotation=True,
-            pending_window=Duration.days(30),
-            removal_policy=removal_policy,
-        )
-        # What SNS does for CloudWatch when an alarm publishes to the encrypted topic.
-        self.key.add_to_resource_policy(
-            iam.PolicyStatement(
-                principals=[iam.ServicePrincipal(CLOUDWATCH)],
-                actions=["kms:Decrypt", "kms:GenerateDataKey*"],
-                resources=["*"],
-                conditions={"StringEquals": {"aws:SourceAccount": Aws.ACCOUNT_ID}},
-            )
-        )
-        self.topic = sns.Topic(
-            self,
-            "Topic",
-            display_name="ModelOps quota alarms",
-            master_key=self.key,
-            enforce_ssl=True,
-        )
-        # The topic policy CDK writes (TLS only) replaces SNS's default one: this account's
-        # alarms are admitted explicitly.
-        self.topic.add_to_resource_policy(
-            iam.PolicyStatement(
-                principals=[iam.ServicePrincipal(CLOUDWATCH)],
-                actions=["sns:Publish"],
-                resources=[self.topic.topic_arn],
-                conditions={
-                    "StringEquals": {"aws:SourceAccount": Aws.ACCOUNT_ID},
-                    "ArnLike": {
-                        "aws:SourceArn": f"arn:{Aws.PARTITION}:cloudwatch:{Aws.REGION}:"
-                        f"{Aws.ACCOUNT_ID}:alarm:*"
-                    },
-                },
-            )
-        )
+        self.key, self.topic = alarm_topic(self, purpose="quota", removal_policy=removal_policy)
         action = cloudwatch_actions.SnsAction(self.topic)
 
         # (pool, team, reporter, threshold) -> alarm
