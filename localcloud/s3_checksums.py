@@ -15,7 +15,7 @@ What moto 5.2.5 does, and what :func:`install` patches
 ------------------------------------------------------
 ``S3Response._get_checksum`` reads the checksum header only when the request also carries
 ``x-amz-sdk-checksum-algorithm`` (as boto3 sends it, not a presigned URL's client), and
-never compares it with the body (its own TODO says so). :func:`install` wraps it: a request
+never compares it with the body (a gap its source acknowledges). :func:`install` wraps it: a request
 with ``x-amz-checksum-sha256`` and no SDK algorithm header is read as SHA256, and a SHA-256
 that does not match the body (chunked streaming bodies excepted) raises ``BadDigest``
 before anything is stored. Everything else stays moto's.

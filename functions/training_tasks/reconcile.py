@@ -18,7 +18,7 @@ from typing import Any
 
 from modelops import wiring
 from modelops.config import settings
-from modelops.domain.training import JobStatus
+from modelops.domain.training import JobStatus, checkpoint_prefix
 from modelops.tasks import task_handler
 
 CHECKPOINT_AGE_METRIC = "CheckpointAgeSeconds"
@@ -59,8 +59,7 @@ def checkpoint_ages(now: datetime) -> dict[str, float]:
         since = training_since(sagemaker.describe_training_job(TrainingJobName=job.trainingJobName))
         if since is None:
             continue
-        # The job's CheckpointConfig (modelops.services.training) syncs here.
-        prefix = f"training/{job.trainingJobName}/checkpoints/"
+        prefix = checkpoint_prefix(job.trainingJobName)
         written = [
             item["LastModified"]
             for page in s3.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=prefix)

@@ -483,3 +483,8 @@ def metric_value(pattern: re.Pattern[str], line: str) -> float | None:
     except ValueError:
         return None
     return value if math.isfinite(value) else None
+
+
+def checkpoint_prefix(training_job_name: str) -> str:
+    """Where SageMaker syncs a job's checkpoints in the artifact bucket (CheckpointConfig)."""
+    return f"training/{training_job_name}/checkpoints/"

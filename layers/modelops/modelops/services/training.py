@@ -59,6 +59,7 @@ from modelops.domain.training import (
     TrainingJob,
     TrainingSpec,
     Usage,
+    checkpoint_prefix,
     metric_value,
     sagemaker_job_name,
 )
@@ -815,7 +816,7 @@ class TrainingService:
             "StoppingCondition": stopping,
             "EnableManagedSpotTraining": requirements.spot,
             "CheckpointConfig": {
-                "S3Uri": f"s3://{bucket}/training/{job.trainingJobName}/checkpoints/",
+                "S3Uri": f"s3://{bucket}/{checkpoint_prefix(job.trainingJobName)}",
                 "LocalPath": "/opt/ml/checkpoints",
             },
             "RetryStrategy": {"MaximumRetryAttempts": job.retryPolicy.maxAttempts},
@@ -906,7 +907,7 @@ class TrainingService:
         return _ref(kind, artifact, archive_sha), artifact
 
     def _checkpoint_refs(self, job: TrainingJob) -> list[ArtifactRef]:
-        prefix = f"training/{job.trainingJobName}/checkpoints/"
+        prefix = checkpoint_prefix(job.trainingJobName)
         keys = self._blobs.list_keys(prefix)
         entries = [
             (FileEntry(path=key.removeprefix(prefix), size=found[1], sha256=found[0]), key)
