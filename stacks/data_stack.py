@@ -271,6 +271,16 @@ class DataStack(Stack):
                         if rule.abort_multipart_days
                         else None
                     ),
+                    transitions=(
+                        [
+                            s3.Transition(
+                                storage_class=s3.StorageClass(rule.storage_class),
+                                transition_after=Duration.days(rule.transition_days),
+                            )
+                        ]
+                        if rule.transition_days and rule.storage_class
+                        else None
+                    ),
                 )
                 for rule in spec.lifecycle_rules()
             ],

@@ -8,7 +8,9 @@ the spec's ``Access`` levels (identity policies: keys and buses are named one by
 service permissions of its ``grants`` (``stacks/constructs/grants.py``), and
 lambda:InvokeFunction of the functions it ``invokes`` (which must exist before it). A
 function that others invoke asynchronously is given a dead-letter queue for the
-invocations that still fail after Lambda's retries. A function that reads a bucket with
+invocations that still fail after Lambda's retries. A function may have reserved
+concurrency (``reservedConcurrency`` in cdk.json): at most that many run at once, and that
+many are always available to it. A function that reads a bucket with
 readers gets the role name ``stacks.readers`` gives it, so the bucket's policy admits it.
 """
 
@@ -88,6 +90,7 @@ class PythonFunction(Construct):
         targets: grants.Targets,
         dead_letter_queue: sqs.IQueue | None = None,
         role_name: str | None = None,
+        reserved_concurrency: int | None = None,
     ) -> None:
         super().__init__(scope, construct_id)
         self.spec = spec
@@ -155,6 +158,7 @@ class PythonFunction(Construct):
             application_log_level_v2=lambda_.ApplicationLogLevel.INFO,
             system_log_level_v2=lambda_.SystemLogLevel.INFO,
             dead_letter_queue=dead_letter_queue,
+            reserved_concurrent_executions=reserved_concurrency,
         )
         # Tracing is set on the L1 resource: the L2 ``tracing`` option would also add the
         # X-Ray statement to the role's default policy, next to the data grants.

@@ -49,6 +49,9 @@ EXPECTED_READERS = (
     platform.RAW_PII_JOB_ROLE.logical_id,
     platform.DATASET_SANITIZER.name,
 )
+# Functions that alone may use a key (KeySpec.users): their roles are named the same way, so
+# the data stack's key policies can name them (the sanitizer and the watermark key's users).
+KEY_USERS = frozenset(user for key in platform.KEYS for user in key.users)
 ENVIRONMENTS = pytest.mark.parametrize("environment", [None, "prod"])
 
 
@@ -252,7 +255,7 @@ def test_reader_roles_are_named_per_environment_and_region(synth: Synthesized) -
     assert arns == {
         f"arn:aws:iam::{ACCOUNT}:role/modelops-dev-{REGION}-{reader}" for reader in EXPECTED_READERS
     }
-    assert set(EXPECTED_READERS) == readers.READERS
+    assert set(EXPECTED_READERS) | KEY_USERS == readers.READERS
 
 
 def test_reader_role_names_are_refused_when_iam_could_not_hold_them() -> None:
@@ -269,10 +272,13 @@ def test_reader_role_names_are_refused_when_iam_could_not_hold_them() -> None:
         readers.role_name(dev, "registry-apii")
 
 
-def test_only_reader_roles_have_names_we_chose(
+def test_only_reader_and_key_user_roles_have_names_we_chose(
     synth: Synthesized, service_template: Template
 ) -> None:
-    reader_ids = set(_reader_role_ids(synth).values())
+    functions = _service(synth).functions
+    reader_ids = set(_reader_role_ids(synth).values()) | {
+        _logical_id(synth, functions[user].role) for user in KEY_USERS
+    }
     named = {
         role_id
         for role_id, role in service_template.find_resources("AWS::IAM::Role").items()
@@ -363,7 +369,7 @@ def test_registry_api_may_upload_and_check_escrow_objects_but_never_read_or_decr
     assert not any(_allows(s, "kms:Decrypt") for s in on_key)
     # Not a reader either: the bucket policy would refuse it whatever IAM said.
     role_id = _logical_id(synth, _service(synth).functions[platform.REGISTRY_API.name].role)
-    assert "RoleName" not in _resources(service_template)[role_id]["Properties"]
+    assert _role_arn(service_template, role_id) not in _reader_arns(synth)
 
 
 def test_only_escrow_readers_and_writers_hold_anything_on_escrow(
