@@ -56,6 +56,7 @@ def build_parser() -> argparse.ArgumentParser:
         drift,
         evaluation,
         models,
+        ops,
         report,
         training,
         verify,
@@ -92,6 +93,7 @@ def build_parser() -> argparse.ArgumentParser:
         verify,
     ):
         module.add_parser(commands, common)
+    ops.add_parser(commands)  # calls AWS directly with its own options, not the API
     # report.py is written separately: it takes the shared options once its add_parser
     # accepts them (add_parser(commands, common)), its own until then.
     add_report: Any = report.add_parser

@@ -7,10 +7,11 @@ stack once the function exists) and a dead-letter queue: a message its consumer 
 ``max_receives`` times moves there and is kept DLQ_RETENTION for inspection and replay
 (StartMessageMoveTask back to the queue). Each rule sends to its queue with a retry
 policy and a dead-letter queue of its own, for events EventBridge could not deliver; the
-queue's policy lets exactly the rules that target it send. Functions that others invoke
-asynchronously (``FunctionSpec.invokes``) get a dead-letter queue for the invocations that
-still fail after Lambda's two retries (``invocation_dlqs``, the functions' DeadLetterConfig;
-a scheduled one's failed scheduled runs land there too, with the scheduler's event).
+queue's policy lets exactly the rules that target it send. Functions invoked
+asynchronously (by another function, ``FunctionSpec.invokes``, or by their schedule) get a
+dead-letter queue for the invocations that still fail after Lambda's two retries
+(``invocation_dlqs``, the functions' DeadLetterConfig; a failed scheduled run lands there
+with the scheduler's event, and ``modelops ops replay`` runs it again).
 
 Encryption: SQS-managed (SSE-SQS), TLS enforced by every queue's policy. The messages are
 EventBridge events (identifiers, statuses and drift summaries); what they point to lives in
@@ -138,18 +139,25 @@ class EventQueues(Construct):
                 ],
             )
 
-        invoked = dict.fromkeys(name for fn in platform.FUNCTIONS for name in fn.invokes)
         self.invocation_dlqs: dict[str, sqs.Queue] = {
             name: dead_letter_queue(
                 self, f"{_pascal_case(name)}InvocationDlq", removal_policy=removal_policy
             )
-            for name in invoked
+            for name in platform.invoked_asynchronously()
         }
         self.mappings: dict[str, lambda_.EventSourceMapping] = {}
 
-    def subscribe(self, functions: Mapping[str, lambda_.IFunction]) -> None:
+    def subscribe(
+        self,
+        functions: Mapping[str, lambda_.IFunction],
+        max_concurrency: Mapping[str, int] | None = None,
+    ) -> None:
         """Each queue's consumer (by function name in ``functions``) gets an event source
-        mapping on it and the permissions to receive and delete its messages."""
+        mapping on it and the permissions to receive and delete its messages. A consumer
+        with reserved concurrency (``max_concurrency``, by function name) gets a mapping
+        capped at it: Lambda then stops polling instead of being throttled, so messages
+        wait in the queue rather than use up their receives towards the dead-letter
+        queue."""
         consumer_of = consumers()
         for spec in platform.QUEUES:
             consumer = consumer_of[spec.logical_id]
@@ -162,6 +170,7 @@ class EventQueues(Construct):
                 batch_size=BATCH_SIZE,
                 max_batching_window=batching_window(spec, consumer),
                 report_batch_item_failures=True,
+                max_concurrency=(max_concurrency or {}).get(consumer.name),
             )
             queue.grant_consume_messages(functions[consumer.name])
 

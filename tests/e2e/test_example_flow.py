@@ -1,12 +1,12 @@
 """The example flow as a client runs it: against ``modelops local up`` started as a user
-would (a separate process), or against a deployed stack when MODELOPS_E2E_API_URL is set
-(credentials then come from the standard AWS chain, as one principal: the registry part
-runs; the governance part needs the other roles' credentials and runs locally)."""
+would (a separate process), and against a deployed stack in real AWS when asked to
+(``tests/e2e/deployed.py``: MODELOPS_E2E_STACK or MODELOPS_E2E_API_URL with AWS credentials;
+skipped with its reason otherwise, and always in CI). Each run's requests carry its own
+correlation id, and what it started is cleaned up at the end."""
 
 from __future__ import annotations
 
 import json
-import os
 import signal
 import subprocess
 import sys
@@ -19,16 +19,19 @@ import pytest
 
 from modelops_cli.client import ModelOpsClient
 from modelops_cli.demo import run_flow, run_training_flow, run_trust_flow
+from tests.e2e import deployed
 
 MODELOPS = Path(sys.executable).with_name("modelops")
 Clients = dict[str, tuple[ModelOpsClient, str]]
 
 
-@pytest.fixture(scope="module")
-def api(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[ModelOpsClient, Clients]]:
-    deployed = os.environ.get("MODELOPS_E2E_API_URL")
-    if deployed:
-        yield ModelOpsClient(deployed), {}
+@pytest.fixture(scope="module", params=["local", "aws"])
+def api(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[tuple[ModelOpsClient, Clients]]:
+    run = deployed.Run()
+    if request.param == "aws":
+        yield from _deployed_stack(run)
         return
     info_file = tmp_path_factory.mktemp("local-up") / "info.json"
     process = subprocess.Popen(
@@ -44,9 +47,9 @@ def api(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[ModelOpsClie
             assert time.monotonic() < deadline, "modelops local up did not start within 60 s"
             time.sleep(0.2)
         info = json.loads(info_file.read_text())
-        clients = {
+        clients: Clients = {
             name: (
-                ModelOpsClient(
+                run.client(
                     info["apiUrl"],
                     boto3.session.Session(
                         aws_access_key_id=p["accessKeyId"],
@@ -58,11 +61,40 @@ def api(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[ModelOpsClie
             )
             for name, p in info["principals"].items()
         }
-        yield clients["ml-engineer"][0], clients
+        engineer = clients["ml-engineer"][0]
+        try:
+            yield engineer, clients
+        finally:
+            run.cleanup(engineer, None)  # the local cloud goes with its endpoints
     finally:
         process.send_signal(signal.SIGINT)
         output, _ = process.communicate(timeout=30)
         assert process.returncode == 0 and "The local cloud stopped." in output
+
+
+def _deployed_stack(run: deployed.Run) -> Iterator[tuple[ModelOpsClient, Clients]]:
+    reason = deployed.skip_reason()
+    if reason is not None:
+        pytest.skip(reason)
+    target = deployed.target_from_env()
+    assert target is not None
+    sessions = {
+        role: boto3.session.Session(profile_name=profile, region_name=target.region)
+        for role, profile in target.profiles.items()
+        if profile or role == "ml-engineer"
+    }
+    clients: Clients = {
+        role: (run.client(target.api_url, session, target.region), deployed.principal_arn(session))
+        for role, session in sessions.items()
+    }
+    engineer = clients["ml-engineer"][0]
+    # The governance part acts as every role it needs, or is left out.
+    complete = all(role in clients for role in deployed.TRUST_ROLES)
+    cleaner = sessions.get("platform-admin") or sessions["ml-engineer"]
+    try:
+        yield engineer, clients if complete else {}
+    finally:
+        run.cleanup(engineer, cleaner.client("sagemaker"))
 
 
 def test_example_flow_registers_data_and_a_model_and_governs_its_promotion(
@@ -79,6 +111,7 @@ def test_example_flow_registers_data_and_a_model_and_governs_its_promotion(
     assert len(result["events"]) == 3
     assert any("409 CONFLICT" in line for line in lines)
     assert any("422 DIGEST_MISMATCH" in line for line in lines)
+    _recorded_under_the_runs_correlation_id(client, model["modelId"])
     if not clients:
         return
     assert model["createdBy"] == clients["ml-engineer"][1]
@@ -112,3 +145,21 @@ def test_example_flow_trains_on_the_platform_and_reproduces_bit_for_bit(
         "400 VALIDATION_FAILED",
         "422 REFERENCE_NOT_FOUND",
     ]
+
+
+def _recorded_under_the_runs_correlation_id(client: ModelOpsClient, model_id: str) -> None:
+    """The registry's audit records of ``model_id`` carry the run's correlation id."""
+    assert isinstance(client, deployed.RunClient)
+    records = []
+    from_seq: int | None = 1
+    while from_seq is not None:
+        page = client.call(
+            "GET", "/audit/export", query={"stream": "registry", "fromSeq": from_seq, "limit": 500}
+        )
+        for line in page["records"]:
+            event = json.loads(json.loads(line)["body"])["event"]
+            if model_id in event["resources"]:
+                records.append(event)
+        from_seq = page.get("nextFromSeq")
+    assert records, "no audit record names the model"
+    assert {r["correlationId"] for r in records} == {client.correlation_id}

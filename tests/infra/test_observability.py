@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import json
 import re
-from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
@@ -294,27 +293,6 @@ def test_every_metric_of_our_namespace_read_is_emitted_by_the_code(
 
 
 # --- the metrics the training tasks add --------------------------------------------------
-
-
-def test_the_checkpoint_age_counts_from_the_newest_checkpoint_or_the_training_start() -> None:
-    from training_tasks import reconcile
-
-    start = datetime(2026, 1, 1, tzinfo=UTC)
-    described = {
-        "SecondaryStatus": "Training",
-        "SecondaryStatusTransitions": [
-            {"Status": "Starting", "StartTime": start},
-            {"Status": "Training", "StartTime": start + timedelta(minutes=5)},
-            {"Status": "Interrupted", "StartTime": start + timedelta(minutes=20)},
-            {"Status": "Training", "StartTime": start + timedelta(minutes=30)},
-        ],
-    }
-    since = reconcile.training_since(described)
-    assert since == start + timedelta(minutes=30)
-    now = start + timedelta(minutes=70)
-    assert reconcile.checkpoint_age(now, since, []) == 40 * 60
-    assert reconcile.checkpoint_age(now, since, [start + timedelta(minutes=60)]) == 10 * 60
-    assert reconcile.training_since({**described, "SecondaryStatus": "Downloading"}) is None
 
 
 def test_recording_usage_reports_the_jobs_training_time_and_cost_once() -> None:

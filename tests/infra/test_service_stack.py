@@ -278,6 +278,7 @@ def test_scheduled_functions_get_a_rule_with_their_schedule_and_retries(
         platform.AUDIT_CHECKPOINTS.name: "rate(15 minutes)",
         platform.COMPUTE_RECONCILE.name: "rate(5 minutes)",
         platform.DRIFT_MONITOR.name: "rate(1 hour)",
+        platform.RETENTION_RUN.name: "rate(1 day)",
     }
     rules = service_template.find_resources("AWS::Events::Rule").values()
     for name, schedule in scheduled.items():
@@ -295,7 +296,7 @@ def test_scheduled_functions_get_a_rule_with_their_schedule_and_retries(
 # AWS services whose actions a function may hold: its data grants, and those of its grants.
 DATA_SERVICES = {"logs", "xray", "dynamodb", "s3", "kms", "events"}
 # Functions others invoke asynchronously send their failed invocations to a queue.
-INVOKED = {name for spec in platform.FUNCTIONS for name in spec.invokes}
+INVOKED = set(platform.invoked_asynchronously())  # their DLQ: sqs:SendMessage
 GRANT_SERVICES = {
     platform.Grant.TRAINING_JOBS: {"sagemaker", "iam"},
     platform.Grant.TRAINING_STATUS: {"sagemaker"},

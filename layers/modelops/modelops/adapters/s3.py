@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -99,6 +100,24 @@ class S3BlobStore:
     def delete(self, key: str) -> None:
         self._s3.delete_object(Bucket=self._bucket, Key=key)
 
+    def purge(self, key: str) -> int:
+        """Delete every version of ``key`` and its delete markers (a versioned bucket keeps
+        a deleted object's bytes as a noncurrent version otherwise)."""
+        versions: list[dict[str, str]] = []
+        for page in self._s3.get_paginator("list_object_versions").paginate(
+            Bucket=self._bucket, Prefix=key
+        ):
+            versions += [
+                {"Key": item["Key"], "VersionId": item["VersionId"]}
+                for item in (*page.get("Versions", ()), *page.get("DeleteMarkers", ()))
+                if item["Key"] == key
+            ]
+        for start in range(0, len(versions), 1000):  # DeleteObjects takes 1000 at most
+            self._s3.delete_objects(
+                Bucket=self._bucket, Delete={"Objects": versions[start : start + 1000]}
+            )
+        return len(versions)
+
     def presign_get(self, key: str, expires_s: int, filename: str) -> str:
         return str(
             self._s3.generate_presigned_url(
@@ -139,9 +158,13 @@ class S3BlobStore:
         self._s3.upload_file(str(path), self._bucket, key)
 
     def list_keys(self, prefix: str) -> list[str]:
-        keys: list[str] = []
-        for page in self._s3.get_paginator("list_objects_v2").paginate(
-            Bucket=self._bucket, Prefix=prefix
-        ):
-            keys.extend(item["Key"] for item in page.get("Contents", ()))
-        return sorted(keys)
+        return sorted(self.modified_times(prefix))
+
+    def modified_times(self, prefix: str) -> dict[str, datetime]:
+        return {
+            item["Key"]: item["LastModified"]
+            for page in self._s3.get_paginator("list_objects_v2").paginate(
+                Bucket=self._bucket, Prefix=prefix
+            )
+            for item in page.get("Contents", ())
+        }

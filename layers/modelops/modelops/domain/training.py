@@ -17,6 +17,7 @@ from __future__ import annotations
 import json
 import math
 import re
+from collections.abc import Iterable, Mapping
 from datetime import datetime
 from enum import StrEnum
 from typing import Any, Literal
@@ -488,3 +489,23 @@ def metric_value(pattern: re.Pattern[str], line: str) -> float | None:
 def checkpoint_prefix(training_job_name: str) -> str:
     """Where SageMaker syncs a job's checkpoints in the artifact bucket (CheckpointConfig)."""
     return f"training/{training_job_name}/checkpoints/"
+
+
+TRAINING_SECONDARY_STATUS = "Training"  # SageMaker's secondary status while the algorithm runs
+
+
+def training_since(described: Mapping[str, Any]) -> datetime | None:
+    """When a described SageMaker job last entered ``Training``; None if it is not in it."""
+    if described.get("SecondaryStatus") != TRAINING_SECONDARY_STATUS:
+        return None
+    starts = [
+        transition["StartTime"]
+        for transition in described.get("SecondaryStatusTransitions") or ()
+        if transition.get("Status") == TRAINING_SECONDARY_STATUS and transition.get("StartTime")
+    ]
+    return max(starts) if starts else None
+
+
+def checkpoint_age(now: datetime, since: datetime, checkpoints: Iterable[datetime]) -> float:
+    """Seconds since the newest of the checkpoints' writes and ``since``."""
+    return max(0.0, (now - max([since, *checkpoints])).total_seconds())
