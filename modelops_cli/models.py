@@ -78,6 +78,9 @@ def _detail_view(detail: Mapping[str, Any]) -> str:
     if detail.get("effectiveRestrictions"):
         parts.append("effective restrictions:")
         parts.append(cli.render_record(detail["effectiveRestrictions"]))
+    if detail.get("watermark"):
+        parts.append("watermark:")
+        parts.append(cli.render_record(detail["watermark"]))
     return "\n".join(parts)
 
 
@@ -102,6 +105,44 @@ def _run_provenance(args: argparse.Namespace) -> int:
     answer = cli.make_client(args).call("GET", f"/models/{args.model_id}/provenance")
     cli.emit(args, answer)
     return cli.EXIT_OK
+
+
+def verify_watermark(client: Any, model_id: str, artifact: str) -> dict[str, Any]:
+    """``POST /models/{id}/watermark/verify`` of ``artifact``: an artifact id, or a local
+    model.json / model.tar.gz (or a directory) that is uploaded first."""
+    source = Path(artifact)
+    if source.exists():
+        artifact = client.upload_artifact(source, "watermark-suspect")["artifactId"]
+    body = {"artifactId": artifact}
+    return dict(client.call("POST", f"/models/{model_id}/watermark/verify", body))
+
+
+def watermark_view(answer: Mapping[str, Any]) -> str:
+    """Matched or not, from which version, and the score against the threshold."""
+    source = answer.get("source")
+    verdict = (
+        f"matched: {source['family']} {source['version']} ({source['modelId']})"
+        if source
+        else f"not matched by any of {answer['comparedVersions']} watermarked versions of "
+        f"{answer['family']}"
+    )
+    return "\n".join(
+        [
+            verdict,
+            f"best score {answer['matchedBits']}/{answer['totalBits']} bits "
+            f"(threshold {answer['threshold']}, P[chance] {answer['falseMatchProbability']:.3g})",
+            cli.render_table(
+                list(answer["candidates"]),
+                ["modelId", "version", "matchedBits", "totalBits", "threshold", "matched"],
+            ),
+        ]
+    )
+
+
+def _run_watermark_verify(args: argparse.Namespace) -> int:
+    answer = verify_watermark(cli.make_client(args), args.model_id, args.artifact)
+    cli.emit(args, answer, watermark_view)
+    return cli.EXIT_OK if answer["matched"] else cli.EXIT_ERROR
 
 
 def promotion_view(answer: Mapping[str, Any]) -> str:
@@ -214,3 +255,19 @@ def add_parser(commands: Any, common: argparse.ArgumentParser) -> None:
     approve.add_argument("--key", required=True, metavar="PEM_FILE", help="Ed25519 private key")
     approve.add_argument("--key-id", help="the registered key id (default: from the key)")
     approve.set_defaults(run=_run_approve)
+
+    watermark = actions.add_parser("watermark", help="model watermarks (docs/watermarking.md)")
+    watermark_actions = watermark.add_subparsers(dest="watermark_action", required=True)
+    verify = watermark_actions.add_parser(
+        "verify",
+        parents=[common],
+        help="which watermarked version of the model's family a suspect model came from",
+        description="Exit code 0 when the suspect matches a version, 1 when it matches none.",
+    )
+    verify.add_argument("model_id")
+    verify.add_argument(
+        "--artifact",
+        required=True,
+        help="the suspect: an artifact id (art-...) or a local model.json/model.tar.gz",
+    )
+    verify.set_defaults(run=_run_watermark_verify)

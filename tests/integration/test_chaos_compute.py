@@ -31,8 +31,8 @@ from tests.integration.test_local_sagemaker_training import _alive, _eventually
 from tests.integration.test_serving_api import FAST_CANARY, _deploy, _prod_model, _settle
 from tests.integration.test_training_api import (  # the same module fixtures and helpers
     _execution_status,
-    _model_digest,
     _request,
+    _trained_digest,
     completed,
     engineer,
     iris,
@@ -113,13 +113,13 @@ def test_a_host_failing_twice_with_three_attempts_completes_with_the_uninterrupt
         "resuming from checkpoint-epoch-000003.json (epoch 3)",
         "resuming from checkpoint-epoch-000006.json (epoch 6)",
     ]
-    assert _model_digest(done) == _model_digest(completed)
+    assert _trained_digest(done) == _trained_digest(completed)
     assert done["usage"]["spotInterruptions"] == 0  # a host failure is no spot interruption
     print(
         f"\nnode failures after checkpoints [3, 6], maxAttempts 3: attempts={len(restarts) + 1}"
         f" restored={resumed} billable={done['usage']['billableSeconds']}s"
-        f"\n  root digest after failures {_model_digest(done)}"
-        f"\n  root digest uninterrupted  {_model_digest(completed)}"
+        f"\n  trained archive after failures {_trained_digest(done)}"
+        f"\n  trained archive uninterrupted  {_trained_digest(completed)}"
     )
 
 

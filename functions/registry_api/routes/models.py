@@ -69,6 +69,7 @@ def get_model(model_id: str) -> ModelDetail:
         lineage=wiring.lineage_service().ancestors(model_id),
         promotions=wiring.promotion_service().promotions(model_id),
         effectiveRestrictions=wiring.governance().restrictions(model_id),
+        watermark=wiring.watermark_service().get(model_id),
     )
 
 

@@ -20,6 +20,8 @@ class Settings:
     # Raw PII datasets (escrow) and the HMAC key of sanitized datasets' pseudonyms.
     escrow_bucket: str | None = None
     pseudonym_key_arn: str | None = None
+    # The HMAC key whose MACs seed model watermarks (modelops.services.watermark).
+    watermark_key_arn: str | None = None
     raw_pii_job_role_arn: str | None = None
     # The audit ledger and where its events go (modelops.services.audit).
     ledger_table: str | None = None
@@ -77,6 +79,7 @@ def settings() -> Settings:
         artifact_bucket=env.get(platform.ARTIFACT_BUCKET.env_var),
         escrow_bucket=env.get(platform.ESCROW_BUCKET.env_var),
         pseudonym_key_arn=env.get(str(platform.PSEUDONYM_KEY.env_var)),
+        watermark_key_arn=env.get(str(platform.WATERMARK_KEY.env_var)),
         raw_pii_job_role_arn=env.get(platform.RAW_PII_JOB_ROLE.env_var),
         ledger_table=env.get(platform.LEDGER_TABLE.env_var),
         audit_bucket=env.get(platform.AUDIT_BUCKET.env_var),
