@@ -15,7 +15,7 @@ import argparse
 import base64
 import json
 import tempfile
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -126,6 +126,55 @@ def run_verify_model(args: argparse.Namespace) -> int:
     return cli.EXIT_OK if ok else cli.EXIT_ERROR
 
 
+def verify_tombstone_proof(
+    document: dict[str, Any], public_keys: Mapping[str, bytes] | bytes, say: Say
+) -> bool:
+    """Check a saved ``GET /retention/tombstones/{id}`` from the public keys alone (a
+    pinned DER key, or key id -> DER); every check is reported; True when all pass. The
+    expired objects are not needed: the proof is about what they were."""
+    from modelops.domain.retention import TombstoneProof, verify_tombstone
+
+    if document.get("proof") is None:
+        say("no signed checkpoint covers this tombstone yet: nothing to verify")
+        return False
+    proof = TombstoneProof.model_validate(document["proof"])
+    if isinstance(public_keys, bytes):
+        public_keys = {proof.checkpoint.keyId: public_keys}
+    checks = verify_tombstone(proof, public_keys)
+    for check in checks:
+        say(f"{'ok  ' if check.ok else 'FAIL'} {check.name}: {check.message}")
+    return all(check.ok for check in checks)
+
+
+def run_verify_tombstone(args: argparse.Namespace) -> int:
+    from modelops_cli import cli
+    from modelops_cli.audit import fetch_public_keys
+
+    try:
+        pinned = public_key_der(Path(args.public_key).read_text()) if args.public_key else None
+        document = json.loads(Path(args.proof).read_text()) if args.proof else None
+    except (OSError, ValueError) as error:
+        raise cli.CliError(cli.EXIT_USAGE, "USAGE", f"a key or proof file: {error}") from error
+    client = cli.make_client(args) if document is None or pinned is None else None
+    if document is None:
+        assert client is not None
+        document = client.call("GET", f"/retention/tombstones/{args.tombstone_id}")
+    keys: Mapping[str, bytes] | bytes
+    if pinned is not None:
+        keys = pinned
+    else:
+        assert client is not None
+        keys = fetch_public_keys(client)
+    lines: list[str] = []
+    say: Say = lines.append if args.output == "json" else print
+    ok = verify_tombstone_proof(document, keys, say)
+    if args.output == "json":
+        cli.emit(args, {"tombstoneId": args.tombstone_id, "verified": ok, "checks": lines})
+    else:
+        print("tombstone VERIFIED" if ok else "tombstone verification FAILED")
+    return cli.EXIT_OK if ok else cli.EXIT_ERROR
+
+
 def add_parser(commands: Any, common: argparse.ArgumentParser) -> None:
     verify = commands.add_parser("verify", help="verify signatures offline").add_subparsers(
         dest="what", required=True
@@ -143,3 +192,36 @@ def add_parser(commands: Any, common: argparse.ArgumentParser) -> None:
         "both keys, verification needs no network at all",
     )
     model.set_defaults(run=run_verify_model)
+    tombstone = verify.add_parser(
+        "tombstone",
+        parents=[common],
+        help="an expired object's tombstone: ledger record, Merkle inclusion, signed checkpoint",
+    )
+    tombstone.add_argument("tombstone_id")
+    tombstone.add_argument(
+        "--proof",
+        help="GET /retention/tombstones/{id} saved as JSON (default: fetch it); with "
+        "--public-key, verification needs no network at all",
+    )
+    tombstone.add_argument(
+        "--public-key", help="PEM of the Ed25519 checkpoint key (default: GET /audit/keys)"
+    )
+    tombstone.set_defaults(run=run_verify_tombstone)
+    from modelops_cli.package import run_verify_package
+
+    package = verify.add_parser(
+        "package",
+        parents=[common],
+        help="what an agent runtime checks before loading a model: GET /models/{id}/package, "
+        "files against their digests, signatures, and the stage",
+    )
+    package.add_argument("model_id")
+    package.add_argument("--dir", help="where to download the files (default: a temporary one)")
+    package.add_argument(
+        "--require-stage",
+        choices=("staging", "prod"),
+        help="refuse unless the version is at this stage by a signed promotion",
+    )
+    package.add_argument("--statement-key", help="PEM of the Ed25519 key that signs statements")
+    package.add_argument("--model-key", help="PEM of the P-256 key that signs model bundles")
+    package.set_defaults(run=run_verify_package)

@@ -50,8 +50,15 @@ def complete_upload(upload_id: str, request: CompleteUploadRequest) -> Response[
 
 @router.get(
     "/artifact/<artifact_id>",
-    summary="An artifact's manifest and digests; presigned download URLs on request.",
-    responses=read_responses(),
+    summary="An artifact's manifest and digests; presigned download URLs on request (410 "
+    "GONE with the tombstone id once retention expired its files).",
+    responses={
+        **read_responses(),
+        410: {
+            "description": "Expired by retention: the error's details name the tombstone.",
+            "content": {JSON: {"schema": {"$ref": "#/components/schemas/ErrorResponse"}}},
+        },
+    },
     tags=["artifacts"],
 )
 def get_artifact(artifact_id: str, download: Annotated[bool, Query()] = False) -> ArtifactResponse:

@@ -30,12 +30,19 @@ from modelops.errors import (
     DigestMismatch,
     Escrowed,
     Forbidden,
+    Gone,
     NotFound,
     ServiceUnavailable,
     UploadNotComplete,
     ValidationFailed,
 )
-from modelops.ports import AlreadyExists, BlobStore, Clock, RegistryRepository
+from modelops.ports import (
+    AlreadyExists,
+    BlobStore,
+    Clock,
+    RegistryRepository,
+    RetentionRepository,
+)
 
 MAX_PARTS = 10_000
 MAX_SINGLE_PUT = 5 * 1024**3  # S3's largest PutObject
@@ -74,9 +81,12 @@ class ArtifactService:
         settings: Settings,
         *,
         escrow: BlobStore | None = None,
+        retention: RetentionRepository | None = None,
     ) -> None:
-        """``escrow``: the escrow bucket, in functions that upload raw PII to it."""
+        """``escrow``: the escrow bucket, in functions that upload raw PII to it;
+        ``retention``: artifacts' retention states (expired ones are not downloadable)."""
         self._repo = repo
+        self._retention = retention
         self._blobs = blobs
         self._escrow = escrow
         self._clock = clock
@@ -329,6 +339,20 @@ class ArtifactService:
     def get(self, artifact_id: str, download: bool) -> ArtifactResponse:
         artifact = self._existing_artifact(artifact_id)
         downloads = None
+        expired = self._retention.get_artifact_retention(artifact_id) if self._retention else None
+        if download and expired is not None:
+            raise Gone(
+                f"artifact {artifact_id} was expired by retention ({expired.retentionClass}); "
+                f"its tombstone {expired.tombstoneId} proves what it was: GET "
+                f"/retention/tombstones/{expired.tombstoneId}",
+                details=[
+                    {
+                        "field": "artifactId",
+                        "message": "expired by retention",
+                        "tombstoneId": expired.tombstoneId,
+                    }
+                ],
+            )
         if download and artifact.storage == "escrow":
             raise Escrowed(
                 f"artifact {artifact_id} is raw personal data in escrow: it is never "
@@ -344,7 +368,7 @@ class ArtifactService:
                 )
                 for f in artifact.files
             }
-        return ArtifactResponse(artifact=artifact, downloads=downloads)
+        return ArtifactResponse(artifact=artifact, downloads=downloads, retention=expired)
 
     def _existing_artifact(self, artifact_id: str) -> Artifact:
         artifact = self._repo.get_artifact(artifact_id)
