@@ -902,12 +902,8 @@ def ledger_service(sandbox: Sandbox) -> Any:
     from modelops.services.audit import AuditService
     from modelops.wiring import SystemClock
 
-    class _Unpublished:
-        def publish(self, detail_type: str, detail: Mapping[str, Any]) -> None:
-            return None
-
     signer = KmsSigner(sandbox.client("kms"), sandbox.key_arns[platform.SIGNING_KEY.logical_id])
-    return AuditService(ledger_store(sandbox), signer, _Unpublished(), SystemClock())
+    return AuditService(ledger_store(sandbox), signer, lambda event: None, SystemClock())
 
 
 def take_snapshot(sandbox: Sandbox) -> Snapshot:

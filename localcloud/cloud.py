@@ -110,6 +110,7 @@ from localcloud import (
     s3_checksums,
 )
 from localcloud.apigateway import LocalApiGateway
+from localcloud.integrations import Integrations
 from localcloud.lambda_runtime import DEFAULT_ACCOUNT_ID, LambdaRuntime, LogSink
 from localcloud.sagemaker_endpoints import EndpointExecutor
 from localcloud.sagemaker_training import TrainingExecutor, register_local_image
@@ -360,6 +361,7 @@ class LocalCloud:
             self._create_queue(sqs, queue)
         for rule in platform.EVENT_RULES:
             self._create_rule(events, sqs, rule)
+        self.integrations = Integrations(events, sqs, self.names[platform.EVENT_BUS.logical_id])
         iam = session.client("iam", endpoint_url=self.endpoint_url)
         for name, role in PRINCIPALS.items():
             user = iam.create_user(UserName=name)["User"]
@@ -461,7 +463,7 @@ class LocalCloud:
         )
         if bucket.versioned:
             s3.put_bucket_versioning(Bucket=name, VersioningConfiguration={"Status": "Enabled"})
-        if bucket.expirations:
+        if bucket.lifecycle_rules():
             rules = [_lifecycle_rule(rule) for rule in bucket.lifecycle_rules()]
             s3.put_bucket_lifecycle_configuration(
                 Bucket=name, LifecycleConfiguration={"Rules": rules}
@@ -716,6 +718,10 @@ def _lifecycle_rule(rule: platform.LifecycleRule) -> dict[str, Any]:
     }
     if rule.expire_days:
         converted["Expiration"] = {"Days": rule.expire_days}
+    if rule.transition_days and rule.storage_class:
+        converted["Transitions"] = [
+            {"Days": rule.transition_days, "StorageClass": rule.storage_class}
+        ]
     if rule.abort_multipart_days:
         converted["AbortIncompleteMultipartUpload"] = {
             "DaysAfterInitiation": rule.abort_multipart_days

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import argparse
 import hashlib
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -60,10 +60,23 @@ def download(client: Any, artifact_id: str, target: Path, say: Say | None = None
     checking each file's SHA-256 and size against the registry; returns the API's answer
     (``artifact`` and ``downloads``). ``DigestMismatch`` names the first file that differs."""
     answer = client.get_artifact(artifact_id, download=True)
-    files: Mapping[str, Mapping[str, Any]] = {f["path"]: f for f in answer["artifact"]["files"]}
+    download_files(answer["artifact"]["files"], answer.get("downloads") or {}, target, say)
+    return dict(answer)
+
+
+def download_files(
+    registered: Iterable[Mapping[str, Any]],
+    urls: Mapping[str, str],
+    target: Path,
+    say: Say | None = None,
+) -> None:
+    """Fetch each presigned URL into ``target``/path, checking the bytes against the
+    registered size and SHA-256 as they stream; ``DigestMismatch`` names the first file that
+    differs (or that the registry does not list)."""
+    files: Mapping[str, Mapping[str, Any]] = {f["path"]: f for f in registered}
     sizes = {path: int(entry["size"]) for path, entry in files.items()}
     meter = cli.TransferMeter(say or (lambda _: None), sizes, verb="downloaded")
-    for path, url in sorted((answer.get("downloads") or {}).items()):
+    for path, url in sorted(urls.items()):
         destination = target / path
         destination.parent.mkdir(parents=True, exist_ok=True)
         digest = hashlib.sha256()
@@ -78,18 +91,17 @@ def download(client: Any, artifact_id: str, target: Path, say: Say | None = None
                     meter.update(path, len(block))
         expected = files.get(path)
         if expected is None or expected["sha256"] != digest.hexdigest() or expected["size"] != size:
-            registered = (
+            registered_as = (
                 f"{expected['size']} bytes with sha256 {expected['sha256']}"
                 if expected
                 else "no such file"
             )
             raise DigestMismatch(
                 f"{path}: got {size} bytes with sha256 {digest.hexdigest()}, "
-                f"the registry has {registered}"
+                f"the registry has {registered_as}"
             )
         if size == 0:
             meter.update(path, 0)
-    return dict(answer)
 
 
 def _artifact_view(answer: Mapping[str, Any]) -> str:

@@ -37,7 +37,10 @@ from typing import Any
 from modelops_cli import cost, training
 from modelops_cli.client import ApiError, ModelOpsClient
 from modelops_cli.demo_governance import run_governance_flow
+from modelops_cli.demo_integrations import report_integration_events, run_agent_flow
 from modelops_cli.demo_monitoring import evaluate_quietly, run_drift_flow, run_evaluation_flow
+from modelops_cli.demo_retention import run_retention_flow
+from modelops_cli.demo_watermark import run_watermark_flow
 
 Say = Callable[[str], None]
 SEED = 20261130
@@ -703,7 +706,21 @@ def main() -> int:
                 from modelops_cli.report import s3_documents, write_report
 
                 model_id = served["live"]["modelId"]
-                say(f"25. The run report of {model_id}")
+                run_watermark_flow(engineer, Path(tmp), say, model_id=model_id)
+                run_retention_flow(
+                    clients["platform-admin"][0],
+                    engineer,
+                    trained["job"],
+                    Path(tmp),
+                    say,
+                    also=[trained["reproduction"]],
+                    step=26,
+                )
+                family = engineer.get_model(model_id)["model"]["family"]
+                run_agent_flow(clients["kernel"][0], family, Path(tmp), say)
+                say("28. What Kernel, the Reasoning Graph and the Eval Engine received")
+                report_integration_events(cloud.integrations, say)
+                say(f"29. The run report of {model_id}")
                 written = write_report(
                     engineer,
                     model_id,

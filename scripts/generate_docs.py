@@ -320,31 +320,25 @@ def render_errors(errors: Mapping[str, int]) -> list[str]:
 # --- docs/events.md ---------------------------------------------------------------------
 
 
-def detail_types() -> tuple[dict[str, str], list[str]]:
-    """The detail types with a schema (by schema file stem), and the others the platform
-    publishes, from the code."""
+def detail_types() -> dict[str, str]:
+    """Every detail type the platform publishes, by schema file stem."""
     from modelops.contracts.events import EVENTS
-    from modelops.services import audit, serving
 
-    with_schema = {name.lower().replace(" ", "-"): name for name in EVENTS}
-    others = [
-        audit.EVENT_DETAIL_TYPE,
-        audit.CHECKPOINT_DETAIL_TYPE,
-        serving.STATE_CHANGE,
-        serving.ROLLED_BACK_EVENT,
-    ]
-    return with_schema, sorted(set(others) - set(EVENTS))
+    return {name.lower().replace(" ", "-"): name for name in EVENTS}
 
 
 def render_events(events: Mapping[str, Schema]) -> str:
-    names, unschematised = detail_types()
+    names = detail_types()
     lines = [
         GENERATED.format(sources="schemas/events/*.json"),
         "",
         "# Event catalogue",
         "",
-        "The platform publishes these events on its EventBridge bus. Each schema describes the "
-        "event's `detail`; the machine-readable schemas are in "
+        "The platform publishes these events on its EventBridge bus, every one through one "
+        "publisher (`modelops.events.Events`) from a contract in "
+        "`modelops.contracts.events`. Each schema describes the event's `detail`; every "
+        "detail carries `schemaVersion` and `correlationId`, and `resourcePath` where what it "
+        "is about can be read back. The machine-readable schemas are in "
         "[`schemas/events/`](../schemas/events/).",
         "",
         "| detail-type | source | schema |",
@@ -384,16 +378,6 @@ def render_events(events: Mapping[str, Schema]) -> str:
                 "```",
                 "",
             ]
-    if unschematised:
-        lines += [
-            "## Published without a generated schema",
-            "",
-            "The platform also publishes these detail types (same source); their details are "
-            "not in `schemas/events/` yet:",
-            "",
-            *[f"- `{name}`" for name in unschematised],
-            "",
-        ]
     return "\n".join(lines).rstrip("\n") + "\n"
 
 

@@ -102,7 +102,11 @@ def render() -> dict[Path, str]:
     for name, schema in contracts().items():
         files[SCHEMAS / "contracts" / f"{name}.json"] = schema
     for detail_type, model in EVENTS.items():
-        schema = {"title": detail_type, "x-source": SOURCE, **model.model_json_schema()}
+        schema = {
+            "title": detail_type,
+            "x-source": SOURCE,
+            **model.model_json_schema(mode="serialization"),
+        }
         files[SCHEMAS / "events" / f"{detail_type.lower().replace(' ', '-')}.json"] = schema
     return {
         path: json.dumps(value, indent=2, sort_keys=True) + "\n" for path, value in files.items()

@@ -18,6 +18,7 @@ from modelops import platform
 from stacks.constructs import grants
 from stacks.constructs.break_glass_role import BreakGlassRole
 from stacks.constructs.event_queues import EventQueues
+from stacks.constructs.integrations import IntegrationRules
 from stacks.constructs.python_function import PythonFunction
 from stacks.constructs.state_machine import WorkflowStateMachine
 from stacks.constructs.training_role import (
@@ -29,6 +30,7 @@ from stacks.constructs.training_role import (
 )
 from stacks.data_stack import DataStack
 from stacks.service_stack import ServiceStack
+from stacks.truststore_stack import TruststoreStack
 
 # The wildcard actions that CDK's grant methods write (grant_read / grant_read_write on a
 # bucket, grant_read_write_data on a table encrypted with the data key). Each is one action
@@ -170,12 +172,12 @@ def acknowledge(data: DataStack, service: ServiceStack) -> None:
         _ack(
             rule,
             "Serverless-EventBusDLQ",
-            "A schedule tick carries no payload: a run that fails after its retries leaves "
-            "its work to the next tick, which does all of it (every uncheckpointed record, "
-            "every leaked reservation), so a dead-letter queue would keep nothing worth "
-            "replaying. Failures raise and show in the function's Errors metric.",
+            "A schedule tick carries no payload, and a run that fails after Lambda's retries "
+            "lands in the function's own invocation dead-letter queue (its DeadLetterConfig), "
+            "from which `modelops ops replay` runs it again; a second queue on the rule's "
+            "target would only hold ticks EventBridge could not hand to Lambda at all.",
         )
-    _acknowledge_event_queues(service.event_queues)
+    _acknowledge_event_queues(service.event_queues, service.integration_rules)
     for role in service.sagemaker_roles.values():
         _acknowledge_training_role(data, role)
     for people in service.people_roles.values():
@@ -301,7 +303,7 @@ def _default_policy(role: iam.IRole) -> iam.Policy:
     return policy
 
 
-def _acknowledge_event_queues(event_queues: EventQueues) -> None:
+def _acknowledge_event_queues(event_queues: EventQueues, integrations: IntegrationRules) -> None:
     # Each dead-letter queue, with what it keeps and how that is replayed.
     dead_letter_queues = {
         **{
@@ -320,6 +322,11 @@ def _acknowledge_event_queues(event_queues: EventQueues) -> None:
             "retries (the message body is the payload), replayed by invoking it again"
             for name, q in event_queues.invocation_dlqs.items()
         },
+        **{
+            q: f"of the rule forwarding to {name}'s event bus: events EventBridge could not "
+            "deliver there, replayed by putting them on that bus again"
+            for name, q in integrations.delivery_dlqs.items()
+        },
     }
     for queue, keeps in dead_letter_queues.items():
         _ack(
@@ -328,13 +335,23 @@ def _acknowledge_event_queues(event_queues: EventQueues) -> None:
             f"The dead-letter queue {keeps}. It is the last stop, which nothing consumes, so "
             "there is no further queue to redrive to; messages are kept 14 days.",
         )
-    for logical_id, queue in event_queues.delivery_dlqs.items():
+    delivery_dlqs = {
+        **{
+            f"the {logical_id} EventBridge rule's SQS target": q
+            for logical_id, q in event_queues.delivery_dlqs.items()
+        },
+        **{
+            f"the EventBridge rule forwarding to {name}'s event bus": q
+            for name, q in integrations.delivery_dlqs.items()
+        },
+    }
+    for target, queue in delivery_dlqs.items():
         _ack(
             queue,
             "AwsSolutions-SQS3",
-            f"This queue is a dead-letter queue: the DeadLetterConfig of the {logical_id} "
-            "EventBridge rule's SQS target, a use the SQS3 check does not recognise (it only "
-            "looks for queues and functions that name the queue as their dead-letter queue).",
+            f"This queue is a dead-letter queue: the DeadLetterConfig of {target}, a use the "
+            "SQS3 check does not recognise (it only looks for queues and functions that name "
+            "the queue as their dead-letter queue).",
         )
     for logical_id, mapping in event_queues.mappings.items():
         _ack(
@@ -410,12 +427,6 @@ def _acknowledge_api(service: ServiceStack) -> None:
         "AWS_IAM authorization. Cognito user pools authenticate end users, which this API "
         "does not serve.",
     )
-    _ack(
-        api.deployment_stage,
-        "AwsSolutions-APIG3",
-        "AWS WAF on the stage is planned in a later operations issue; until then every "
-        "method requires SigV4 (AWS_IAM) and the stage is throttled.",
-    )
     cloud_watch_role = api.node.try_find_child("CloudWatchRole")
     if cloud_watch_role is not None:
         _ack(
@@ -425,3 +436,15 @@ def _acknowledge_api(service: ServiceStack) -> None:
             "API Gateway's account-level logging role; AWS maintains this service-role "
             "policy for exactly this purpose and it grants CloudWatch Logs writes only.",
         )
+
+
+def acknowledge_truststore(truststore: TruststoreStack) -> None:
+    """The truststore stack's acknowledgements (it exists with a custom domain only)."""
+    _ack(
+        truststore.bucket,
+        "AwsSolutions-S1",
+        "The bucket holds the mTLS truststore only: public CA certificates that operators "
+        "upload by hand and API Gateway reads when the domain is deployed. It is versioned "
+        "(every change is kept), and the account's CloudTrail management events record "
+        "changes to its configuration; access logs would record nothing worth keeping.",
+    )

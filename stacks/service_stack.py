@@ -21,6 +21,14 @@ Queues, the EventBridge rules that fill them and their dead-letter queues
 invoked asynchronously has one of them as its dead-letter queue); each queue's consumer
 is subscribed to it once the functions exist.
 
+The REST API's stage is behind AWS WAF (``stacks/constructs/api_firewall.py``), throttled
+as a whole and, tighter, on the costly mutating methods the environment names
+(``methodThrottling``: each gets a method of its own next to its route's ANY). With a
+``customDomain`` the API is served on that domain with mutual TLS, its truststore read from
+the truststore stack's bucket (``stacks/truststore_stack.py``), and the default execute-api
+endpoint is disabled. Functions reserve the concurrency the environment gives them
+(``reservedConcurrency``); a queue consumer's mapping is capped at the same number.
+
 Quota alarms (``stacks/constructs/quota_alarms.py``) watch each team's GPU-hour use in each
 pool of the environment's pool configuration; the drift alarm
 (``stacks/constructs/drift_alarms.py``) the drift monitor's features at alarm. The
@@ -38,6 +46,7 @@ from typing import Any
 
 from aws_cdk import CfnOutput, Duration, Fn, Stack
 from aws_cdk import aws_apigateway as apigw
+from aws_cdk import aws_certificatemanager as acm
 from aws_cdk import aws_dynamodb as dynamodb
 from aws_cdk import aws_events as events
 from aws_cdk import aws_events_targets as targets
@@ -50,16 +59,19 @@ from constructs import Construct
 from modelops import platform
 from stacks import readers
 from stacks.constructs import grants
+from stacks.constructs.api_firewall import ApiFirewall
 from stacks.constructs.break_glass_role import BreakGlassRole
 from stacks.constructs.drift_alarms import DriftAlarms
 from stacks.constructs.event_queues import EventQueues
+from stacks.constructs.integrations import IntegrationRules
 from stacks.constructs.observability import Observability, dashboard_name
 from stacks.constructs.python_function import ARCHITECTURE, RUNTIME, PythonFunction
 from stacks.constructs.quota_alarms import QuotaAlarms
 from stacks.constructs.state_machine import WorkflowStateMachine
 from stacks.constructs.training_role import TrainingRole
 from stacks.data_stack import DataStack
-from stacks.environment import REPO_ROOT, EnvironmentSettings
+from stacks.environment import REPO_ROOT, EnvironmentSettings, MethodThrottle
+from stacks.truststore_stack import TruststoreStack
 
 LAYER_DIR = REPO_ROOT / "build" / "layer"
 FUNCTIONS_DIR = REPO_ROOT / "functions"
@@ -91,6 +103,14 @@ ACCESS_LOG_FORMAT = json.dumps(
 )
 
 
+# Execution logging and metrics of every method, throttled on its own or not.
+METHOD_LOGGING: dict[str, Any] = {
+    "logging_level": apigw.MethodLoggingLevel.INFO,
+    "data_trace_enabled": False,
+    "metrics_enabled": True,
+}
+
+
 class ServiceStack(Stack):
     """The modelops layer, one PythonFunction per FunctionSpec, and the REST API."""
 
@@ -101,6 +121,7 @@ class ServiceStack(Stack):
         *,
         data: DataStack,
         settings: EnvironmentSettings,
+        truststore: TruststoreStack | None = None,
         layer_dir: Path = LAYER_DIR,
         functions_dir: Path = FUNCTIONS_DIR,
         state_machines_dir: Path = STATE_MACHINES_DIR,
@@ -108,6 +129,10 @@ class ServiceStack(Stack):
     ) -> None:
         super().__init__(scope, construct_id, **kwargs)
         self.add_stack_dependency(data, "imports the data stack's exports")
+        if (truststore is None) != (settings.custom_domain is None):
+            raise ValueError("a custom domain needs the truststore stack, and only it does")
+        if truststore is not None:
+            self.add_stack_dependency(truststore, "imports the truststore bucket's name")
         if not (layer_dir / "python").is_dir():
             raise FileNotFoundError(
                 f"{layer_dir / 'python'} is missing: build the layer first (`make layer`)"
@@ -200,6 +225,13 @@ class ServiceStack(Stack):
         self.event_queues = EventQueues(
             self, "EventQueues", buses=self.buses, removal_policy=settings.removal_policy
         )
+        self.integration_rules = IntegrationRules(
+            self,
+            "Integrations",
+            bus=self.buses[platform.EVENT_BUS.logical_id],
+            targets_by_name=settings.integrations,
+            removal_policy=settings.removal_policy,
+        )
 
         def build(spec: platform.FunctionSpec, targets: grants.Targets) -> PythonFunction:
             return PythonFunction(
@@ -219,6 +251,7 @@ class ServiceStack(Stack):
                 targets=targets,
                 dead_letter_queue=self.event_queues.invocation_dlqs.get(spec.name),
                 role_name=role_name(spec.name),
+                reserved_concurrency=settings.reserved_concurrency.get(spec.name),
             )
 
         built: dict[str, PythonFunction] = {}
@@ -264,44 +297,13 @@ class ServiceStack(Stack):
         self.functions: dict[str, PythonFunction] = {
             spec.name: built[spec.name] for spec in platform.FUNCTIONS
         }
-        self.event_queues.subscribe({name: fn.function for name, fn in self.functions.items()})
+        self.event_queues.subscribe(
+            {name: fn.function for name, fn in self.functions.items()},
+            max_concurrency=settings.reserved_concurrency,
+        )
 
-        self.access_log_group = logs.LogGroup(
-            self,
-            "ApiAccessLogs",
-            retention=settings.log_retention,
-            removal_policy=settings.removal_policy,
-        )
-        self.api = apigw.RestApi(
-            self,
-            "Api",
-            description="ILLUVRSE ModelOps control plane (IAM-authenticated).",
-            endpoint_types=[apigw.EndpointType.REGIONAL],
-            # The account-level role API Gateway needs to write execution logs. It is kept
-            # when the stack goes (CDK's default): other APIs in the account rely on it.
-            cloud_watch_role=True,
-            default_method_options=apigw.MethodOptions(
-                authorization_type=apigw.AuthorizationType.IAM
-            ),
-            deploy_options=apigw.StageOptions(
-                stage_name=settings.api_stage_name,
-                access_log_destination=apigw.LogGroupLogDestination(self.access_log_group),
-                access_log_format=apigw.AccessLogFormat.custom(ACCESS_LOG_FORMAT),
-                tracing_enabled=True,
-                logging_level=apigw.MethodLoggingLevel.INFO,
-                data_trace_enabled=False,
-                metrics_enabled=True,
-                throttling_rate_limit=settings.throttling_rate_limit,
-                throttling_burst_limit=settings.throttling_burst_limit,
-            ),
-        )
-        self.request_validator = self.api.add_request_validator(
-            "RequestValidator",
-            validate_request_body=True,
-            validate_request_parameters=True,
-        )
-        for fn in self.functions.values():
-            self._route(fn.function, fn.spec.api_routes)
+        self.api = self._rest_api(settings)
+        self.domain = None if truststore is None else self._custom_domain(settings, truststore)
 
         self.schedules: dict[str, events.Rule] = {
             fn.spec.name: self._schedule(fn) for fn in self.functions.values() if fn.spec.schedule
@@ -328,6 +330,7 @@ class ServiceStack(Stack):
                     self.event_queues.dead_letter_queues,
                     self.event_queues.delivery_dlqs,
                     self.event_queues.invocation_dlqs,
+                    self.integration_rules.delivery_dlqs,
                 )
                 for queue in dlqs.values()
             },
@@ -351,6 +354,67 @@ class ServiceStack(Stack):
             "pool) notify this SNS topic: subscribe to it.",
         )
 
+    def _rest_api(self, settings: EnvironmentSettings) -> apigw.RestApi:
+        """The REST API (IAM authorization) with a route per function's segment, and its
+        stage: JSON access logs, X-Ray tracing, execution logs and metrics, throttling (the
+        stage's, and the tighter limits of ``methodThrottling``) and AWS WAF."""
+        self.access_log_group = logs.LogGroup(
+            self,
+            "ApiAccessLogs",
+            retention=settings.log_retention,
+            removal_policy=settings.removal_policy,
+        )
+        api = apigw.RestApi(
+            self,
+            "Api",
+            description="ILLUVRSE ModelOps control plane (IAM-authenticated).",
+            endpoint_types=[apigw.EndpointType.REGIONAL],
+            # The account-level role API Gateway needs to write execution logs. It is kept
+            # when the stack goes (CDK's default): other APIs in the account rely on it.
+            cloud_watch_role=True,
+            # With mTLS, callers must come through the custom domain: the default
+            # execute-api endpoint would let them skip the client certificate.
+            disable_execute_api_endpoint=settings.custom_domain is not None,
+            default_method_options=apigw.MethodOptions(
+                authorization_type=apigw.AuthorizationType.IAM
+            ),
+            deploy_options=apigw.StageOptions(
+                stage_name=settings.api_stage_name,
+                access_log_destination=apigw.LogGroupLogDestination(self.access_log_group),
+                access_log_format=apigw.AccessLogFormat.custom(ACCESS_LOG_FORMAT),
+                tracing_enabled=True,
+                **METHOD_LOGGING,
+                throttling_rate_limit=settings.throttling_rate_limit,
+                throttling_burst_limit=settings.throttling_burst_limit,
+                # Tighter limits on the costly mutating methods, within the stage's.
+                method_options={
+                    throttle.method_options_key: apigw.MethodDeploymentOptions(
+                        **METHOD_LOGGING,
+                        throttling_rate_limit=throttle.rate_limit,
+                        throttling_burst_limit=throttle.burst_limit,
+                    )
+                    for throttle in settings.method_throttling
+                },
+            ),
+        )
+        self.request_validator = api.add_request_validator(
+            "RequestValidator",
+            validate_request_body=True,
+            validate_request_parameters=True,
+        )
+        for fn in self.functions.values():
+            self._route(api, fn.function, fn.spec.api_routes, settings.method_throttling)
+        self.firewall = ApiFirewall(
+            self,
+            "ApiFirewall",
+            stage=api.deployment_stage,
+            environment=settings.name,
+            rate_limit=settings.waf_rate_limit,
+            log_retention=settings.log_retention,
+            removal_policy=settings.removal_policy,
+        )
+        return api
+
     def _schedule(self, fn: PythonFunction) -> events.Rule:
         """An EventBridge rule on the default bus invoking ``fn`` on its spec's schedule."""
         return events.Rule(
@@ -365,18 +429,88 @@ class ServiceStack(Stack):
             ],
         )
 
-    def _route(self, function: lambda_.IFunction, segments: tuple[str, ...]) -> None:
-        """``/<segment>`` and ``/<segment>/{proxy+}`` with ANY, proxied to ``function``."""
+    def _route(
+        self,
+        api: apigw.RestApi,
+        function: lambda_.IFunction,
+        segments: tuple[str, ...],
+        throttles: tuple[MethodThrottle, ...],
+    ) -> None:
+        """``/<segment>`` and ``/<segment>/{proxy+}`` with ANY, proxied to ``function``.
+
+        A throttled method (``/train/jobs`` POST) needs a method of its own for the stage's
+        method settings to name: its path gets a resource with ANY and that method, both
+        proxied to the same function (API Gateway prefers the most specific resource and
+        a named method over ANY, so requests reach the function as before)."""
         integration = apigw.LambdaIntegration(function, proxy=True, allow_test_invoke=False)
         for segment in segments:
-            resource = self.api.root.add_resource(segment)
+            resource = api.root.add_resource(segment)
             for target in (resource, resource.add_resource("{proxy+}")):
-                target.add_method(
-                    "ANY",
-                    integration,
-                    authorization_type=apigw.AuthorizationType.IAM,
-                    request_validator=self.request_validator,
-                )
+                self._method(target, "ANY", integration)
+            for throttle in throttles:
+                _, first, rest = throttle.path.split("/", 2)
+                if first != segment:
+                    continue
+                target = resource.resource_for_path(rest)
+                if target.node.try_find_child("ANY") is None:
+                    self._method(target, "ANY", integration)
+                self._method(target, throttle.http_method, integration)
+
+    def _method(
+        self, resource: apigw.IResource, http_method: str, integration: apigw.Integration
+    ) -> None:
+        resource.add_method(
+            http_method,
+            integration,
+            authorization_type=apigw.AuthorizationType.IAM,
+            request_validator=self.request_validator,
+        )
+
+    def _custom_domain(
+        self, settings: EnvironmentSettings, truststore: TruststoreStack
+    ) -> apigw.DomainName:
+        """The API on ``customDomain`` (REGIONAL, TLS 1.2) with mutual TLS against the
+        truststore stack's bucket, the stage mapped at its root."""
+        domain = settings.custom_domain
+        if domain is None:
+            raise ValueError(f"environment {settings.name!r} has no customDomain")
+        bucket = s3.Bucket.from_bucket_name(
+            self, "TruststoreBucket", Fn.import_value(truststore.export_name())
+        )
+        api_domain = apigw.DomainName(
+            self,
+            "ApiDomain",
+            domain_name=domain.domain_name,
+            certificate=acm.Certificate.from_certificate_arn(
+                self, "ApiCertificate", domain.certificate_arn
+            ),
+            endpoint_type=apigw.EndpointType.REGIONAL,
+            security_policy=apigw.SecurityPolicy.TLS_1_2,
+            mtls=apigw.MTLSConfig(
+                bucket=bucket, key=domain.truststore_key, version=domain.truststore_version
+            ),
+        )
+        api_domain.add_base_path_mapping(self.api, stage=self.api.deployment_stage)
+        CfnOutput(
+            self,
+            "ApiDomainUrl",
+            value=f"https://{domain.domain_name}/",
+            description="The API's URL (mutual TLS; the execute-api endpoint is disabled).",
+        )
+        CfnOutput(
+            self,
+            "ApiDomainAliasTarget",
+            value=api_domain.domain_name_alias_domain_name,
+            description=f"Point {domain.domain_name} here: a Route 53 alias (hosted zone "
+            "ApiDomainAliasHostedZoneId) or a CNAME record.",
+        )
+        CfnOutput(
+            self,
+            "ApiDomainAliasHostedZoneId",
+            value=api_domain.domain_name_alias_hosted_zone_id,
+            description="The hosted zone id of the alias target, for a Route 53 alias record.",
+        )
+        return api_domain
 
 
 def _pascal_case(name: str) -> str:

@@ -8,7 +8,7 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from modelops.api import build_resolver, run_api
 from modelops.observability import instruments
-from registry_api.routes import artifacts, datasets, models, promotions
+from registry_api.routes import artifacts, datasets, models, promotions, retention, watermark
 
 logger, tracer, metrics = instruments()
 
@@ -17,6 +17,8 @@ app.include_router(artifacts.router)
 app.include_router(datasets.router)
 app.include_router(models.router)
 app.include_router(promotions.router)
+app.include_router(watermark.router)
+app.include_router(retention.router)
 
 
 @logger.inject_lambda_context(log_event=False)

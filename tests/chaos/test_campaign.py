@@ -243,6 +243,7 @@ def test_two_versions_promoted_to_prod_at_once_leave_one_prod_version(sandbox: S
         monitoring=repository,
         clock=SystemClock(),
         region="us-east-1",
+        publish=wiring.publish,
     )
     operations.promotions = racing
     operations.race([functools.partial(operations.promote, m, "prod") for m in staged])

@@ -130,6 +130,46 @@ def synth_env(
     return get
 
 
+# A custom domain with mutual TLS, as an operator would add it to an environment in cdk.json.
+CUSTOM_DOMAIN = {
+    "domainName": "api.modelops.example.com",
+    "certificateArn": "arn:aws:acm:us-east-1:123456789012:certificate/"
+    "0a1b2c3d-4e5f-6a7b-8c9d-0e1f2a3b4c5d",
+    "truststoreVersion": "3sL4kqtJlcpXroDTDmJ.rmSpXd3dIbrHY",
+}
+# The ILLUVRSE services' buses (another account), as an environment would name them.
+INTEGRATION_BUSES = {
+    "kernel": "arn:aws:events:us-east-1:210987654321:event-bus/kernel",
+    "reasoning-graph": "arn:aws:events:us-east-1:210987654321:event-bus/reasoning-graph",
+    "eval-engine": "arn:aws:events:us-east-1:210987654321:event-bus/eval-engine",
+}
+
+
+def environment_context(environment: str, **overrides: Any) -> dict[str, Any]:
+    """The context selecting ``environment`` with ``overrides`` to its cdk.json settings."""
+    from stacks.environment import project_context
+
+    environments = project_context()["environments"]
+    return {
+        "environment": environment,
+        "environments": {
+            **environments,
+            environment: {**environments[environment], **overrides},
+        },
+    }
+
+
+@pytest.fixture(scope="session")
+def synth_prod_mtls(layer_site: Path, tmp_path_factory: pytest.TempPathFactory) -> Synthesized:
+    """The prod app with every optional setting on: a mutual TLS custom domain and the
+    integrations' event buses (cdk.json's environments have neither)."""
+    outdir = tmp_path_factory.mktemp("cdk.out.prod-mtls")
+    return synthesize(
+        outdir,
+        environment_context("prod", customDomain=CUSTOM_DOMAIN, integrations=INTEGRATION_BUSES),
+    )
+
+
 @pytest.fixture(scope="session")
 def synth(synth_env: Callable[[str | None], Synthesized]) -> Synthesized:
     """The app as `npx cdk synth` builds it without options (the dev environment)."""

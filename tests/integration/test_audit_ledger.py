@@ -23,10 +23,11 @@ from modelops import platform
 from modelops.adapters.eventbridge import SOURCE, EventBridgePublisher
 from modelops.adapters.kms import KmsSigner
 from modelops.adapters.ledger import DynamoLedgerStore, checkpoint_key, padded
+from modelops.contracts.events import AuditEventRecorded
 from modelops.domain.ledger import AuditEvent, LedgerRecord, Outcome, ProblemKind, seal
 from modelops.domain.signing import public_key_pem
 from modelops.ports import SequenceTaken
-from modelops.services.audit import EVENT_DETAIL_TYPE, AuditService
+from modelops.services.audit import AuditService
 from modelops.wiring import SystemClock
 from modelops_cli.client import ModelOpsClient
 from modelops_cli.main import main as modelops
@@ -508,7 +509,9 @@ def test_audit_events_reach_eventbridge_rules_and_their_sqs_targets(
     events.put_rule(
         Name=rule,
         EventBusName=bus,
-        EventPattern=json.dumps({"source": [SOURCE], "detail-type": [EVENT_DETAIL_TYPE]}),
+        EventPattern=json.dumps(
+            {"source": [SOURCE], "detail-type": [AuditEventRecorded.DETAIL_TYPE]}
+        ),
     )
     events.put_targets(Rule=rule, EventBusName=bus, Targets=[{"Id": "kernel", "Arn": queue_arn}])
     correlation = f"kernel-flow-{uuid.uuid4().hex[:8]}"
@@ -527,7 +530,7 @@ def test_audit_events_reach_eventbridge_rules_and_their_sqs_targets(
         if any(m["detail"]["event"]["correlationId"] == correlation for m in received):
             break
     (ours,) = [m for m in received if m["detail"]["event"]["correlationId"] == correlation]
-    assert (ours["source"], ours["detail-type"]) == (SOURCE, EVENT_DETAIL_TYPE)
+    assert (ours["source"], ours["detail-type"]) == (SOURCE, AuditEventRecorded.DETAIL_TYPE)
     detail = ours["detail"]
     assert detail["stream"] == "registry" and detail["seq"] >= 1 and len(detail["hash"]) == 64
     assert detail["event"]["principal"] == local_cloud.principals["approver"].arn

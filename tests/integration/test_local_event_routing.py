@@ -20,6 +20,7 @@ from localcloud.cloud import LocalCloud
 from localcloud.lambda_runtime import LambdaRuntime
 from modelops import platform
 
+pytestmark = pytest.mark.hand_made_events
 QUEUES = pytest.mark.parametrize("queue", platform.QUEUES, ids=lambda q: q.logical_id)
 RULES = pytest.mark.parametrize("rule", platform.EVENT_RULES, ids=lambda r: r.logical_id)
 # What every EventBridge event carries (the SQS message body is the whole event).

@@ -10,6 +10,8 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Any, Generic, TypeVar
 
+from localcloud.integrations import validate_event
+from modelops.contracts.events import EventDetail
 from modelops.domain import compute
 from modelops.domain.entities import (
     Artifact,
@@ -48,6 +50,7 @@ from modelops.domain.promotion import (
 )
 from modelops.domain.serving import DeploymentRecord
 from modelops.domain.training import ComputeRequirements, TrainingJob
+from modelops.events import Events
 from modelops.ports import (
     AlreadyExists,
     MissingReferences,
@@ -75,6 +78,8 @@ class MemoryBlobStore:
         self.multipart: dict[str, dict[int, bytes]] = {}
         self.declared: dict[str, str] = {}  # key -> SHA-256 a presigned PUT must carry
         self.checksums: dict[str, str] = {}  # key -> SHA-256 verified at PUT
+        self.created = datetime(2026, 11, 30, 12, 0, tzinfo=UTC)
+        self.written: dict[str, datetime] = {}
 
     def put(self, key: str, data: bytes) -> None:
         self.objects[key] = data
@@ -150,7 +155,16 @@ class MemoryBlobStore:
         self.objects[key] = path.read_bytes()
 
     def list_keys(self, prefix: str) -> list[str]:
-        return sorted(k for k in self.objects if k.startswith(prefix))
+        return sorted(self.modified_times(prefix))
+
+    def modified_times(self, prefix: str) -> dict[str, datetime]:
+        """Keys under ``prefix``; when each was written is ``written[key]`` if a test set
+        it, else when this store was made."""
+        return {
+            key: self.written.get(key, self.created)
+            for key in self.objects
+            if key.startswith(prefix)
+        }
 
 
 R = TypeVar("R", EvaluationRecord, DriftFinding, DriftAlert, RetrainProposal, Quarantine)
@@ -587,14 +601,26 @@ class FakeInvoker:
 
 
 class MemoryPublisher:
+    """The ``EventPublisher`` port in memory, behind the platform's one publisher: call it
+    with an event contract (as services do). Every detail is checked against its generated
+    JSON Schema on the way out, so each unit test that publishes is a contract test too."""
+
     def __init__(self, *, failing: bool = False) -> None:
         self.published: list[tuple[str, dict[str, Any]]] = []
         self.failing = failing
+        self._events = Events(self)
+
+    def __call__(self, event: EventDetail) -> None:
+        self._events.publish(event)
 
     def publish(self, detail_type: str, detail: Mapping[str, Any]) -> None:
         if self.failing:
             raise RuntimeError("EventBridge is down")
+        validate_event(detail_type, detail)
         self.published.append((detail_type, dict(detail)))
+
+    def of(self, detail_type: str) -> list[dict[str, Any]]:
+        return [detail for kind, detail in self.published if kind == detail_type]
 
 
 class MemoryEcdsaSigner:

@@ -10,6 +10,7 @@ from datetime import UTC, datetime
 
 import pytest
 
+from modelops.contracts.events import AuditCheckpointSigned, AuditEventRecorded
 from modelops.domain.access import Caller, Role
 from modelops.domain.ledger import (
     AuditEvent,
@@ -25,8 +26,6 @@ from modelops.ports import SequenceTaken, UnreadableEntry
 from modelops.services.audit import (
     APPEND_ATTEMPTS,
     BACKOFF_CAP_S,
-    CHECKPOINT_DETAIL_TYPE,
-    EVENT_DETAIL_TYPE,
     AuditService,
     LedgerUnavailable,
 )
@@ -161,7 +160,11 @@ def test_events_and_checkpoints_are_published_after_they_are_stored() -> None:
     setup.service.record(event())
 
     kinds = [kind for kind, _ in setup.publisher.published]
-    assert kinds == [EVENT_DETAIL_TYPE, CHECKPOINT_DETAIL_TYPE, EVENT_DETAIL_TYPE]
+    assert kinds == [
+        AuditEventRecorded.DETAIL_TYPE,
+        AuditCheckpointSigned.DETAIL_TYPE,
+        AuditEventRecorded.DETAIL_TYPE,
+    ]
     detail = setup.publisher.published[0][1]
     assert (detail["stream"], detail["seq"], detail["hash"]) == ("registry", 1, first.hash)
     assert detail["event"]["action"] == "models.register"

@@ -8,7 +8,6 @@ import base64
 import hashlib
 import json
 import random
-from collections.abc import Mapping
 from datetime import timedelta
 from typing import Any
 
@@ -31,7 +30,7 @@ from modelops.services.drift import (
 )
 from modelops.services.governance import Governance
 from modelops.services.lineage import LineageService
-from tests.unit.fakes import FakeInvoker, MemoryDeployments
+from tests.unit.fakes import FakeInvoker, MemoryDeployments, MemoryPublisher
 from tests.unit.test_training_service import APPROVER, ENGINEER, Setup
 
 HEADER = "sepal_length,sepal_width,petal_length,petal_width,species"
@@ -81,7 +80,8 @@ class Drift:
         self.deployments = MemoryDeployments()
         self.deployments.set_live_deployment(ENDPOINT, "dep-" + "1" * 24)
         self.invoker = FakeInvoker()
-        self.events: list[tuple[str, Mapping[str, Any]]] = []
+        self.publisher = MemoryPublisher()
+        self.events = self.publisher.published
         self.service = DriftService(
             monitoring=setup.repo,
             registry=setup.repo,
@@ -93,7 +93,7 @@ class Drift:
             blobs=setup.blobs,
             invoker=self.invoker,
             signer=setup.signer,
-            publish=lambda kind, detail: self.events.append((kind, detail)),
+            publish=self.publisher,
             audit=setup.audit.append,
             clock=setup.clock,
             settings=DriftSettings(window_hours=3),
@@ -204,7 +204,10 @@ def test_shifted_traffic_is_an_alarm_on_the_features_that_moved_with_their_evide
                 "performance": "unknown",
                 "windowStart": finding.windowStart.isoformat(),
                 "windowEnd": finding.windowEnd.isoformat(),
+                "evidence": {k: e.model_dump() for k, e in finding.evidence.items()},
                 "correlationId": "corr-check",
+                "schemaVersion": "1",
+                "resourcePath": f"/drift/findings/{finding.findingId}",
             },
         )
     ]

@@ -34,6 +34,7 @@ from tests.unit.fakes import (
     MemoryBlobStore,
     MemoryEcdsaSigner,
     MemoryPlatform,
+    MemoryPublisher,
     MemorySigner,
 )
 
@@ -51,7 +52,8 @@ class Setup:
         self.clock = FixedClock()
         self.signer = MemorySigner()
         self.blobs = MemoryBlobStore()
-        self.registry = RegistryService(self.repo, self.clock)
+        self.publisher = MemoryPublisher()
+        self.registry = RegistryService(self.repo, self.clock, self.publisher)
         self.service = PromotionService(
             registry=self.repo,
             promotions=self.repo,
@@ -64,6 +66,7 @@ class Setup:
             monitoring=self.repo,
             clock=self.clock,
             region="us-east-1",
+            publish=self.publisher,
         )
         self.approver_keys: dict[str, tuple[Ed25519PrivateKey, str]] = {}
         self.governance = Governance(

@@ -19,7 +19,7 @@ from modelops.errors import (
 )
 from modelops.services.lineage import LineageService
 from modelops.services.registry import RegistryService
-from tests.unit.fakes import FixedClock, MemoryRegistry
+from tests.unit.fakes import FixedClock, MemoryPublisher, MemoryRegistry
 
 ALICE = Caller("arn:aws:iam::123456789012:user/alice", frozenset({Role.ML_ENGINEER}))
 
@@ -60,7 +60,7 @@ def dataset_request(artifact: Artifact, **overrides: Any) -> RegisterDatasetRequ
 @pytest.fixture
 def registry() -> tuple[RegistryService, MemoryRegistry]:
     repo = MemoryRegistry()
-    return RegistryService(repo, FixedClock()), repo
+    return RegistryService(repo, FixedClock(), MemoryPublisher()), repo
 
 
 def test_dataset_registration_is_idempotent_and_licence_is_canonical_spdx(registry) -> None:  # type: ignore[no-untyped-def]

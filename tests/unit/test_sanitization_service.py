@@ -30,7 +30,13 @@ from modelops.services.governance import Governance, Use
 from modelops.services.lineage import LineageService
 from modelops.services.registry import RegistryService
 from modelops.services.sanitization import SanitizationService
-from tests.unit.fakes import FakeInvoker, FixedClock, MemoryBlobStore, MemoryPlatform
+from tests.unit.fakes import (
+    FakeInvoker,
+    FixedClock,
+    MemoryBlobStore,
+    MemoryPlatform,
+    MemoryPublisher,
+)
 
 ENGINEER = Caller("arn:aws:iam::123456789012:user/eng", frozenset({Role.ML_ENGINEER}))
 KEY = b"pseudonym-root-key-held-by-kms"
@@ -45,7 +51,8 @@ class Setup:
         self.invoker = FakeInvoker()
         self.audit: list[AuditEvent] = []
         self.macs: list[bytes] = []
-        self.registry = RegistryService(self.repo, self.clock)
+        self.publisher = MemoryPublisher()
+        self.registry = RegistryService(self.repo, self.clock, self.publisher)
         settings = Settings(region="us-east-1")
         self.artifacts = ArtifactService(
             self.repo, self.blobs, self.clock, settings, escrow=self.escrow

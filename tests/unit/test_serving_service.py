@@ -19,7 +19,7 @@ from modelops.domain.serving import (
 )
 from modelops.errors import DeploymentRefused, Forbidden, InvalidState, ValidationFailed
 from modelops.services.serving import DeploymentService, ServingSettings
-from tests.unit.fakes import MemoryDeployments
+from tests.unit.fakes import MemoryDeployments, MemoryPublisher
 from tests.unit.test_promotion_service import ENGINEER, Setup
 from tests.unit.test_serving_gate import _stored
 from tests.unit.test_training_service import FakeWorkflow
@@ -86,7 +86,8 @@ class World(Setup):
         self.hosting = FakeHosting()
         self.telemetry = FakeTelemetry()
         self.deploy_workflow = FakeWorkflow()
-        self.events: list[tuple[str, Mapping[str, Any]]] = []
+        self.publisher = MemoryPublisher()
+        self.events = self.publisher.published
         self.audit: list[AuditEvent] = []
         self.serving = DeploymentService(
             deployments=self.deployments,
@@ -96,7 +97,7 @@ class World(Setup):
             backend=self.hosting,
             telemetry=self.telemetry,
             workflow=self.deploy_workflow,
-            publish=lambda kind, detail: self.events.append((kind, detail)),
+            publish=self.publisher,
             audit=self.audit.append,
             clock=self.clock,
             settings=ServingSettings(

@@ -9,7 +9,7 @@ import json
 import tarfile
 from collections.abc import Mapping
 from concurrent.futures import ThreadPoolExecutor
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
@@ -31,6 +31,8 @@ from modelops.domain.training import (
     JobStatus,
     SubmitTrainingJobRequest,
     TrainingJob,
+    checkpoint_age,
+    training_since,
 )
 from modelops.errors import (
     Conflict,
@@ -47,7 +49,7 @@ from modelops.ports import AlreadyExists
 from modelops.services.artifacts import ArtifactService, blob_key
 from modelops.services.evaluation import EvaluationResults
 from modelops.services.lineage import LineageService
-from modelops.services.promotion import PromotionService
+from modelops.services.promotion import EvidenceGates, PromotionService
 from modelops.services.registry import RegistryService
 from modelops.services.training import TrainingService, TrainingSettings
 from tests.unit.fakes import (
@@ -55,6 +57,7 @@ from tests.unit.fakes import (
     MemoryBlobStore,
     MemoryEcdsaSigner,
     MemoryPlatform,
+    MemoryPublisher,
     MemoryQuotaLedger,
     MemorySigner,
 )
@@ -194,9 +197,10 @@ class Setup:
         self.sagemaker = FakeSageMaker(self.blobs)
         self.workflow = FakeWorkflow()
         self.compute = MemoryQuotaLedger(pools, self.clock)
-        self.events: list[tuple[str, Mapping[str, Any]]] = []
+        self.publisher = MemoryPublisher()
+        self.events = self.publisher.published
         self.audit: list[AuditEvent] = []
-        self.registry = RegistryService(self.repo, self.clock)
+        self.registry = RegistryService(self.repo, self.clock, self.publisher)
         lineage = LineageService(self.repo)
         self.promotions = PromotionService(
             registry=self.repo,
@@ -210,6 +214,7 @@ class Setup:
             monitoring=self.repo,
             clock=self.clock,
             region="us-east-1",
+            publish=self.publisher,
         )
         self.service = TrainingService(
             jobs=self.repo,
@@ -231,9 +236,19 @@ class Setup:
             policy=CedarPolicyEngine(),
             signer=self.signer,
             evaluations=EvaluationResults(
-                evaluations=self.repo, blobs=self.blobs, clock=self.clock, audit=self.audit.append
+                evaluations=self.repo,
+                blobs=self.blobs,
+                clock=self.clock,
+                audit=self.audit.append,
+                publish=self.publisher,
+                recommend=EvidenceGates(
+                    registry=self.repo,
+                    promotions=self.repo,
+                    evaluations=self.repo,
+                    monitoring=self.repo,
+                ).recommend,
             ),
-            publish=lambda kind, detail: self.events.append((kind, detail)),
+            publish=self.publisher,
             audit=self.audit.append,
             clock=self.clock,
             settings=TrainingSettings(
@@ -448,6 +463,49 @@ def test_a_workflow_that_cannot_start_leaves_the_job_failed_not_queued(setup: Se
     (job,) = setup.repo.training_jobs.values()
     assert job.status is JobStatus.FAILED
     assert "could not be started" in job.statusReason
+
+
+def test_the_checkpoint_age_counts_from_the_newest_checkpoint_or_the_training_start() -> None:
+    start = datetime(2026, 1, 1, tzinfo=UTC)
+    described = {
+        "SecondaryStatus": "Training",
+        "SecondaryStatusTransitions": [
+            {"Status": "Starting", "StartTime": start},
+            {"Status": "Training", "StartTime": start + timedelta(minutes=5)},
+            {"Status": "Interrupted", "StartTime": start + timedelta(minutes=20)},
+            {"Status": "Training", "StartTime": start + timedelta(minutes=30)},
+        ],
+    }
+    since = training_since(described)
+    assert since == start + timedelta(minutes=30)
+    now = start + timedelta(minutes=70)
+    assert checkpoint_age(now, since, []) == 40 * 60
+    assert checkpoint_age(now, since, [start + timedelta(minutes=60)]) == 10 * 60
+    assert training_since({**described, "SecondaryStatus": "Downloading"}) is None
+
+
+def test_checkpoint_ages_measure_only_running_spot_jobs_in_training(setup: Setup) -> None:
+    spot = setup.submit()
+    on_demand = setup.submit(
+        modelVersion="1.0.1", compute={"instanceType": "ml.g5.xlarge", "spot": False}
+    )
+    for job in (spot, on_demand):
+        setup.run_to_training(job.jobId)
+        entered = setup.clock.current - timedelta(minutes=45)
+        setup.sagemaker.described[job.trainingJobName] |= {
+            "SecondaryStatus": "Training",
+            "SecondaryStatusTransitions": [{"Status": "Training", "StartTime": entered}],
+        }
+    key = f"training/{spot.trainingJobName}/checkpoints/checkpoint-epoch-000001.json"
+    setup.blobs.put(key, b"{}")
+    setup.blobs.written[key] = setup.clock.current - timedelta(minutes=10)
+
+    ages = setup.service.checkpoint_ages()
+
+    assert list(ages) == [spot.jobId]
+    assert 10 * 60 <= ages[spot.jobId] < 10 * 60 + 5
+    setup.sagemaker.described[spot.trainingJobName]["SecondaryStatus"] = "Interrupted"
+    assert setup.service.checkpoint_ages() == {}
 
 
 def test_start_creates_a_managed_spot_job_with_checkpoints_and_script_mode(setup: Setup) -> None:

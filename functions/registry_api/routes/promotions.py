@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import UTC, datetime, timedelta
 from typing import Annotated
 
 from aws_lambda_powertools import Metrics
@@ -13,12 +13,14 @@ from aws_lambda_powertools.metrics import MetricUnit
 
 from modelops import wiring
 from modelops.api import JSON, caller, read_responses, write_responses
+from modelops.config import settings
 from modelops.contracts.promotion import (
     ApproveRequest,
     ApproverResponse,
     DatasetApprovalRequest,
     FamilyPolicyRequest,
     FamilyPolicyResponse,
+    ModelPackage,
     PromoteRequest,
     PromotionResponse,
     Provenance,
@@ -72,6 +74,24 @@ def get_promotion(model_id: str, promotion_id: str) -> Promotion:
 )
 def provenance(model_id: str) -> Provenance:
     return wiring.promotion_service().provenance(model_id)
+
+
+@router.get(
+    "/models/<model_id>/package",
+    summary="For agent runtimes: short-lived download URLs of the model's files, their "
+    "digests and the signed provenance to verify them against before loading.",
+    responses=read_responses(),
+    tags=["promotion"],
+)
+def package(model_id: str) -> ModelPackage:
+    provenance = wiring.promotion_service().provenance(model_id)
+    files = wiring.artifact_service().get(provenance.model.artifactId, download=True)
+    return ModelPackage(
+        provenance=provenance,
+        files=list(files.artifact.files),
+        downloads=files.downloads or {},
+        expiresAt=datetime.now(UTC) + timedelta(seconds=settings().presign_expiry_seconds),
+    )
 
 
 @router.post(

@@ -21,7 +21,7 @@ from aws_lambda_powertools.event_handler.openapi.types import (
 from aws_lambda_powertools.utilities.data_classes import APIGatewayProxyEvent
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
-from modelops import wiring
+from modelops import correlation, wiring
 from modelops.config import settings
 from modelops.domain.access import Caller, Permission, roles_of
 from modelops.errors import (
@@ -239,7 +239,7 @@ def run_api(
     call that is not a read audited (``modelops.api_audit``)."""
     headers = {k.lower(): v for k, v in (event.get("headers") or {}).items()}
     correlation_id = _correlation_id(event)
-    logger.set_correlation_id(correlation_id)
+    correlation.bind(logger, correlation_id)
     key = headers.get("idempotency-key")
     if event.get("httpMethod") == "POST" and key is not None:
         response = _replayed(app, event, context, key)

@@ -20,6 +20,7 @@ from typing import Any
 from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
+from modelops import correlation
 from modelops.observability import instruments
 
 Handler = Callable[[dict[str, Any], LambdaContext], dict[str, Any]]
@@ -40,14 +41,15 @@ def queue_handler(
         if records is None:
             if direct is None:
                 raise ValueError(f"{name} only consumes its queue")
-            logger.set_correlation_id(str(event.get("correlationId") or ""))
+            correlation.bind(logger, str(event.get("correlationId") or ""))
             return direct(event)
         failures = []
         for record in records:
             try:
                 message = json.loads(record["body"])
-                logger.set_correlation_id(
-                    str((message.get("detail") or {}).get("correlationId") or message.get("id"))
+                correlation.bind(
+                    logger,
+                    str((message.get("detail") or {}).get("correlationId") or message.get("id")),
                 )
                 on_event(message)
             except Exception:

@@ -169,6 +169,21 @@ class TrainingOutputMissing(ModelOpsError):
     status = 502
 
 
+class NotWatermarked(ModelOpsError):
+    """No version of the model's family carries a watermark to compare a suspect with."""
+
+    code = "NOT_WATERMARKED"
+    status = 409
+
+
+class Gone(ModelOpsError):
+    """The record stays but its objects were expired by retention: the details name the
+    tombstone that proves what they were (GET /retention/tombstones/{id})."""
+
+    code = "GONE"
+    status = 410
+
+
 def _all_error_classes() -> list[type[ModelOpsError]]:
     seen: list[type[ModelOpsError]] = [ModelOpsError]
     stack: list[type[ModelOpsError]] = [ModelOpsError]

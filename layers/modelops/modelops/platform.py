@@ -124,6 +124,9 @@ class LifecycleRule:
     prefix: str
     expire_days: int | None = None
     abort_multipart_days: int | None = None
+    # Objects under the prefix move to ``storage_class`` this many days after creation.
+    transition_days: int | None = None
+    storage_class: str | None = None
 
 
 @dataclass(frozen=True)
@@ -147,8 +150,16 @@ class BucketSpec:
     readers: tuple[str, ...] = ()
 
     def lifecycle_rules(self) -> tuple[LifecycleRule, ...]:
+        # The retention classes' rules on this bucket (RETENTION_CLASSES, one table for S3
+        # and the retention job), after its own expirations.
+        retention = tuple(
+            rule
+            for spec in RETENTION_CLASSES
+            if spec.bucket == self.logical_id
+            for rule in spec.lifecycle_rules()
+        )
         if not self.expirations:
-            return ()
+            return retention
         expiring = tuple(
             LifecycleRule(f"expire-{prefix.strip('/')}", prefix, expire_days=days)
             for prefix, days in self.expirations
@@ -156,6 +167,7 @@ class BucketSpec:
         shortest = min(days for _, days in self.expirations)
         return (
             *expiring,
+            *retention,
             LifecycleRule("abort-incomplete-multipart", "", abort_multipart_days=shortest),
         )
 
@@ -239,6 +251,88 @@ ARTIFACT_BUCKET = BucketSpec(
     expirations=(("staging/", 1),),  # uploads are verified then copied to blobs/sha256/
 )
 
+
+# Retention, per class of stored object: the ONE table both the artifact bucket's S3
+# lifecycle rules (CDK, the local cloud) and the retention job (modelops.services.retention)
+# read, so they cannot disagree. S3 acts on key prefixes alone (transitions, and expiry only
+# where no record depends on the objects: captured inference data); everything the registry
+# records (checkpoints, datasets) is expired by the job, which first leaves a tombstone in a
+# signed ledger checkpoint, honours legal holds and never touches a prod model's lineage.
+# Content-addressed blobs (blobs/sha256/) are shared between artifacts and never expired by
+# S3. Logs: CloudWatch Logs retention, per environment (cdk.json ``logRetention``).
+ARCHIVE_STORAGE_CLASS = "GLACIER_IR"  # archive storage that still serves GETs at once
+
+
+@dataclass(frozen=True)
+class RetentionClass:
+    name: str
+    description: str
+    bucket: str = "ArtifactBucket"
+    # Key prefixes S3 lifecycle rules act on (empty: none; the records' objects live in
+    # shared blobs and are expired by the job alone).
+    prefixes: tuple[str, ...] = ()
+    # Days after creation at which S3 moves the prefixes' objects to ``storage_class``.
+    archive_after_days: int | None = None
+    storage_class: str = ARCHIVE_STORAGE_CLASS
+    # Days after which the class expires: S3 deletes the prefixes' objects (``prefixes``
+    # set), or the retention job expires the records (``prefixes`` empty), counted from the
+    # record's own clock (a job's end). None: never, or per record (datasets' retentionDays).
+    expire_after_days: int | None = None
+
+    def lifecycle_rules(self) -> tuple[LifecycleRule, ...]:
+        return tuple(
+            LifecycleRule(
+                f"retention-{self.name}-{index}",
+                prefix,
+                expire_days=self.expire_after_days,
+                transition_days=self.archive_after_days,
+                storage_class=self.storage_class if self.archive_after_days else None,
+            )
+            for index, prefix in enumerate(self.prefixes)
+        )
+
+
+RETENTION_CHECKPOINTS = RetentionClass(
+    name="checkpoints",
+    description="Training checkpoints: expired by the retention job 30 days after their job "
+    "ended, unless held.",
+    expire_after_days=30,
+)
+RETENTION_DATASETS = RetentionClass(
+    name="datasets",
+    description="Datasets: expired by the retention job when their retentionDays pass, unless "
+    "held or in the lineage of a model that is or was in prod.",
+)
+RETENTION_ARTIFACTS = RetentionClass(
+    name="artifacts",
+    description="Content-addressed files of every artifact (model artifacts never expire): "
+    "archived after 90 days; deleted only by the retention job with a record's tombstone.",
+    prefixes=("blobs/sha256/",),
+    archive_after_days=90,
+)
+RETENTION_TRAINING_FILES = RetentionClass(
+    name="training-files",
+    description="Training jobs' working files (source archives, outputs, checkpoint syncs): "
+    "archived after 90 days; a job's checkpoint sync is deleted with its checkpoints.",
+    prefixes=("training/",),
+    archive_after_days=90,
+)
+RETENTION_CAPTURE = RetentionClass(
+    name="captured-data",
+    description="Captured inference data (SageMaker data capture): archived after 30 days, "
+    "expired by S3 after 365.",
+    prefixes=("capture/",),
+    archive_after_days=30,
+    expire_after_days=365,
+)
+RETENTION_CLASSES: tuple[RetentionClass, ...] = (
+    RETENTION_CHECKPOINTS,
+    RETENTION_DATASETS,
+    RETENTION_ARTIFACTS,
+    RETENTION_TRAINING_FILES,
+    RETENTION_CAPTURE,
+)
+
 DATA_KEY = KeySpec(
     logical_id="DataKey",
     description="Encrypts the ModelOps registry tables and data buckets.",
@@ -277,7 +371,26 @@ PSEUDONYM_KEY = KeySpec(
     # Whoever may GenerateMac can pseudonymise a guessed e-mail address and find its rows.
     users=(SANITIZER_FUNCTION,),
 )
-KEYS: tuple[KeySpec, ...] = (DATA_KEY, SIGNING_KEY, MODEL_SIGNING_KEY, ESCROW_KEY, PSEUDONYM_KEY)
+REGISTER_OUTPUTS_FUNCTION = "train-register-outputs"
+REGISTRY_API_FUNCTION = "registry-api"
+WATERMARK_KEY = KeySpec(
+    logical_id="WatermarkKey",
+    description="HMAC-SHA-256 (GenerateMac): seeds of model watermarks (docs/watermarking.md).",
+    key_spec="HMAC_256",
+    key_usage="GENERATE_VERIFY_MAC",
+    rotation=False,  # a new key is a new key: records name the key that marked each version
+    env_var="WATERMARK_KEY_ARN",
+    # Whoever may GenerateMac can compute a version's pattern: forge or strip its mark.
+    users=(REGISTER_OUTPUTS_FUNCTION, REGISTRY_API_FUNCTION),
+)
+KEYS: tuple[KeySpec, ...] = (
+    DATA_KEY,
+    SIGNING_KEY,
+    MODEL_SIGNING_KEY,
+    ESCROW_KEY,
+    PSEUDONYM_KEY,
+    WATERMARK_KEY,
+)
 # The audit ledger: one hash chain per stream, seq zero-padded so items sort by it;
 # checkpoints live under pk "CHECKPOINT#<stream>".
 LEDGER_TABLE = TableSpec(
@@ -368,7 +481,7 @@ LEDGER_WRITER_BUCKETS = {AUDIT_BUCKET.logical_id: Access.READ_WRITE}
 LEDGER_WRITER_KEYS = {SIGNING_KEY.logical_id: Access.SIGN}
 
 REGISTRY_API = FunctionSpec(
-    name="registry-api",
+    name=REGISTRY_API_FUNCTION,
     handler="registry_api.handler.handler",
     description="Artifacts, datasets, models and lineage: the registry's REST API.",
     tables={
@@ -382,10 +495,15 @@ REGISTRY_API = FunctionSpec(
         ESCROW_BUCKET.logical_id: Access.WRITE,
         **LEDGER_WRITER_BUCKETS,
     },
-    # + the P-256 key: promotions sign an OpenSSF model-signing bundle of the artifact
-    keys={**LEDGER_WRITER_KEYS, MODEL_SIGNING_KEY.logical_id: Access.SIGN},
+    # + the P-256 key: promotions sign an OpenSSF model-signing bundle of the artifact;
+    # + the watermark key: POST /models/{id}/watermark/verify recomputes versions' seeds
+    keys={
+        **LEDGER_WRITER_KEYS,
+        MODEL_SIGNING_KEY.logical_id: Access.SIGN,
+        WATERMARK_KEY.logical_id: Access.MAC,
+    },
     buses=(EVENT_BUS.logical_id,),
-    api_routes=("artifact", "dataset", "models", "approvers"),
+    api_routes=("artifact", "dataset", "models", "approvers", "retention", "legal-holds"),
     invokes=(SANITIZER_FUNCTION,),
     memory_mb=1024,
 )
@@ -433,6 +551,22 @@ AUDIT_CHECKPOINTS = FunctionSpec(
     buses=(EVENT_BUS.logical_id,),
     schedule="rate(15 minutes)",
     timeout_s=300,
+)
+
+# The retention job (RETENTION_CLASSES): daily, tombstones then deletes what is past its
+# period. The registry (records, holds, tombstones), the artifact bucket (deletes), the
+# ledger (tombstones are audit events in signed checkpoints). POST /retention/run (registry
+# API) runs the same job on request.
+RETENTION_RUN = FunctionSpec(
+    name="retention-run",
+    handler="retention_tasks.run_retention.handler",
+    description="Expires records past their retention period, leaving signed tombstones.",
+    tables={REGISTRY_TABLE.logical_id: Access.READ_WRITE, **LEDGER_WRITER_TABLES},
+    buckets={ARTIFACT_BUCKET.logical_id: Access.READ_WRITE, **LEDGER_WRITER_BUCKETS},
+    keys=dict(LEDGER_WRITER_KEYS),
+    buses=(EVENT_BUS.logical_id,),
+    schedule="rate(1 day)",
+    timeout_s=900,
 )
 
 
@@ -576,6 +710,7 @@ def _training_task(
     memory_mb: int = 512,
     schedule: str | None = None,
     bucket_names: tuple[str, ...] = (),
+    keys: dict[str, Access] | None = None,
 ) -> FunctionSpec:
     module = name.removeprefix("train-").replace("-", "_")
     return FunctionSpec(
@@ -589,7 +724,7 @@ def _training_task(
         timeout_s=timeout_s,
         memory_mb=memory_mb,
         schedule=schedule,
-        **_TRAINING_ACCESS,
+        **{**_TRAINING_ACCESS, "keys": {**_TRAINING_ACCESS["keys"], **(keys or {})}},
     )
 
 
@@ -661,10 +796,12 @@ TRAINING_FUNCTIONS: tuple[FunctionSpec, ...] = (
         timeout_s=300,
     ),
     _training_task(
-        "train-register-outputs",
-        "Training step: hash and register outputs and checkpoints, register the model.",
+        REGISTER_OUTPUTS_FUNCTION,
+        "Training step: hash and register outputs and checkpoints, watermark and register "
+        "the model.",
         buckets=_ARTIFACTS_WRITE,
         grants=(Grant.TRAINING_STATUS,),
+        keys={WATERMARK_KEY.logical_id: Access.MAC},
         timeout_s=900,
         memory_mb=2048,
     ),
@@ -873,6 +1010,7 @@ FUNCTIONS: tuple[FunctionSpec, ...] = (
     REGISTRY_API,
     AUDIT_API,
     AUDIT_CHECKPOINTS,
+    RETENTION_RUN,
     TRAINING_API,
     *TRAINING_FUNCTIONS,
     COMPUTE_API,
@@ -920,6 +1058,15 @@ def invoke_env_var(function_name: str) -> str:
     """Where a function learns the name of one it invokes: ``drift-monitor`` ->
     ``DRIFT_MONITOR_FUNCTION_NAME``."""
     return function_name.upper().replace("-", "_") + "_FUNCTION_NAME"
+
+
+def invoked_asynchronously() -> tuple[str, ...]:
+    """Functions that run on asynchronous invocations (another function's, or their
+    schedule's): each gets a dead-letter queue for the invocations that still fail after
+    Lambda's retries (its DeadLetterConfig, ``<Function>InvocationDlq``)."""
+    names = [name for fn in FUNCTIONS for name in fn.invokes]
+    names += [fn.name for fn in FUNCTIONS if fn.schedule]
+    return tuple(dict.fromkeys(names))
 
 
 def function(name: str) -> FunctionSpec:

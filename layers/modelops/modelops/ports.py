@@ -25,6 +25,7 @@ from modelops.domain.promotion import (
 )
 
 if TYPE_CHECKING:
+    from modelops.contracts.watermark import WatermarkRecord
     from modelops.domain.evaluation import EvaluationRecord
     from modelops.domain.governance import SanitizationRun
     from modelops.domain.ledger import Checkpoint, LedgerRecord
@@ -121,6 +122,10 @@ class BlobStore(Protocol):
     def upload(self, path: Path, key: str) -> None: ...
     def list_keys(self, prefix: str) -> list[str]:
         """Every key under ``prefix``, sorted."""
+        ...
+
+    def modified_times(self, prefix: str) -> dict[str, datetime]:
+        """Every key under ``prefix`` with when it was last written."""
         ...
 
 
@@ -336,6 +341,19 @@ class SanitizationRepository(Protocol):
         ...
 
 
+class WatermarkRepository(Protocol):
+    """The watermark registry: one record per watermarked model version."""
+
+    def put_watermark(self, record: WatermarkRecord) -> None:
+        """Store the record (a retry stores the same record again)."""
+        ...
+
+    def get_watermark(self, model_id: str) -> WatermarkRecord | None: ...
+    def watermarks_of(self, family: str) -> list[WatermarkRecord]:
+        """Every watermarked version of ``family``, oldest version first."""
+        ...
+
+
 class MonitoringRepository(Protocol):
     """Drift baselines, findings, alerts, retrain proposals, quarantines, labels."""
 
@@ -503,4 +521,42 @@ class ServingTelemetry(Protocol):
     ) -> VariantStats:
         """Invocations, 5xx errors and p95 latency from CloudWatch; predicted labels from
         data capture."""
+        ...
+
+
+if TYPE_CHECKING:
+    from modelops.domain.retention import ArtifactRetention, HoldKind, LegalHold, Tombstone
+
+
+class RetentionRepository(Protocol):
+    """Tombstones, legal holds and artifacts' retention states (modelops.services.retention)."""
+
+    def get_tombstone(self, tombstone_id: str) -> Tombstone | None: ...
+    def save_tombstone(self, tombstone: Tombstone) -> None: ...
+    def list_tombstones(self, limit: int) -> list[Tombstone]:
+        """Newest first."""
+        ...
+
+    def put_hold(self, hold: LegalHold) -> None: ...
+    def get_hold(self, kind: HoldKind, target_id: str) -> LegalHold | None: ...
+    def delete_hold(self, kind: HoldKind, target_id: str) -> bool:
+        """True if there was one."""
+        ...
+
+    def holds(self, targets: Sequence[tuple[HoldKind, str]]) -> list[LegalHold]: ...
+    def list_holds(self, limit: int) -> list[LegalHold]: ...
+    def get_artifact_retention(self, artifact_id: str) -> ArtifactRetention | None: ...
+    def save_artifact_retention(self, state: ArtifactRetention) -> None: ...
+    def blob_holders(self) -> dict[str, set[str]]:
+        """SHA-256 -> ids of the artifacts in the artifact bucket, not expired, that hold a
+        file with that content (blobs are content-addressed and shared)."""
+        ...
+
+
+class RetentionObjects(Protocol):
+    """The artifact bucket as the retention job deletes from it."""
+
+    def list_keys(self, prefix: str) -> list[str]: ...
+    def purge(self, key: str) -> int:
+        """Delete every version of ``key`` (and its delete markers); how many there were."""
         ...

@@ -13,6 +13,7 @@ from typing import Any
 from aws_lambda_powertools.metrics import MetricUnit, single_metric
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
+from modelops import correlation
 from modelops.observability import instruments
 
 Step = Callable[[dict[str, Any]], Any]
@@ -30,7 +31,7 @@ def task_handler(step_name: str, step: Step) -> Handler:
     @tracer.capture_lambda_handler
     @metrics.log_metrics
     def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
-        logger.set_correlation_id(str(event.get("correlationId") or event.get("jobId") or ""))
+        correlation.bind(logger, str(event.get("correlationId") or event.get("jobId") or ""))
         logger.append_keys(jobId=event.get("jobId"), step=step_name)
         result = dict(step(event) or {})
         for metric in result.pop("metrics", ()):

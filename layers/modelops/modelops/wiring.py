@@ -14,16 +14,20 @@ from modelops.services.registry import RegistryService
 if TYPE_CHECKING:
     from modelops.adapters.dynamodb import RegistryTable
     from modelops.adapters.quota import DynamoQuotaLedger
+    from modelops.contracts.events import EventDetail
     from modelops.domain.pools import PoolConfig
+    from modelops.events import Events
     from modelops.services.audit import AuditService
     from modelops.services.compute import ComputeService
     from modelops.services.drift import DriftService, Retraining
     from modelops.services.evaluation import EvaluationResults, EvaluationService
     from modelops.services.governance import Governance
-    from modelops.services.promotion import PromotionService
+    from modelops.services.promotion import EvidenceGates, PromotionService
+    from modelops.services.retention import RetentionService
     from modelops.services.sanitization import SanitizationService
     from modelops.services.serving import DeploymentService
     from modelops.services.training import TrainingService
+    from modelops.services.watermark import WatermarkService
 
 
 class SystemClock:
@@ -86,13 +90,18 @@ def escrow_store() -> Any:
 @cache
 def artifact_service() -> ArtifactService:
     return ArtifactService(
-        registry_repository(), blob_store(), SystemClock(), settings(), escrow=escrow_store()
+        registry_repository(),
+        blob_store(),
+        SystemClock(),
+        settings(),
+        escrow=escrow_store(),
+        retention=retention_repository(),
     )
 
 
 @cache
 def registry_service() -> RegistryService:
-    return RegistryService(registry_repository(), SystemClock())
+    return RegistryService(registry_repository(), SystemClock(), publish)
 
 
 @cache
@@ -151,6 +160,24 @@ def sanitization_service() -> SanitizationService:
 
 
 @cache
+def watermark_service() -> WatermarkService:
+    """Watermarks: embedded with this function's watermark key (if it has one), verified
+    with the key each version's record names."""
+    from modelops.adapters.kms import KmsMac
+    from modelops.services.watermark import WatermarkService
+
+    return WatermarkService(
+        registry=registry_repository(),
+        watermarks=registry_repository(),
+        blobs=blob_store(),
+        key_arn=settings().watermark_key_arn,
+        mac_for=lambda key_arn: KmsMac(client("kms"), key_arn),
+        audit=lambda event: audit_service().record(event),
+        clock=SystemClock(),
+    )
+
+
+@cache
 def governance() -> Governance:
     from modelops.services.governance import Governance
 
@@ -160,6 +187,16 @@ def governance() -> Governance:
         registry_repository(),
         policy_engine(),
         SystemClock(),
+    )
+
+
+@cache
+def evidence_gates() -> EvidenceGates:
+    from modelops.services.promotion import EvidenceGates
+
+    repository = registry_repository()
+    return EvidenceGates(
+        registry=repository, promotions=repository, evaluations=repository, monitoring=repository
     )
 
 
@@ -179,6 +216,7 @@ def promotion_service() -> PromotionService:
         monitoring=registry_repository(),
         clock=SystemClock(),
         region=settings().region,
+        publish=publish,
     )
 
 
@@ -204,10 +242,16 @@ def ledger_store() -> Any:
 
 
 @cache
-def event_publisher() -> Any:
+def events() -> Events:
+    """The one publisher: event contracts to the platform's bus."""
     from modelops.adapters.eventbridge import EventBridgePublisher
+    from modelops.events import Events
 
-    return EventBridgePublisher(client("events"), settings().require("event_bus_name"))
+    return Events(EventBridgePublisher(client("events"), settings().require("event_bus_name")))
+
+
+def publish(event: EventDetail) -> None:
+    events().publish(event)
 
 
 @cache
@@ -215,7 +259,7 @@ def audit_service() -> AuditService:
     """The audit ledger; imported on first use, so only mutating calls pay for it."""
     from modelops.services.audit import AuditService
 
-    return AuditService(ledger_store(), statement_signer(), event_publisher(), SystemClock())
+    return AuditService(ledger_store(), statement_signer(), publish, SystemClock())
 
 
 @cache
@@ -245,9 +289,10 @@ def training_service() -> TrainingService:
         policy=policy_engine(),
         signer=statement_signer(),
         evaluations=evaluation_results(),
-        publish=lambda detail_type, detail: event_publisher().publish(detail_type, detail),
+        publish=publish,
         audit=lambda event: audit_service().record(event),
         clock=SystemClock(),
+        watermarks=watermark_service(),
         settings=TrainingSettings(
             bucket=config.artifact_bucket or "",
             region=config.region,
@@ -269,6 +314,8 @@ def evaluation_results() -> EvaluationResults:
         blobs=blob_store(),
         clock=SystemClock(),
         audit=lambda event: audit_service().record(event),
+        publish=publish,
+        recommend=lambda record: evidence_gates().recommend(record),
     )
 
 
@@ -301,7 +348,7 @@ def drift_service() -> DriftService:
         blobs=blob_store(),
         invoker=LambdaInvoker(client("lambda"), settings().function_names),
         signer=statement_signer(),
-        publish=lambda detail_type, detail: event_publisher().publish(detail_type, detail),
+        publish=publish,
         audit=lambda event: audit_service().record(event),
         clock=SystemClock(),
         settings=DriftSettings(region=settings().region),
@@ -384,7 +431,7 @@ def deployment_service() -> DeploymentService:
             client("cloudwatch"), client("s3"), config.artifact_bucket or ""
         ),
         workflow=StepFunctionsWorkflow(client("stepfunctions"), config.deploy_state_machine_arn),
-        publish=lambda detail_type, detail: event_publisher().publish(detail_type, detail),
+        publish=publish,
         audit=lambda event: audit_service().record(event),
         clock=SystemClock(),
         settings=ServingSettings(
@@ -394,3 +441,33 @@ def deployment_service() -> DeploymentService:
             poll_seconds=config.training_poll_seconds,
         ),
     )
+
+
+@cache
+def retention_repository() -> Any:
+    from modelops.adapters.retention import RetentionTable
+
+    registry_repository()  # binds the table RetentionTable shares
+    return RetentionTable()
+
+
+@cache
+def retention_service() -> RetentionService:
+    from modelops.services.retention import RetentionService
+
+    return RetentionService(
+        registry=registry_repository(),
+        jobs=registry_repository(),
+        stages=registry_repository(),
+        retention=retention_repository(),
+        lineage=lineage_service(),
+        audit=audit_service(),
+        objects=blob_store(),
+        clock=SystemClock(),
+    )
+
+
+def own_principal() -> str:
+    """This function's own IAM principal (its execution role's session): who acts in
+    scheduled runs that no caller asked for."""
+    return str(client("sts").get_caller_identity()["Arn"])

@@ -29,6 +29,8 @@ Items (pk / sk):
   PROPOSAL#<id> / PROPOSAL           retrain proposal (rev)
                                                        gsi1: PROPOSALS#<model> / <at>#<id>
   LABEL#<model> / <inferenceId>      ground truth of a captured inference
+  MODEL#<id> / WATERMARK             watermark of a model version
+                                     gsi1: WATERMARKS#<family> / <semver key>#<version>
 
 Every multi-item write is one TransactWriteItems call with conditions, so a failure leaves
 nothing half-written and concurrent writers of the same key cannot both win.
@@ -51,6 +53,7 @@ from pynamodb.models import Model
 from pynamodb.transactions import TransactWrite
 
 from modelops import platform
+from modelops.contracts.watermark import WatermarkRecord
 from modelops.domain.entities import (
     Artifact,
     Dataset,
@@ -682,6 +685,24 @@ class RegistryTable:
             if label is not None:
                 found[label.inferenceId] = label.label
         return found
+
+    # --- watermarks ----------------------------------------------------------------------
+
+    def put_watermark(self, record: WatermarkRecord) -> None:
+        _item(
+            f"MODEL#{record.modelId}",
+            "WATERMARK",
+            "watermark",
+            record,
+            gsi1pk=f"WATERMARKS#{record.family}",
+            gsi1sk=f"{semver_sort_key(record.version)}#{record.version}",
+        ).save()
+
+    def get_watermark(self, model_id: str) -> WatermarkRecord | None:
+        return _entity(self._get(f"MODEL#{model_id}", "WATERMARK"), WatermarkRecord)
+
+    def watermarks_of(self, family: str) -> list[WatermarkRecord]:
+        return self._index(f"WATERMARKS#{family}", WatermarkRecord, newest_first=False, limit=None)
 
     def _index(
         self, index_value: str, cls: type[E], *, newest_first: bool, limit: int | None

@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import base64
 import binascii
+from datetime import datetime
 from typing import Annotated, Any
 
 from pydantic import Field, StringConstraints, field_validator
 
 from modelops.contracts.registry import Contract
 from modelops.domain.entities import ModelStatus, ModelVersion
+from modelops.domain.manifest import FileEntry
 from modelops.domain.policy import RiskTier
 from modelops.domain.promotion import (
     PURPOSE_PATTERN,
@@ -112,6 +114,18 @@ class Provenance(Contract):
         description="OpenSSF model-signing v1.0 bundle of the model's files (model.sig).",
     )
     keys: list[PublicKeyInfo]
+
+
+class ModelPackage(Contract):
+    """What an agent runtime (Agent Manager) needs to load a model version and refuse it
+    unless it checks out: short-lived download URLs for its files, the registered digests,
+    and the signed provenance (``modelops verify package`` or
+    ``modelops_cli.package.verify_package`` check it)."""
+
+    provenance: Provenance
+    files: list[FileEntry] = Field(description="Path, size and SHA-256 of every file.")
+    downloads: dict[str, str] = Field(description="Presigned GET URL per file.")
+    expiresAt: datetime = Field(description="When the download URLs stop working.")
 
 
 class StageHistory(Contract):

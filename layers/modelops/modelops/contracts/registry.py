@@ -6,6 +6,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
+from modelops.contracts.watermark import WatermarkRecord
 from modelops.domain.digests import SHA256_HEX
 from modelops.domain.entities import (
     NAME_PATTERN,
@@ -24,6 +25,7 @@ from modelops.domain.ids import ID_PATTERN
 from modelops.domain.manifest import MAX_FILES, FileEntry, require_unique_paths
 from modelops.domain.promotion import Promotion
 from modelops.domain.restrictions import EffectiveRestrictions
+from modelops.domain.retention import ArtifactRetention
 
 MAX_PARENTS = 32
 ARTIFACT_ID = r"^art-[0-9a-f]{32}$"
@@ -120,6 +122,11 @@ class ArtifactResponse(Contract):
     artifact: Artifact
     downloads: dict[str, str] | None = Field(
         default=None, description="Presigned GET URL per file, when download=true."
+    )
+    retention: ArtifactRetention | None = Field(
+        default=None,
+        description="Set when retention expired the artifact: its files are deleted (download "
+        "answers 410 GONE) and its tombstone proves what they were.",
     )
 
 
@@ -250,6 +257,11 @@ class ModelDetail(Contract):
     effectiveRestrictions: EffectiveRestrictions = Field(
         description="What its lineage obliges it to: the union of every ancestor dataset's "
         "licence, usage restrictions and PII flags."
+    )
+    watermark: WatermarkRecord | None = Field(
+        default=None,
+        description="Its watermark (scheme, key, bits, threshold), if training embedded one; "
+        "POST /models/{id}/watermark/verify tells which version a suspect came from.",
     )
 
 

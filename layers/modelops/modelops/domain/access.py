@@ -30,7 +30,9 @@ class Permission(StrEnum):
     TRAIN = "train"  # submit, cancel and reproduce training jobs
     DEPLOY = "deploy"  # deploy, scale and roll back endpoints
     APPROVE = "approve"  # approve promotions and PII datasets
+    RELAY_APPROVALS = "relay-approvals"  # submit approvals an approver's key signed
     ADMINISTER = "administer"  # approver keys, risk tiers, ledger checkpoints
+    HOLD = "hold"  # place and release legal holds (they block retention expiry)
 
 
 GRANTS: Mapping[Permission, frozenset[Role]] = {
@@ -40,6 +42,8 @@ GRANTS: Mapping[Permission, frozenset[Role]] = {
     Permission.TRAIN: frozenset({Role.ML_ENGINEER, Role.KERNEL, Role.PLATFORM_ADMIN}),
     Permission.DEPLOY: frozenset({Role.ML_ENGINEER, Role.KERNEL, Role.PLATFORM_ADMIN}),
     Permission.APPROVE: frozenset({Role.APPROVER}),
+    Permission.HOLD: frozenset({Role.APPROVER, Role.PLATFORM_ADMIN}),
+    Permission.RELAY_APPROVALS: frozenset({Role.KERNEL}),
     Permission.ADMINISTER: frozenset({Role.PLATFORM_ADMIN}),
 }
 
@@ -49,9 +53,12 @@ class Caller:
     principal: str
     roles: frozenset[Role]
 
+    def holds(self, permission: Permission) -> bool:
+        return bool(self.roles & GRANTS[permission])
+
     def require(self, permission: Permission) -> None:
         """Raise Forbidden (before anything is written) unless a role grants ``permission``."""
-        if not self.roles & GRANTS[permission]:
+        if not self.holds(permission):
             allowed = ", ".join(sorted(GRANTS[permission]))
             held = ", ".join(sorted(self.roles)) or "none"
             raise Forbidden(

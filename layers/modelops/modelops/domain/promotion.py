@@ -30,6 +30,13 @@ STATEMENT_TYPE = "modelops.promotion/v1"
 Move = Literal["promote", "demote", "deprecate"]
 
 
+def next_rung(current: ModelStatus) -> ModelStatus | None:
+    """The stage a promotion moves ``current`` to; None at the top or off the ladder."""
+    if current not in LADDER or current is LADDER[-1]:
+        return None
+    return LADDER[LADDER.index(current) + 1]
+
+
 def move_kind(current: ModelStatus, target: ModelStatus) -> Move | None:
     """What moving ``current`` -> ``target`` is, or None when the ladder forbids it."""
     if current is ModelStatus.DEPRECATED or current is target:
@@ -126,10 +133,13 @@ class GateResult(Entity):
 
 
 class Approval(Entity):
-    principal: str
+    principal: str = Field(description="The approver: the owner of the key that signed.")
     keyId: str
     signature: str = Field(description="Base64 Ed25519 signature over the statement bytes.")
     approvedAt: datetime
+    relayedBy: str | None = Field(
+        default=None, description="Who submitted it for the approver (Kernel), if not them."
+    )
 
 
 class ApproverKey(Entity):

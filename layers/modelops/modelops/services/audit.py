@@ -22,8 +22,9 @@ import random
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
 
+from modelops import correlation
+from modelops.contracts.events import AuditCheckpointSigned, AuditEventRecorded, EventDetail
 from modelops.domain.access import Caller, Permission
 from modelops.domain.ledger import (
     AuditEvent,
@@ -40,15 +41,12 @@ from modelops.errors import Conflict, LedgerCorrupt
 from modelops.ports import (
     AlreadyExists,
     Clock,
-    EventPublisher,
     LedgerStore,
     SequenceTaken,
     Signer,
     UnreadableEntry,
 )
 
-EVENT_DETAIL_TYPE = "ModelOps Audit Event"
-CHECKPOINT_DETAIL_TYPE = "ModelOps Audit Checkpoint"
 # Sixteen writers on one stream need up to about 20 attempts each on the local cloud; 40
 # with pauses of at most 0.5 s (0.25 s on average) stays well inside the API's 29 s.
 APPEND_ATTEMPTS = 40
@@ -81,7 +79,7 @@ class AuditService:
         self,
         store: LedgerStore,
         signer: Signer,
-        publisher: EventPublisher,
+        publish: Callable[[EventDetail], None],
         clock: Clock,
         checkpoint_every: int = 100,
         *,
@@ -93,7 +91,7 @@ class AuditService:
             raise ValueError("checkpoint_every and attempts are at least 1")
         self._store = store
         self._signer = signer
-        self._publisher = publisher
+        self._publish_event = publish
         self._clock = clock
         self._every = checkpoint_every
         self._attempts = attempts
@@ -110,7 +108,15 @@ class AuditService:
                 self._checkpoint_through(record.stream, record.seq)
             except Exception:
                 log.exception("checkpoint at %s %d failed; the next one covers it", *_at(record))
-        self._publish(EVENT_DETAIL_TYPE, _event_detail(record, event))
+        self._publish(
+            AuditEventRecorded(
+                stream=record.stream,
+                seq=record.seq,
+                hash=record.hash,
+                event=event,
+                correlationId=event.correlationId,
+            )
+        )
         return record
 
     def checkpoint(self, stream: str) -> Checkpoint | None:
@@ -172,15 +178,22 @@ class AuditService:
                 self._store.put_checkpoint(checkpoint)
             except AlreadyExists:
                 continue  # another writer checkpointed from the same seq: start from theirs
-            self._publish(CHECKPOINT_DETAIL_TYPE, checkpoint.model_dump(mode="json"))
+            self._publish(
+                AuditCheckpointSigned(
+                    **checkpoint.model_dump(),
+                    correlationId=correlation.current(f"checkpoint:{stream}:{to_seq}"),
+                )
+            )
             return checkpoint
         return None
 
-    def _publish(self, detail_type: str, detail: dict[str, Any]) -> None:
+    def _publish(self, event: EventDetail) -> None:
         try:
-            self._publisher.publish(detail_type, detail)
+            self._publish_event(event)
         except Exception:
-            log.exception("publishing %s failed; the ledger export still has it", detail_type)
+            log.exception(
+                "publishing %s failed; the ledger export still has it", type(event).DETAIL_TYPE
+            )
 
     # --- reading ---------------------------------------------------------------------------
 
@@ -246,12 +259,3 @@ class AuditService:
 
 def _at(record: LedgerRecord) -> tuple[str, int]:
     return record.stream, record.seq
-
-
-def _event_detail(record: LedgerRecord, event: AuditEvent) -> dict[str, Any]:
-    return {
-        "stream": record.stream,
-        "seq": record.seq,
-        "hash": record.hash,
-        "event": event.model_dump(mode="json"),
-    }

@@ -36,7 +36,12 @@ from typing import Any
 from pydantic import Field
 
 from modelops import platform
-from modelops.contracts.events import DriftDetected
+from modelops.contracts.events import (
+    DriftDetected,
+    EventDetail,
+    ModelRecommendation,
+    Recommendation,
+)
 from modelops.contracts.registry import Contract
 from modelops.domain import ids
 from modelops.domain.access import Caller, Permission
@@ -182,7 +187,7 @@ class DriftService:
         blobs: BlobStore,
         invoker: AsyncInvoker,
         signer: Signer,
-        publish: Callable[[str, Mapping[str, Any]], None],
+        publish: Callable[[EventDetail], None],
         audit: Callable[[AuditEvent], object],
         clock: Clock,
         settings: DriftSettings,
@@ -505,9 +510,11 @@ class DriftService:
                 performance=performance.status,
                 windowStart=start.isoformat(),
                 windowEnd=end.isoformat(),
+                evidence=finding.evidence,
                 correlationId=correlation_id,
+                resourcePath=f"/drift/findings/{finding_id}",
             )
-            self._publish(platform.DRIFT_DETECTED, detected.model_dump(mode="json"))
+            self._publish(detected)
         return finding
 
     def _window(
@@ -701,7 +708,34 @@ class DriftService:
                 "quarantined": str(quarantined),
             },
         )
+        self._recommend(model, alert)
         return alert
+
+    def _recommend(self, model: ModelVersion, alert: DriftAlert) -> None:
+        """Tell the Eval Engine and Kernel what the alert advises: retrain (a proposal
+        waits for approval) and/or quarantine (already in force for high-risk families)."""
+        for action in ("retrain", "quarantine"):
+            if action not in alert.remediation:
+                continue
+            reasons = [alert.reason]
+            if action == "retrain" and alert.proposalId:
+                reasons.append(f"retrain proposal {alert.proposalId} awaits approval")
+            self._publish(
+                ModelRecommendation(
+                    modelId=model.modelId,
+                    family=model.family,
+                    version=model.version,
+                    source="drift",
+                    sourceId=alert.alertId,
+                    recommendation=Recommendation(
+                        action=action,
+                        currentStage=model.status.value,
+                        targetStage=None,
+                        reasons=reasons,
+                    ),
+                    correlationId=alert.correlationId,
+                )
+            )
 
     def alert_from_alarm(self, correlation_id: str) -> list[DriftAlert]:
         """A drift CloudWatch alarm fired: alert on every model whose latest finding is at

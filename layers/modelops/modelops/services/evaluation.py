@@ -9,6 +9,12 @@ import uuid
 from collections.abc import Callable, Mapping
 from typing import Any, Protocol
 
+from modelops.contracts.events import (
+    EvaluationCompleted,
+    EventDetail,
+    ModelRecommendation,
+    Recommendation,
+)
 from modelops.domain import ids
 from modelops.domain.access import Caller, Permission
 from modelops.domain.digests import canonical_digest, canonical_json
@@ -58,13 +64,23 @@ class EvaluationResults:
         blobs: BlobStore,
         clock: Clock,
         audit: Callable[[AuditEvent], object],
+        publish: Callable[[EventDetail], None],
+        recommend: Callable[[EvaluationRecord], Recommendation],
     ) -> None:
         self._evaluations = evaluations
         self._blobs = blobs
         self._clock = clock
         self._audit = audit
+        self._publish = publish
+        self._recommend = recommend
 
     def complete(self, job: TrainingJob, output: Artifact) -> EvaluationRecord:
+        done = self._evaluations.get_evaluation(str(job.evaluationId))
+        if done is not None and done.status == "COMPLETED":
+            if done.resultsArtifactId != output.artifactId:
+                raise InvalidState(f"evaluation {done.evaluationId} completed with other results")
+            self._published(done)  # a retried step: publish what a failed attempt may not have
+            return done
         entry = next((f for f in output.files if f.path == RESULTS_FILE), None)
         data = None if entry is None else self._blobs.get_bytes(blob_key(entry.sha256))
         if data is None:
@@ -145,7 +161,48 @@ class EvaluationResults:
                 },
             )
         )
+        self._published(updated)
         return updated
+
+    def _published(self, record: EvaluationRecord) -> None:
+        """The evaluation's trace and metrics (Reasoning Graph, Eval Engine), and what the
+        next rung's gates make of them."""
+        advice = self._recommend(record) if record.status == "COMPLETED" else None
+        self._publish(
+            EvaluationCompleted(
+                evaluationId=record.evaluationId,
+                modelId=record.modelId,
+                family=record.family,
+                version=record.version,
+                modelRootDigest=record.modelRootDigest,
+                status="COMPLETED" if record.status == "COMPLETED" else "FAILED",
+                statusReason=record.statusReason,
+                testsets=[t.datasetId for t in record.testsets],
+                evaluatorDigest=record.evaluatorDigest,
+                configDigest=record.configDigest,
+                resultsDigest=record.digest,
+                resultsArtifactId=record.resultsArtifactId,
+                metrics=record.metrics,
+                safetyPassed=record.safetyPassed,
+                completedAt=record.completedAt,
+                recommendation=advice,
+                correlationId=record.correlationId,
+                resourcePath=f"/eval/{record.evaluationId}",
+            )
+        )
+        if advice is None:
+            return
+        self._publish(
+            ModelRecommendation(
+                modelId=record.modelId,
+                family=record.family,
+                version=record.version,
+                source="evaluation",
+                sourceId=record.evaluationId,
+                recommendation=advice,
+                correlationId=record.correlationId,
+            )
+        )
 
 
 class EvaluationService:

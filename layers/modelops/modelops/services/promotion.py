@@ -9,9 +9,17 @@ import hashlib
 import json
 import re
 import uuid
+from collections.abc import Callable
 from datetime import datetime, timedelta
 from typing import Any
 
+from modelops import correlation
+from modelops.contracts.events import (
+    EventDetail,
+    ModelStageChanged,
+    PromotionAwaitingApproval,
+    Recommendation,
+)
 from modelops.contracts.promotion import (
     ApproveRequest,
     DatasetApprovalRequest,
@@ -47,6 +55,7 @@ from modelops.domain.promotion import (
     Promotion,
     StageChange,
     move_kind,
+    next_rung,
     version_at,
 )
 from modelops.domain.signing import MAX_STATEMENT_BYTES, fingerprint, sign_message
@@ -77,6 +86,105 @@ from modelops.services.governance import Governance, Use, refusal
 from modelops.services.lineage import LineageService
 
 
+class EvidenceGates:
+    """The gates that judge a version's evidence (its evaluation, quarantine, metric rules
+    against prod), for promotion requests and for the Eval Engine's recommendations. Reads
+    only: no signing key is needed to judge, so the training workflow recommends with it."""
+
+    def __init__(
+        self,
+        *,
+        registry: RegistryRepository,
+        promotions: PromotionRepository,
+        evaluations: EvaluationRepository,
+        monitoring: MonitoringRepository,
+    ) -> None:
+        self._registry = registry
+        self._promotions = promotions
+        self._evaluations = evaluations
+        self._monitoring = monitoring
+
+    def policy(self, family: str) -> FamilyPolicy:
+        _check_family(family)
+        return self._promotions.get_family_policy(family) or FamilyPolicy(family=family)
+
+    def current(self, family: str, stage: ModelStatus) -> ModelVersion | None:
+        page = self._registry.list_models(family, stage, 100, None)
+        return page.items[0] if page.items else None
+
+    def _metrics(
+        self, model: ModelVersion, evaluation: EvaluationRecord | None = None
+    ) -> dict[str, float]:
+        """What metric rules check: the registered metrics, overlaid with those of the
+        version's latest completed evaluation (fairness and safety figures included)."""
+        if evaluation is None:
+            evaluation = latest_completed(self._evaluations, model.modelId)
+        return {**model.metrics, **(evaluation.metrics if evaluation else {})}
+
+    def evidence(
+        self,
+        model: ModelVersion,
+        target: ModelStatus,
+        policy: FamilyPolicy,
+        evaluation: EvaluationRecord | None,
+        prod: ModelVersion | None,
+    ) -> list[GateResult]:
+        """The gates that judge the version's evidence: its evaluation, quarantine, metrics."""
+        quarantine = self._monitoring.get_quarantine(model.modelId)
+        failures = [
+            message
+            for rule in policy.gates.get(target, ())
+            for message in rule.failures(
+                self._metrics(model, evaluation), self._metrics(prod) if prod else None
+            )
+        ]
+        return [
+            _evaluation_gate(evaluation, target in policy.evaluationRequired),
+            GateResult(
+                gate="quarantine",
+                passed=quarantine is None or not quarantine.active,
+                message=f"quarantined since {quarantine.since.isoformat()}: {quarantine.reason}"
+                if quarantine is not None and quarantine.active
+                else "not quarantined",
+            ),
+            GateResult(
+                gate="metrics",
+                passed=not failures,
+                message="; ".join(failures) or f"{len(policy.gates.get(target, ()))} rule(s) met",
+            ),
+        ]
+
+    def recommend(self, evaluation: EvaluationRecord) -> Recommendation:
+        """The Eval Engine's advice after an evaluation: promote to the next rung when the
+        evidence gates would pass there, else hold, with every failing gate's reason.
+        Advice only: policy clearance, approvals and the signature come with the request."""
+        model = self._registry.get_model(evaluation.modelId)
+        if model is None:
+            raise NotFound(f"model {evaluation.modelId} does not exist")
+        target = next_rung(model.status)
+        if target is None:
+            return Recommendation(
+                action="hold",
+                currentStage=model.status.value,
+                targetStage=None,
+                reasons=[f"{model.status.value} has no rung above it"],
+            )
+        gates = self.evidence(
+            model,
+            target,
+            self.policy(model.family),
+            evaluation,
+            self.current(model.family, ModelStatus.PROD),
+        )
+        failed = [f"{g.gate}: {g.message}" for g in gates if not g.passed]
+        return Recommendation(
+            action="hold" if failed else "promote",
+            currentStage=model.status.value,
+            targetStage=target.value,
+            reasons=failed or [f"{g.gate}: {g.message}" for g in gates],
+        )
+
+
 class PromotionService:
     def __init__(
         self,
@@ -92,7 +200,9 @@ class PromotionService:
         monitoring: MonitoringRepository,
         clock: Clock,
         region: str,
+        publish: Callable[[EventDetail], None],
     ) -> None:
+        self._publish = publish
         self._registry = registry
         self._promotions = promotions
         self._lineage = lineage
@@ -102,6 +212,9 @@ class PromotionService:
         self._blobs = blobs
         self._evaluations = evaluations
         self._monitoring = monitoring
+        self._gates = EvidenceGates(
+            registry=registry, promotions=promotions, evaluations=evaluations, monitoring=monitoring
+        )
         self._clock = clock
         self._region = region
 
@@ -128,8 +241,7 @@ class PromotionService:
         return policy
 
     def family_policy(self, family: str) -> FamilyPolicy:
-        _check_family(family)
-        return self._promotions.get_family_policy(family) or FamilyPolicy(family=family)
+        return self._gates.policy(family)
 
     def register_approver(self, request: RegisterApproverRequest, caller: Caller) -> ApproverKey:
         caller.require(Permission.ADMINISTER)
@@ -198,38 +310,14 @@ class PromotionService:
 
         policy = self.family_policy(model.family)
         datasets = self._governance.lineage_datasets([model_id])
-        prod = self._current(model.family, ModelStatus.PROD)
+        prod = self._gates.current(model.family, ModelStatus.PROD)
+        evaluation = latest_completed(self._evaluations, model_id)
         gates = [
             GateResult(
                 gate="ladder", passed=True, message=f"{model.status.value} -> {target.value}"
-            )
+            ),
+            *self._gates.evidence(model, target, policy, evaluation, prod),
         ]
-        evaluation = latest_completed(self._evaluations, model_id)
-        gates.append(_evaluation_gate(evaluation, target in policy.evaluationRequired))
-        quarantine = self._monitoring.get_quarantine(model_id)
-        gates.append(
-            GateResult(
-                gate="quarantine",
-                passed=quarantine is None or not quarantine.active,
-                message=f"quarantined since {quarantine.since.isoformat()}: {quarantine.reason}"
-                if quarantine is not None and quarantine.active
-                else "not quarantined",
-            )
-        )
-        failures = [
-            message
-            for rule in policy.gates.get(target, ())
-            for message in rule.failures(
-                self._evidence(model, evaluation), self._evidence(prod) if prod else None
-            )
-        ]
-        gates.append(
-            GateResult(
-                gate="metrics",
-                passed=not failures,
-                message="; ".join(failures) or f"{len(policy.gates.get(target, ()))} rule(s) met",
-            )
-        )
         decision, use = self._decide(caller, model, policy, target, datasets)
         gates.append(
             GateResult(
@@ -286,24 +374,44 @@ class PromotionService:
                     f"promotion {pending.promotion_id} of {model_id} is already waiting for "
                     "approvals; approve it or let it lapse before requesting another"
                 ) from None
+            self._publish(
+                PromotionAwaitingApproval(
+                    promotionId=promotion.promotionId,
+                    modelId=model_id,
+                    family=model.family,
+                    version=model.version,
+                    targetStage=target.value,
+                    statement=promotion.statement,
+                    approvalsRequired=required,
+                    requestedBy=caller.principal,
+                    correlationId=correlation.current(promotion.promotionId),
+                    resourcePath=f"/models/{model_id}/promotions/{promotion.promotionId}",
+                )
+            )
             return PromotionResponse(model=model, promotion=promotion)
         return self._complete(model, promotion, prod, caller.principal, expected_revision=None)
 
     def approve(
         self, model_id: str, promotion_id: str, request: ApproveRequest, caller: Caller
     ) -> PromotionResponse:
-        caller.require(Permission.APPROVE)
+        """An approver's signature over the statement, submitted by the approver or relayed by
+        Kernel (``Permission.RELAY_APPROVALS``): either way the approval is the key owner's,
+        and what makes it count is the signature, checked here against their registered key."""
+        relayed = not caller.holds(Permission.APPROVE) and caller.holds(Permission.RELAY_APPROVALS)
+        if not relayed:
+            caller.require(Permission.APPROVE)
         promotion = self.promotion(model_id, promotion_id)
         if promotion.status != "PENDING_APPROVAL":
             raise Conflict(f"promotion {promotion_id} is {promotion.status}, not pending")
-        if caller.principal == promotion.requestedBy:
-            raise Forbidden("the principal that requested a promotion cannot approve it")
-        if any(a.principal == caller.principal for a in promotion.approvals):
-            raise Conflict(f"{caller.principal} has already approved {promotion_id}")
         key = self._promotions.get_approver_key(request.keyId)
         if key is None:
             raise ReferenceNotFound(f"approver key {request.keyId} is not registered")
-        if key.principal != caller.principal:
+        approver = key.principal if relayed else caller.principal
+        if approver == promotion.requestedBy:
+            raise Forbidden("the principal that requested a promotion cannot approve it")
+        if any(a.principal == approver for a in promotion.approvals):
+            raise Conflict(f"{approver} has already approved {promotion_id}")
+        if key.principal != approver:
             raise Forbidden(f"approver key {request.keyId} belongs to another principal")
         try:
             signature = base64.b64decode(request.signature, validate=True)
@@ -319,10 +427,11 @@ class PromotionService:
         approvals = (
             *promotion.approvals,
             Approval(
-                principal=caller.principal,
+                principal=approver,
                 keyId=key.keyId,
                 signature=request.signature,
                 approvedAt=self._clock.now(),
+                relayedBy=caller.principal if relayed else None,
             ),
         )
         gates = (
@@ -345,7 +454,7 @@ class PromotionService:
             return PromotionResponse(model=model, promotion=updated)
         if model.status is not promotion.fromStage:
             raise Conflict(f"{model_id} moved to {model.status.value} since the request")
-        prod = self._current(model.family, ModelStatus.PROD)
+        prod = self._gates.current(model.family, ModelStatus.PROD)
         return self._complete(
             model, updated, prod, promotion.requestedBy, expected_revision=promotion.revision
         )
@@ -365,19 +474,6 @@ class PromotionService:
         if model is None:
             raise NotFound(f"model {model_id} does not exist")
         return model
-
-    def _current(self, family: str, stage: ModelStatus) -> ModelVersion | None:
-        page = self._registry.list_models(family, stage, 100, None)
-        return page.items[0] if page.items else None
-
-    def _evidence(
-        self, model: ModelVersion, evaluation: EvaluationRecord | None = None
-    ) -> dict[str, float]:
-        """What metric rules check: the registered metrics, overlaid with those of the
-        version's latest completed evaluation (fairness and safety figures included)."""
-        if evaluation is None:
-            evaluation = latest_completed(self._evaluations, model.modelId)
-        return {**model.metrics, **(evaluation.metrics if evaluation else {})}
 
     def _decide(
         self,
@@ -549,6 +645,27 @@ class PromotionService:
             raise Conflict(
                 "the model or promotion changed while this request ran; read it again and retry"
             ) from None
+        signed = promotion.signature if promotion is not None else None
+        for (moved, _), change in zip(moves, changes, strict=True):
+            self._publish(
+                ModelStageChanged(
+                    modelId=moved.modelId,
+                    family=moved.family,
+                    version=moved.version,
+                    fromStage=change.fromStage.value,
+                    toStage=change.toStage.value,
+                    changedBy=change.by,
+                    promotionId=change.promotionId,
+                    signatureKeyId=signed.keyId
+                    if signed is not None
+                    and promotion is not None
+                    and promotion.modelId == moved.modelId
+                    else None,
+                    rootDigest=moved.rootDigest,
+                    correlationId=correlation.current(change.promotionId or moved.modelId),
+                    resourcePath=f"/models/{moved.modelId}/provenance",
+                )
+            )
 
     def _change(
         self, model: ModelVersion, target: ModelStatus, by: str, promotion_id: str | None

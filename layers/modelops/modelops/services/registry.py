@@ -1,7 +1,16 @@
-"""Datasets and model versions: natural-key idempotent registration with lineage."""
+"""Datasets and model versions: natural-key idempotent registration with lineage.
+
+Each registration is published (``Dataset Registered``, ``Model Registered``) after it is
+stored, and again when a retry finds it stored: a publication that failed is made by the
+retry, so consumers see every registration at least once (keyed by its id).
+"""
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from typing import TYPE_CHECKING
+
+from modelops import correlation
 from modelops.contracts.registry import (
     DatasetList,
     DatasetResponse,
@@ -36,6 +45,9 @@ from modelops.ports import (
     VersionTaken,
 )
 
+if TYPE_CHECKING:
+    from modelops.contracts.events import EventDetail
+
 VERSION_ATTEMPTS = 8
 MAX_PAGE = 100
 
@@ -50,9 +62,12 @@ def _page_limit(limit: int) -> int:
 
 
 class RegistryService:
-    def __init__(self, repo: RegistryRepository, clock: Clock) -> None:
+    def __init__(
+        self, repo: RegistryRepository, clock: Clock, publish: Callable[[EventDetail], None]
+    ) -> None:
         self._repo = repo
         self._clock = clock
+        self._publish = publish
 
     # --- datasets ----------------------------------------------------------------------
 
@@ -100,7 +115,7 @@ class RegistryService:
         dataset_id = ids.dataset_id(request.name, artifact.rootDigest)
         existing = self._repo.get_dataset(dataset_id)
         if existing is not None:
-            return DatasetResponse(dataset=self._same(existing, digest, dataset_id), created=False)
+            return self._dataset_registered(self._same(existing, digest, dataset_id), False)
 
         sources = [
             LineageNode(nodeId=ids.source_id(ref), kind="source", label=ref)
@@ -148,12 +163,10 @@ class RegistryService:
                 stored = self._repo.get_dataset(dataset_id)
                 if stored is None:  # the winner's transaction is visible on the next read
                     continue
-                return DatasetResponse(
-                    dataset=self._same(stored, digest, dataset_id), created=False
-                )
+                return self._dataset_registered(self._same(stored, digest, dataset_id), False)
             except MissingReferences as exc:
                 raise _missing(exc, "sourceRefs") from exc
-            return DatasetResponse(dataset=dataset, created=True)
+            return self._dataset_registered(dataset, True)
         raise Conflict(f"too many concurrent registrations under the name {request.name!r}; retry")
 
     def get_dataset(self, dataset_id: str) -> Dataset:
@@ -213,10 +226,50 @@ class RegistryService:
                     "content; model versions are immutable, register a new version",
                     details=[{"field": "version", "message": "already registered"}],
                 ) from None
-            return ModelResponse(model=stored, created=False)
+            return self._model_registered(stored, False)
         except MissingReferences as exc:
             raise _missing(exc, "lineage") from exc
-        return ModelResponse(model=model, created=True)
+        return self._model_registered(model, True)
+
+    def _dataset_registered(self, dataset: Dataset, created: bool) -> DatasetResponse:
+        from modelops.contracts.events import DatasetRegistered
+
+        self._publish(
+            DatasetRegistered(
+                datasetId=dataset.datasetId,
+                name=dataset.name,
+                version=str(dataset.version),
+                digest=dataset.checksum,
+                artifactId=dataset.artifactId,
+                license=dataset.license,
+                piiFlags=list(dataset.piiFlags),
+                parents=[ref for ref in dataset.sourceRefs if "://" not in ref],
+                createdBy=dataset.createdBy,
+                correlationId=correlation.current(dataset.datasetId),
+                resourcePath=f"/dataset/{dataset.datasetId}",
+            )
+        )
+        return DatasetResponse(dataset=dataset, created=created)
+
+    def _model_registered(self, model: ModelVersion, created: bool) -> ModelResponse:
+        from modelops.contracts.events import ModelRegistered
+
+        self._publish(
+            ModelRegistered(
+                modelId=model.modelId,
+                family=model.family,
+                version=model.version,
+                rootDigest=model.rootDigest,
+                artifactId=model.artifactId,
+                datasets=list(model.lineage.datasets),
+                parentModels=list(model.lineage.parentModels),
+                createdBy=model.createdBy,
+                trainingJobId=model.provenance.get("trainingJobId"),
+                correlationId=correlation.current(model.modelId),
+                resourcePath=f"/models/{model.modelId}",
+            )
+        )
+        return ModelResponse(model=model, created=created)
 
     def get_model(self, model_id: str) -> ModelVersion:
         model = self._repo.get_model(model_id)

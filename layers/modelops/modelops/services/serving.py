@@ -20,6 +20,7 @@ from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
+from modelops.contracts.events import DeploymentRolledBack, DeploymentStateChange, EventDetail
 from modelops.domain import ids
 from modelops.domain.access import Caller, Permission
 from modelops.domain.archive import write_targz
@@ -56,8 +57,6 @@ from modelops.services.revisions import revise
 from modelops.services.serving_gate import DeploymentGate
 
 AUDIT_STREAM = "serving"
-STATE_CHANGE = "Deployment State Change"
-ROLLED_BACK_EVENT = "Deployment Rolled Back"
 MAX_ANALYSES = 4  # bake windows without enough canary traffic before giving up
 
 
@@ -80,7 +79,7 @@ class DeploymentService:
         backend: EndpointBackend,
         telemetry: ServingTelemetry,
         workflow: Workflow,
-        publish: Callable[[str, Mapping[str, Any]], None],
+        publish: Callable[[EventDetail], None],
         audit: Callable[[AuditEvent], object],
         clock: Clock,
         settings: ServingSettings,
@@ -406,15 +405,14 @@ class DeploymentService:
         self._restore_baseline(record)
         self._transition(deploy_id, DeploymentStatus.ROLLED_BACK, reason)
         self._publish(
-            ROLLED_BACK_EVENT,
-            {
-                "deployId": deploy_id,
-                "endpointName": record.endpointName,
-                "modelId": record.modelId,
-                "restoredModelId": record.baseline.modelId if record.baseline else None,
-                "reason": reason,
-                "correlationId": record.correlationId,
-            },
+            DeploymentRolledBack(
+                deployId=deploy_id,
+                endpointName=record.endpointName,
+                modelId=record.modelId,
+                restoredModelId=record.baseline.modelId if record.baseline else None,
+                reason=reason,
+                correlationId=record.correlationId,
+            )
         )
         return {"status": DeploymentStatus.ROLLED_BACK.value}
 
@@ -517,18 +515,18 @@ class DeploymentService:
         self, record: DeploymentRecord, action: str, previous: DeploymentStatus | None = None
     ) -> None:
         self._publish(
-            STATE_CHANGE,
-            {
-                "deployId": record.deployId,
-                "endpointName": record.endpointName,
-                "modelId": record.modelId,
-                "env": record.env,
-                "status": record.status.value,
-                "previousStatus": previous.value if previous else None,
-                "reason": record.statusReason,
-                "weights": {v.name: v.weight for v in record.variants},
-                "correlationId": record.correlationId,
-            },
+            DeploymentStateChange(
+                deployId=record.deployId,
+                endpointName=record.endpointName,
+                modelId=record.modelId,
+                env=record.env,
+                status=record.status.value,
+                previousStatus=previous.value if previous else None,
+                reason=record.statusReason,
+                weights={v.name: v.weight for v in record.variants},
+                correlationId=record.correlationId,
+                resourcePath=f"/serve/{record.deployId}",
+            )
         )
         self._audit_event(record, f"serve.deployment.{action}", record.statusReason, {})
 

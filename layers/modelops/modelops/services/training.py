@@ -25,7 +25,7 @@ from typing import Any, Literal
 from pydantic import Field
 
 from modelops import platform
-from modelops.contracts.events import STATE_CHANGE, USAGE, TrainingJobStateChange
+from modelops.contracts.events import EventDetail, TrainingJobStateChange, TrainingJobUsage
 from modelops.contracts.registry import Contract, RegisterModelRequest
 from modelops.contracts.training import TrainingJobList
 from modelops.domain import compute, ids
@@ -59,9 +59,11 @@ from modelops.domain.training import (
     TrainingJob,
     TrainingSpec,
     Usage,
+    checkpoint_age,
     checkpoint_prefix,
     metric_value,
     sagemaker_job_name,
+    training_since,
 )
 from modelops.errors import (
     Conflict,
@@ -97,6 +99,7 @@ from modelops.services.governance import Governance, Use
 from modelops.services.lineage import LineageService
 from modelops.services.registry import RegistryService
 from modelops.services.revisions import revise
+from modelops.services.watermark import Mark, WatermarkService
 
 LOG_GROUP = platform.TRAINING_LOG_GROUP
 LOG_TAIL_LINES = 20
@@ -150,10 +153,11 @@ class TrainingService:
         policy: PolicyEngine,
         signer: Signer,
         evaluations: EvaluationResults,
-        publish: Callable[[str, Mapping[str, Any]], None],
+        publish: Callable[[EventDetail], None],
         audit: Callable[[AuditEvent], object],
         clock: Clock,
         settings: TrainingSettings,
+        watermarks: WatermarkService | None = None,
     ) -> None:
         self._jobs = jobs
         self._registry = registry
@@ -176,6 +180,7 @@ class TrainingService:
         self._audit = audit
         self._clock = clock
         self._settings = settings
+        self._watermarks = watermarks
 
     # --- the API -------------------------------------------------------------------------
 
@@ -416,7 +421,7 @@ class TrainingService:
         described = self._describe(job)
         archive_uri = (described.get("ModelArtifacts") or {}).get("S3ModelArtifacts", "")
         evaluating = job.purpose == "evaluate"
-        model_ref, output = self._register_archive(
+        model_ref, output, mark = self._register_archive(
             job, archive_uri, kind="output" if evaluating else "model"
         )
         refs = [model_ref, *self._checkpoint_refs(job)]
@@ -435,6 +440,16 @@ class TrainingService:
             self._evaluations.complete(job, output)
         elif job.reproductionOf is None:
             update["modelId"] = self._register_model(job, model_ref, metrics)
+            if mark is not None and self._watermarks is not None:
+                self._watermarks.record(
+                    mark,
+                    model_id=update["modelId"],
+                    family=job.modelFamily,
+                    version=job.modelVersion,
+                    artifact_id=model_ref.artifactId,
+                    principal=job.createdBy,
+                    correlation_id=job.correlationId,
+                )
         else:
             update["reproduction"] = self._attest(job, model_ref)
         done = self._transition(
@@ -508,7 +523,7 @@ class TrainingService:
             self._ledger.put_usage(record)
         except AlreadyExists:
             return (self._ledger.get_usage(job_id) or record).model_dump(mode="json")
-        self._publish(USAGE, record.model_dump(mode="json"))
+        self._publish(TrainingJobUsage.model_validate(record.model_dump()))
         dimensions = {"pool": record.pool, "team": record.team}
         return {
             **record.model_dump(mode="json"),
@@ -558,6 +573,27 @@ class TrainingService:
             self.release_compute(job.jobId)
             released.append(job.jobId)
         return {"released": released, "failed": failed}
+
+    def checkpoint_ages(self) -> dict[str, float]:
+        """Job id -> seconds since each running spot job in SageMaker's ``Training`` status
+        last wrote a checkpoint (or (re)entered ``Training``, if later: a job still
+        downloading its data, or waiting for spot capacity after an interruption, is not
+        measured). A spot job resumes from its newest checkpoint after an interruption, so
+        this is what it stands to lose."""
+        now = self._clock.now()
+        ages: dict[str, float] = {}
+        for reservation in self._compute.open_reservations(limit=100):
+            job = self._jobs.get_training_job(reservation.jobId)
+            if job is None or job.status is not JobStatus.TRAINING:
+                continue
+            if not job.computeRequirements.spot:
+                continue
+            since = training_since(self._backend.describe(job.trainingJobName) or {})
+            if since is None:
+                continue
+            written = self._blobs.modified_times(checkpoint_prefix(job.trainingJobName))
+            ages[job.jobId] = checkpoint_age(now, since, written.values())
+        return ages
 
     # --- admission -------------------------------------------------------------------------
 
@@ -877,7 +913,9 @@ class TrainingService:
 
     def _register_archive(
         self, job: TrainingJob, archive_uri: str, *, kind: Literal["model", "output"]
-    ) -> tuple[ArtifactRef, Artifact]:
+    ) -> tuple[ArtifactRef, Artifact, Mark | None]:
+        """Hash and register the archive's files; a model of a kind the watermark scheme
+        knows is watermarked first (so its digests are the marked bytes')."""
         prefix = f"s3://{self._settings.bucket}/"
         key = archive_uri.removeprefix(prefix)
         if not archive_uri.startswith(prefix):
@@ -892,6 +930,11 @@ class TrainingService:
             root = Path(scratch) / "files"
             with archive.open("rb") as handle:
                 paths = extract_targz(handle, root)
+            mark = (
+                self._watermarks.mark(root, job.modelFamily, job.modelVersion)
+                if kind == "model" and self._watermarks is not None
+                else None
+            )
             entries = []
             for path in paths:
                 sha, size = sha256_file(root / path)
@@ -904,7 +947,7 @@ class TrainingService:
             principal=job.createdBy,
             origin=job.jobId,
         )
-        return _ref(kind, artifact, archive_sha), artifact
+        return _ref(kind, artifact, archive_sha), artifact, mark
 
     def _checkpoint_refs(self, job: TrainingJob) -> list[ArtifactRef]:
         prefix = checkpoint_prefix(job.trainingJobName)
@@ -1066,6 +1109,7 @@ class TrainingService:
         correlation id."""
         detail = TrainingJobStateChange(
             jobId=job.jobId,
+            resourcePath=f"/train/jobs/{job.jobId}",
             status=job.status.value,
             previousStatus=previous.value if previous else None,
             modelFamily=job.modelFamily,
@@ -1075,8 +1119,8 @@ class TrainingService:
             correlationId=job.correlationId,
             purpose=job.purpose,
             evaluationId=job.evaluationId,
-        ).model_dump(mode="json")
-        self._publish(STATE_CHANGE, detail)
+        )
+        self._publish(detail)
         self._audit(
             AuditEvent(
                 stream=AUDIT_STREAM,
