@@ -24,9 +24,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from modelops.domain.signing import public_key_der
 from modelops_cli.artifacts import DigestMismatch, download_files
-from modelops_cli.verify import verify_model
+from modelops_cli.verify import pinned_keys, verify_model
 
 
 @dataclass(frozen=True)
@@ -114,13 +113,7 @@ def load_verified(
 def run_verify_package(args: argparse.Namespace) -> int:
     from modelops_cli import cli
 
-    try:
-        statement_key = (
-            public_key_der(Path(args.statement_key).read_text()) if args.statement_key else None
-        )
-        model_key = public_key_der(Path(args.model_key).read_text()) if args.model_key else None
-    except (OSError, ValueError) as error:
-        raise cli.CliError(cli.EXIT_USAGE, "USAGE", f"a key file: {error}") from error
+    statement_key, model_key = pinned_keys(args)
     client = cli.make_client(args)
     with tempfile.TemporaryDirectory(prefix="modelops-package-") as tmp:
         try:

@@ -83,17 +83,24 @@ def verify_model(
     return ok
 
 
+def pinned_keys(args: argparse.Namespace) -> tuple[bytes | None, bytes | None]:
+    """The DER of ``--statement-key`` and ``--model-key`` (PEM files), None where not given."""
+    from modelops_cli import cli
+
+    def read(path: str | None) -> bytes | None:
+        return public_key_der(Path(path).read_text()) if path else None
+
+    try:
+        return read(args.statement_key), read(args.model_key)
+    except (OSError, ValueError) as error:
+        raise cli.CliError(cli.EXIT_USAGE, "USAGE", f"a key file: {error}") from error
+
+
 def run_verify_model(args: argparse.Namespace) -> int:
     from modelops_cli import cli
     from modelops_cli.artifacts import DigestMismatch
 
-    try:
-        statement_key = (
-            public_key_der(Path(args.statement_key).read_text()) if args.statement_key else None
-        )
-        model_key = public_key_der(Path(args.model_key).read_text()) if args.model_key else None
-    except (OSError, ValueError) as error:
-        raise cli.CliError(cli.EXIT_USAGE, "USAGE", f"a key file: {error}") from error
+    statement_key, model_key = pinned_keys(args)
     client = None
     if args.provenance:  # with --dir and both keys, nothing is asked of the API
         try:

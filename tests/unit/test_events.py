@@ -174,11 +174,13 @@ def test_a_passing_evaluation_recommends_promotion_to_the_next_rung() -> None:
     }
 
 
-def test_a_drift_alert_recommends_a_retrain_naming_its_proposal() -> None:
+def test_a_drift_alert_on_a_prod_version_recommends_a_retrain_and_its_demotion() -> None:
     drift = Drift()
     drift.baseline()
     drift.capture(1, iris_like(300, seed=2, petal_shift=2.5), "a")
     [finding], _ = drift.service.monitor(None, None, "corr")
+    model = drift.setup.repo.models[drift.model_id]
+    drift.setup.repo.models[drift.model_id] = model.model_copy(update={"status": ModelStatus.PROD})
 
     alert = drift.service.alert(
         AlertRequest(modelId=drift.model_id, findingId=finding.findingId),
@@ -187,7 +189,13 @@ def test_a_drift_alert_recommends_a_retrain_naming_its_proposal() -> None:
         "corr",
     )
 
-    (advice,) = drift.publisher.of(ModelRecommendation.DETAIL_TYPE)
-    assert advice["source"] == "drift" and advice["sourceId"] == alert.alertId
-    assert advice["recommendation"]["action"] == "retrain"
-    assert any(str(alert.proposalId) in r for r in advice["recommendation"]["reasons"])
+    retrain, demote = drift.publisher.of(ModelRecommendation.DETAIL_TYPE)
+    assert retrain["source"] == "drift" and retrain["sourceId"] == alert.alertId
+    assert retrain["recommendation"]["action"] == "retrain"
+    assert any(str(alert.proposalId) in r for r in retrain["recommendation"]["reasons"])
+    assert demote["recommendation"] == {
+        "action": "demote",
+        "currentStage": "prod",
+        "targetStage": "staging",
+        "reasons": [alert.reason],
+    }

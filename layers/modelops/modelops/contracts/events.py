@@ -178,10 +178,13 @@ class PromotionAwaitingApproval(EventDetail):
     resourcePath: str = Field(description="GET it: /models/{modelId}/promotions/{promotionId}.")
 
 
+RecommendedAction = Literal["promote", "hold", "demote", "retrain", "quarantine"]
+
+
 class Recommendation(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True, defer_build=True)
 
-    action: Literal["promote", "hold", "retrain", "quarantine"]
+    action: RecommendedAction
     currentStage: str
     targetStage: str | None = Field(description="The stage a promotion would move it to.")
     reasons: list[str]
@@ -216,8 +219,8 @@ class EvaluationCompleted(EventDetail):
 
 class ModelRecommendation(EventDetail):
     """The Eval Engine's and the drift monitor's advice about a version: promote or hold
-    (after an evaluation), retrain or quarantine (after drift). Advice only: nothing moves
-    until someone requests it."""
+    (after an evaluation); retrain, quarantine or, for a prod version, demote (after drift).
+    Advice only: nothing moves until someone requests it."""
 
     DETAIL_TYPE: ClassVar[str] = "Model Recommendation"
 

@@ -41,13 +41,14 @@ from modelops.contracts.events import (
     EventDetail,
     ModelRecommendation,
     Recommendation,
+    RecommendedAction,
 )
 from modelops.contracts.registry import Contract
 from modelops.domain import ids
 from modelops.domain.access import Caller, Permission
 from modelops.domain.digests import canonical_json
 from modelops.domain.drift import Constraints, Summary
-from modelops.domain.entities import ModelVersion
+from modelops.domain.entities import ModelStatus, ModelVersion
 from modelops.domain.ledger import AuditEvent, Outcome
 from modelops.domain.monitoring import (
     MAX_LABELS_PER_CALL,
@@ -713,13 +714,18 @@ class DriftService:
 
     def _recommend(self, model: ModelVersion, alert: DriftAlert) -> None:
         """Tell the Eval Engine and Kernel what the alert advises: retrain (a proposal
-        waits for approval) and/or quarantine (already in force for high-risk families)."""
-        for action in ("retrain", "quarantine"):
-            if action not in alert.remediation:
-                continue
-            reasons = [alert.reason]
-            if action == "retrain" and alert.proposalId:
-                reasons.append(f"retrain proposal {alert.proposalId} awaits approval")
+        waits for approval), quarantine (already in force for high-risk families), and for a
+        prod version, demotion to staging (the previous version back, until a retrain
+        passes its gates)."""
+        advice: list[tuple[RecommendedAction, str | None, list[str]]] = []
+        if "retrain" in alert.remediation:
+            waiting = [f"retrain proposal {alert.proposalId} awaits approval"]
+            advice.append(("retrain", None, [alert.reason, *(waiting if alert.proposalId else [])]))
+        if "quarantine" in alert.remediation:
+            advice.append(("quarantine", None, [alert.reason]))
+        if model.status is ModelStatus.PROD:
+            advice.append(("demote", ModelStatus.STAGING.value, [alert.reason]))
+        for action, target, reasons in advice:
             self._publish(
                 ModelRecommendation(
                     modelId=model.modelId,
@@ -730,7 +736,7 @@ class DriftService:
                     recommendation=Recommendation(
                         action=action,
                         currentStage=model.status.value,
-                        targetStage=None,
+                        targetStage=target,
                         reasons=reasons,
                     ),
                     correlationId=alert.correlationId,
