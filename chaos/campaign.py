@@ -256,7 +256,9 @@ class Sandbox:
                     },
                 )
         kms = self.client("kms")
-        for key in (platform.SIGNING_KEY, platform.MODEL_SIGNING_KEY):
+        for key in platform.KEYS:  # every key a function may name in its environment
+            if key.env_var is None:
+                continue
             metadata = kms.create_key(KeySpec=key.key_spec, KeyUsage=key.key_usage)["KeyMetadata"]
             self.key_arns[key.logical_id] = str(metadata["Arn"])
         for bus in platform.BUSES:

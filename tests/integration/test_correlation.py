@@ -14,6 +14,7 @@ import pytest
 
 from localcloud.cloud import LocalCloud
 from modelops import platform
+from modelops.services.training import AUDIT_STREAM as TRAINING_STREAM
 from modelops_cli import training
 from modelops_cli.cli import wait_for
 from modelops_cli.client import ModelOpsClient
@@ -221,11 +222,14 @@ def test_every_audit_record_of_the_flow_carries_the_correlation_id(
 ) -> None:
     job = flow["job"]
     ids = {job["jobId"], job["modelId"]}
-    streams = [s["stream"] if isinstance(s, dict) else s for s in _streams(engineer)]
+    # The flow's stream: the training API's calls and the workflow's steps both write to it.
+    # (Other streams are other tests', some with records planted corrupt on purpose.)
+    assert TRAINING_STREAM in [
+        s["stream"] if isinstance(s, dict) else s for s in _streams(engineer)
+    ]
     records = [
-        (stream, record)
-        for stream in streams
-        for record in _records(engineer, stream)
+        (TRAINING_STREAM, record)
+        for record in _records(engineer, TRAINING_STREAM)
         if ids & set(record.get("resources", ()))
     ]
     actions = {record["action"] for _, record in records}
