@@ -129,7 +129,32 @@ def common_options() -> argparse.ArgumentParser:
         help="json: exactly the API's JSON; table: for people (default)",
     )
     group.add_argument("--no-progress", action="store_true", help="no progress lines on stderr")
+    group.add_argument(
+        "--client-cert",
+        metavar="PEM",
+        help="client certificate for an API on a mutual TLS domain (default: "
+        "$MODELOPS_CLIENT_CERT)",
+    )
+    group.add_argument(
+        "--client-key",
+        metavar="PEM",
+        help="its private key (default: $MODELOPS_CLIENT_KEY)",
+    )
     return common
+
+
+def client_certificate(args: argparse.Namespace) -> tuple[str, str] | None:
+    """The certificate and key files to present to a mutual TLS domain; None without."""
+    cert = getattr(args, "client_cert", None) or os.environ.get("MODELOPS_CLIENT_CERT")
+    key = getattr(args, "client_key", None) or os.environ.get("MODELOPS_CLIENT_KEY")
+    if not cert and not key:
+        return None
+    if not (cert and key):
+        raise CliError(EXIT_USAGE, "USAGE", "give both --client-cert and --client-key, or neither")
+    for path in (cert, key):
+        if not Path(path).is_file():
+            raise CliError(EXIT_USAGE, "USAGE", f"{path}: no such file")
+    return cert, key
 
 
 def endpoint_url(args: argparse.Namespace) -> str | None:
@@ -151,7 +176,12 @@ def make_client(args: argparse.Namespace) -> Any:
             profile_name=getattr(args, "profile", None),
             region_name=getattr(args, "region", None),
         )
-        return ModelOpsClient(url, session=session, region=getattr(args, "region", None))
+        return ModelOpsClient(
+            url,
+            session=session,
+            region=getattr(args, "region", None),
+            client_cert=client_certificate(args),
+        )
     except BotoCoreError as error:  # e.g. ProfileNotFound
         raise CliError(EXIT_USAGE, "CONFIGURATION", str(error)) from error
     except RuntimeError as error:  # no credentials anywhere in the chain
