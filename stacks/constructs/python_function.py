@@ -52,6 +52,10 @@ KEY_ACTIONS = {
 # ``modelops.adapters.s3``), hence s3:ListBucket on the bucket.
 BUCKET_WRITE_ACTIONS = ("s3:PutObject",)
 BUCKET_LIST_ACTIONS = ("s3:ListBucket",)
+# Access.EXPIRE to a bucket: find every version of an object and delete them all (a
+# versioned bucket keeps a deleted object's bytes otherwise), never read one; no key use.
+BUCKET_EXPIRE_ACTIONS = ("s3:DeleteObject", "s3:DeleteObjectVersion")
+BUCKET_VERSION_LIST_ACTIONS = ("s3:ListBucket", "s3:ListBucketVersions")
 # Lambda refuses a function whose environment (names and values) exceeds 4 KB. Values that
 # CloudFormation fills in (the names and ARNs it generates, at most 64-character role and
 # 63-character bucket names) are counted at RESOLVED_VALUE_BOUND characters each.
@@ -215,6 +219,17 @@ def _grant_bucket(bucket: s3.IBucket, access: platform.Access, role: iam.IRole) 
                 actions=["kms:GenerateDataKey"],
                 resources=[bucket.encryption_key.key_arn],
                 conditions={"StringEquals": {"kms:ViaService": f"s3.{Aws.REGION}.amazonaws.com"}},
+            )
+        )
+    elif access is platform.Access.EXPIRE:
+        role.add_to_principal_policy(
+            iam.PolicyStatement(
+                actions=list(BUCKET_EXPIRE_ACTIONS), resources=[bucket.arn_for_objects("*")]
+            )
+        )
+        role.add_to_principal_policy(
+            iam.PolicyStatement(
+                actions=list(BUCKET_VERSION_LIST_ACTIONS), resources=[bucket.bucket_arn]
             )
         )
     else:

@@ -385,7 +385,35 @@ def test_only_escrow_readers_and_writers_hold_anything_on_escrow(
             platform.ESCROW_KEY.logical_id,
         )
     }
-    assert holders == {platform.REGISTRY_API.name, platform.DATASET_SANITIZER.name}
+    assert holders == {
+        platform.REGISTRY_API.name,
+        platform.DATASET_SANITIZER.name,
+        platform.RETENTION_RUN.name,
+    }
+
+
+def test_retention_run_may_delete_escrow_objects_but_never_read_or_decrypt_them(
+    synth: Synthesized, service_template: Template
+) -> None:
+    statements = _function_statements(synth, service_template, platform.RETENTION_RUN)
+    on_escrow = _escrow_object_statements(synth, statements)
+    escrow_bucket = [
+        "arn:",
+        {"Ref": "AWS::Partition"},
+        ":s3:::",
+        {"Fn::ImportValue": _import(synth, ESCROW.logical_id, "Name")},
+    ]
+    escrow_objects = {"Fn::Join": ["", [*escrow_bucket, "/*"]]}
+
+    assert _permissions(on_escrow, {"s3"}) == {
+        _permission("s3:DeleteObject", escrow_objects),
+        _permission("s3:DeleteObjectVersion", escrow_objects),
+        _permission("s3:ListBucket", {"Fn::Join": ["", escrow_bucket]}),
+        _permission("s3:ListBucketVersions", {"Fn::Join": ["", escrow_bucket]}),
+    }
+    for action in ("s3:GetObject", "s3:GetObjectVersion", "s3:PutObject"):
+        assert not any(_allows(s, action) for s in on_escrow), action
+    assert _key_statements(synth, statements, platform.ESCROW_KEY.logical_id) == []
 
 
 def test_sanitizer_reads_escrow_objects_and_decrypts_them(

@@ -39,7 +39,7 @@ from modelops.domain.retention import (
 )
 from modelops.domain.training import ArtifactRef, JobStatus, TrainingJob, checkpoint_prefix
 from modelops.errors import Forbidden, Gone, NotFound
-from modelops.services.artifacts import ArtifactService, blob_key
+from modelops.services.artifacts import ArtifactService, blob_key, escrow_prefix
 from modelops.services.audit import AuditService
 from modelops.services.lineage import LineageService
 from modelops.services.retention import RetentionService
@@ -144,7 +144,9 @@ class World:
     clock: FixedClock
 
 
-def make_world() -> World:
+def make_world(escrow: MemoryObjects | None = None) -> World:
+    """``escrow``: the escrow bucket, as the scheduled retention-run has it (None: as every
+    other function, which may not delete there)."""
     registry, ledger, signer, clock = (
         MemoryPlatform(),
         MemoryLedgerStore(),
@@ -162,6 +164,7 @@ def make_world() -> World:
         audit=audit,
         objects=objects,
         clock=clock,
+        escrow=escrow,
     )
     return World(registry, retention, ledger, signer, objects, service, clock)
 
@@ -218,8 +221,18 @@ def finished_job(world: World, job_id: str, files: dict[str, bytes], ended: date
     return checkpoints
 
 
-def dataset(world: World, name: str, retention_days: int | None) -> Dataset:
+def dataset(
+    world: World, name: str, retention_days: int | None, escrow: MemoryObjects | None = None
+) -> Dataset:
+    """``escrow``: raw personal data, its file in the escrow bucket under the artifact's
+    prefix (and nothing in the artifact bucket)."""
     artifact = stored_artifact(world, name, {"data.csv": f"rows of {name}".encode()})
+    if escrow is not None:
+        artifact = artifact.model_copy(update={"storage": "escrow"})
+        world.registry.artifacts[artifact.artifactId] = artifact
+        for entry in artifact.files:
+            del world.objects.versions[blob_key(entry.sha256)]
+            escrow.versions[f"{escrow_prefix(artifact.artifactId)}{entry.path}"] = 2
     record = Dataset(
         datasetId=ids.dataset_id(name, artifact.rootDigest),
         name=name,
@@ -229,7 +242,8 @@ def dataset(world: World, name: str, retention_days: int | None) -> Dataset:
         sourceRefs=(),
         transformations=(),
         license="MIT",
-        piiFlags=(),
+        piiFlags=("email",) if escrow is not None else (),
+        storage="escrow" if escrow is not None else "standard",
         usageRestrictions=UsageRestrictions(retentionDays=retention_days),
         description="",
         createdAt=ENDED,
@@ -333,6 +347,33 @@ def test_a_dataset_past_its_retention_days_expires(world: World) -> None:
 
     assert [(o.action, o.objectId) for o in report.outcomes] == [("expired", data.datasetId)]
     assert data.artifactId in world.retention.states
+
+
+def test_raw_personal_data_past_its_retention_is_deleted_from_escrow_by_the_scheduled_run() -> None:
+    escrow = MemoryObjects()
+    world = make_world(escrow=escrow)
+    raw = dataset(world, "growers-raw", retention_days=30, escrow=escrow)
+    (key,) = escrow.versions
+
+    report = run(world, ENDED + timedelta(days=30))
+
+    assert [(o.action, o.objectId) for o in report.outcomes] == [("expired", raw.datasetId)]
+    tomb = world.retention.tombs[tombstone_id(raw.artifactId)]
+    assert tomb.deletedKeys == (key,) and escrow.versions == {}
+    assert tomb.files == world.registry.artifacts[raw.artifactId].files  # digests recorded
+
+
+def test_escrow_is_left_to_the_scheduled_run_by_functions_that_may_not_delete_there() -> None:
+    escrow = MemoryObjects()
+    world = make_world()  # the registry API's manual run: no escrow store
+    raw = dataset(world, "growers-raw", retention_days=30, escrow=escrow)
+
+    report = run(world, ENDED + timedelta(days=30))
+
+    assert [(o.action, o.objectId) for o in report.outcomes] == [
+        ("escrow-scheduled", raw.datasetId)
+    ]
+    assert len(escrow.versions) == 1 and world.retention.tombs == {}
 
 
 def test_a_dataset_in_the_lineage_of_a_model_that_was_once_in_prod_never_expires(

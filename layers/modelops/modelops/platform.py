@@ -34,6 +34,9 @@ class Access(StrEnum):
     WRITE = "write"
     # HMAC keys only: kms:GenerateMac (the key never leaves KMS).
     MAC = "mac"
+    # Buckets only: list object versions and delete them, never read them (the retention
+    # job expiring raw personal data in escrow: the digests it records are the registry's).
+    EXPIRE = "expire"
 
 
 # SageMaker training jobs the platform creates are named TRAINING_JOB_PREFIX + job id, so
@@ -562,7 +565,11 @@ RETENTION_RUN = FunctionSpec(
     handler="retention_tasks.run_retention.handler",
     description="Expires records past their retention period, leaving signed tombstones.",
     tables={REGISTRY_TABLE.logical_id: Access.READ_WRITE, **LEDGER_WRITER_TABLES},
-    buckets={ARTIFACT_BUCKET.logical_id: Access.READ_WRITE, **LEDGER_WRITER_BUCKETS},
+    buckets={
+        ARTIFACT_BUCKET.logical_id: Access.READ_WRITE,
+        ESCROW_BUCKET.logical_id: Access.EXPIRE,  # raw personal data past its retention
+        **LEDGER_WRITER_BUCKETS,
+    },
     keys=dict(LEDGER_WRITER_KEYS),
     buses=(EVENT_BUS.logical_id,),
     schedule="rate(1 day)",

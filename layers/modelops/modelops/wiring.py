@@ -464,6 +464,7 @@ def retention_service() -> RetentionService:
         audit=audit_service(),
         objects=blob_store(),
         clock=SystemClock(),
+        escrow=escrow_store(),
     )
 
 

@@ -22,6 +22,7 @@ RetentionAction = Literal[
     "held",  # under legal hold
     "prod-lineage",  # in the lineage of a model that is or was in prod
     "shared",  # the artifact is also a model's, or a retained dataset's
+    "escrow-scheduled",  # raw PII in escrow: only the scheduled retention-run deletes there
     "awaiting-checkpoint",  # tombstone recorded; no signed checkpoint covers it yet
 ]
 

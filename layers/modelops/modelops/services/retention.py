@@ -72,7 +72,7 @@ from modelops.ports import (
     RetentionRepository,
     TrainingRepository,
 )
-from modelops.services.artifacts import blob_key
+from modelops.services.artifacts import blob_key, escrow_prefix
 from modelops.services.audit import AuditService
 from modelops.services.lineage import LineageService
 
@@ -91,6 +91,7 @@ class Candidate:
     policy: str
     holds: tuple[tuple[HoldKind, str], ...]
     sync_prefix: str | None = None  # a training job's checkpoint sync, deleted too
+    escrowed: bool = False  # raw personal data: its files are in the escrow bucket
 
     @property
     def owner(self) -> str:
@@ -110,7 +111,10 @@ class RetentionService:
         audit: AuditService,
         objects: RetentionObjects,
         clock: Clock,
+        escrow: RetentionObjects | None = None,
     ) -> None:
+        """``escrow``: the escrow bucket, in the one function that may delete from it (the
+        scheduled ``retention-run``); elsewhere None, and escrowed datasets are left to it."""
         self._registry = registry
         self._jobs = jobs
         self._stages = stages
@@ -118,6 +122,7 @@ class RetentionService:
         self._lineage = lineage
         self._audit = audit
         self._objects = objects
+        self._escrow = escrow
         self._clock = clock
 
     # --- the job ---------------------------------------------------------------------------
@@ -214,8 +219,8 @@ class RetentionService:
         )
         for dataset in datasets:
             expiry = retention_expiry(dataset)
-            if expiry is None or expiry > as_of or dataset.escrowed:
-                continue  # escrow has its own bucket and key: not expired here
+            if expiry is None or expiry > as_of:
+                continue
             artifact = self._registry.get_artifact(dataset.artifactId)
             if artifact is None:
                 continue
@@ -229,12 +234,19 @@ class RetentionService:
                 f"{expiry.isoformat()}",
                 policy=f"{spec.name}: expire when the dataset's retentionDays pass",
                 holds=(("dataset", dataset.datasetId), ("artifact", artifact.artifactId)),
+                escrowed=dataset.escrowed,
             )
 
     def _left_alone(
         self, group: list[Candidate], protected: set[str], owners: dict[str, set[str]]
     ) -> tuple[str, str] | None:
         """Why the candidates of one artifact may not expire (action, detail), or None."""
+        if self._escrow is None and any(c.escrowed for c in group):
+            return (
+                "escrow-scheduled",
+                "raw personal data in escrow: deleted by the scheduled retention-run, the "
+                "only function that may delete from the escrow bucket",
+            )
         holds = self._retention.holds([h for c in group for h in c.holds])
         if holds:
             named = ", ".join(f"{h.kind} {h.targetId} ({h.reason})" for h in holds)
@@ -392,14 +404,20 @@ class RetentionService:
                 at=self._clock.now(),
             )
         )
-        holders = self._retention.blob_holders()  # without this artifact, now expired
-        digests = sorted({f.sha256 for f in tomb.files})
-        kept = [d for d in digests if holders.get(d, set()) - {tomb.artifactId}]
-        keys = [blob_key(d) for d in digests if d not in kept]
-        for prefix in sorted({c.sync_prefix for c in group if c.sync_prefix}):
-            keys += self._objects.list_keys(prefix)
+        if any(c.escrowed for c in group):
+            # Escrow keeps each artifact's files under its own prefix, shared with nothing.
+            assert self._escrow is not None  # _left_alone keeps escrow from other functions
+            store, kept = self._escrow, []
+            keys = [f"{escrow_prefix(tomb.artifactId)}{f.path}" for f in tomb.files]
+        else:
+            holders = self._retention.blob_holders()  # without this artifact, now expired
+            digests = sorted({f.sha256 for f in tomb.files})
+            kept = [d for d in digests if holders.get(d, set()) - {tomb.artifactId}]
+            store, keys = self._objects, [blob_key(d) for d in digests if d not in kept]
+            for prefix in sorted({c.sync_prefix for c in group if c.sync_prefix}):
+                keys += store.list_keys(prefix)
         for key in keys:
-            self._objects.purge(key)
+            store.purge(key)
         done = tomb.model_copy(
             update={
                 "status": TombstoneStatus.DELETED,
