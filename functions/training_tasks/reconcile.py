@@ -1,8 +1,9 @@
 """Scheduled (every 5 minutes): release compute reservations no running training job holds,
-then report how long each running spot job has trained without writing a checkpoint
-(``TrainingService.checkpoint_ages``). The oldest age is emitted as ``CheckpointAgeSeconds``
-(the ``service`` dimension only; nothing when no job is measured), which CDK alarms on; each
-job's age is in the step's result (logged), to find the job.
+and report how long each running spot job has trained without writing a checkpoint
+(``TrainingService.reconcile``, one pass over the reservations). The oldest age is emitted
+as ``CheckpointAgeSeconds`` (the ``service`` dimension only; nothing when no job is
+measured), which CDK alarms on; each job's age is in the step's result (logged), to find
+the job.
 """
 
 from datetime import timedelta
@@ -16,10 +17,8 @@ STALE_RESERVATION = timedelta(minutes=15)
 
 
 def reconcile(event: dict[str, Any]) -> dict[str, Any]:
-    service = wiring.training_service()
-    result: dict[str, Any] = dict(service.reconcile(STALE_RESERVATION))
-    ages = service.checkpoint_ages()
-    result["checkpointAgeSeconds"] = ages
+    result = wiring.training_service().reconcile(STALE_RESERVATION)
+    ages: dict[str, float] = result["checkpointAgeSeconds"]
     if ages:
         result["metrics"] = [
             {

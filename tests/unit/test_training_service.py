@@ -484,7 +484,9 @@ def test_the_checkpoint_age_counts_from_the_newest_checkpoint_or_the_training_st
     assert training_since({**described, "SecondaryStatus": "Downloading"}) is None
 
 
-def test_checkpoint_ages_measure_only_running_spot_jobs_in_training(setup: Setup) -> None:
+def test_reconcile_measures_checkpoint_age_of_running_spot_jobs_in_training_only(
+    setup: Setup,
+) -> None:
     spot = setup.submit()
     on_demand = setup.submit(
         modelVersion="1.0.1", compute={"instanceType": "ml.g5.xlarge", "spot": False}
@@ -500,12 +502,12 @@ def test_checkpoint_ages_measure_only_running_spot_jobs_in_training(setup: Setup
     setup.blobs.put(key, b"{}")
     setup.blobs.written[key] = setup.clock.current - timedelta(minutes=10)
 
-    ages = setup.service.checkpoint_ages()
+    ages = setup.service.reconcile(timedelta(minutes=15))["checkpointAgeSeconds"]
 
     assert list(ages) == [spot.jobId]
     assert 10 * 60 <= ages[spot.jobId] < 10 * 60 + 5
     setup.sagemaker.described[spot.trainingJobName]["SecondaryStatus"] = "Interrupted"
-    assert setup.service.checkpoint_ages() == {}
+    assert setup.service.reconcile(timedelta(minutes=15))["checkpointAgeSeconds"] == {}
 
 
 def test_start_creates_a_managed_spot_job_with_checkpoints_and_script_mode(setup: Setup) -> None:
@@ -663,11 +665,19 @@ def test_reconciliation_releases_what_ended_jobs_and_crashed_admissions_left_hel
     )  # admission crashed after reserving
     setup.clock.current += timedelta(hours=1)
     result = setup.service.reconcile(timedelta(minutes=15))
-    assert result == {"released": [ended.jobId, "trn-" + "f" * 24], "failed": [ended.jobId]}
+    assert result == {
+        "released": [ended.jobId, "trn-" + "f" * 24],
+        "failed": [ended.jobId],
+        "checkpointAgeSeconds": {},  # the running job is not in SageMaker's Training status
+    }
     assert setup.service.get(ended.jobId).status is JobStatus.FAILED
     assert "reconciliation" in setup.service.get(ended.jobId).statusReason
     assert [r.jobId for r in setup.compute.open_reservations(10)] == [running.jobId]
-    assert setup.service.reconcile(timedelta(minutes=15)) == {"released": [], "failed": []}
+    assert setup.service.reconcile(timedelta(minutes=15)) == {
+        "released": [],
+        "failed": [],
+        "checkpointAgeSeconds": {},
+    }
 
 
 def test_a_fine_tune_records_its_parent_in_the_model_lineage(setup: Setup) -> None:

@@ -17,7 +17,7 @@ import tempfile
 import uuid
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
 from typing import Any, Literal
@@ -550,12 +550,18 @@ class TrainingService:
         self._compute.release(job_id, used)
         return {"releasedGpuHours": str(used), "metrics": self._quota_metrics(job)}
 
-    def reconcile(self, stale_after: timedelta) -> dict[str, list[str]]:
+    def reconcile(self, stale_after: timedelta) -> dict[str, Any]:
         """Release what leaked: reservations of jobs that ended, or whose workflow ended
         without ending the job (a crashed or stopped execution), or that were never
-        recorded (admission crashed between reserving and recording)."""
+        recorded (admission crashed between reserving and recording). In the same pass,
+        ``checkpointAgeSeconds``: job id -> seconds since each running spot job in
+        SageMaker's ``Training`` status last wrote a checkpoint (or (re)entered ``Training``,
+        if later: a job still downloading its data, or waiting for spot capacity after an
+        interruption, is not measured). A spot job resumes from its newest checkpoint after
+        an interruption, so this is what it stands to lose."""
         released: list[str] = []
         failed: list[str] = []
+        ages: dict[str, float] = {}
         now = self._clock.now()
         for reservation in self._compute.open_reservations(limit=100):
             job = self._jobs.get_training_job(reservation.jobId)
@@ -566,34 +572,26 @@ class TrainingService:
                 continue
             if not job.status.terminal:
                 if job.executionArn and self._workflow.running(job.executionArn):
+                    age = self._checkpoint_age(job, now)
+                    if age is not None:
+                        ages[job.jobId] = age
                     continue
                 self.fail_job(job.jobId, {"Error": "WorkflowEnded", "Cause": _ENDED})
                 failed.append(job.jobId)
             self.record_usage(job.jobId)
             self.release_compute(job.jobId)
             released.append(job.jobId)
-        return {"released": released, "failed": failed}
+        return {"released": released, "failed": failed, "checkpointAgeSeconds": ages}
 
-    def checkpoint_ages(self) -> dict[str, float]:
-        """Job id -> seconds since each running spot job in SageMaker's ``Training`` status
-        last wrote a checkpoint (or (re)entered ``Training``, if later: a job still
-        downloading its data, or waiting for spot capacity after an interruption, is not
-        measured). A spot job resumes from its newest checkpoint after an interruption, so
-        this is what it stands to lose."""
-        now = self._clock.now()
-        ages: dict[str, float] = {}
-        for reservation in self._compute.open_reservations(limit=100):
-            job = self._jobs.get_training_job(reservation.jobId)
-            if job is None or job.status is not JobStatus.TRAINING:
-                continue
-            if not job.computeRequirements.spot:
-                continue
-            since = training_since(self._backend.describe(job.trainingJobName) or {})
-            if since is None:
-                continue
-            written = self._blobs.modified_times(checkpoint_prefix(job.trainingJobName))
-            ages[job.jobId] = checkpoint_age(now, since, written.values())
-        return ages
+    def _checkpoint_age(self, job: TrainingJob, now: datetime) -> float | None:
+        """Seconds since a running spot job's newest checkpoint; None if not measured."""
+        if job.status is not JobStatus.TRAINING or not job.computeRequirements.spot:
+            return None
+        since = training_since(self._backend.describe(job.trainingJobName) or {})
+        if since is None:
+            return None
+        written = self._blobs.modified_times(checkpoint_prefix(job.trainingJobName))
+        return checkpoint_age(now, since, written.values())
 
     # --- admission -------------------------------------------------------------------------
 
